@@ -1,0 +1,66 @@
+"""Frames per second of the live pipeline (detect, crop, classify, draw) on a 640x480 video with 1-3 faces.
+
+    python benchmarks/live_fps.py --data data --model weights/deep_emotion_vgg.pt --frames 150 --repeats 3
+
+The video is made of FER2013 faces from --data, upscaled and pasted into each
+frame at moving positions (real faces, so the Haar cascade has work to do).
+"""
+import argparse
+import statistics
+import time
+
+import cv2
+import numpy as np
+import torch
+
+from common import median_report
+from data_loaders import load_split
+from emotion_detector import EmotionDetector, draw
+
+
+def make_frames(faces, count, rng):
+    frames = []
+    for t in range(count):
+        frame = np.full((480, 640, 3), 100, np.uint8)
+        frame[:, :, 1] = 120
+        for k in range(1 + t % 3):  # one to three faces
+            side = 110 + 20 * k
+            x, y = 20 + 200 * k + int(10 * np.sin(t / 7 + k)), 100 + int(30 * np.cos(t / 11 + k))
+            face = cv2.resize(faces[(t // 30 + k) % len(faces)], (side, side), interpolation=cv2.INTER_CUBIC)
+            frame[y:y + side, x:x + side] = face[:, :, None]
+        frames.append(frame)
+    return frames
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="data", help="prepared data folder (default: data)")
+    parser.add_argument("--split", default="val", help="split the faces come from (default: val)")
+    parser.add_argument("--model", default="weights/deep_emotion_vgg.pt", help="checkpoint (default: %(default)s)")
+    parser.add_argument("--frames", type=int, default=150, help="frames per run (default: 150)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs (default: 3)")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    images, _, _ = load_split(args.data, args.split)
+    frames = make_frames(images[:40].numpy(), args.frames, np.random.default_rng(0))
+    fps, stages, faces_found = [], {"detect": [], "crop": [], "classify": [], "draw": []}, 0
+    for _ in range(args.repeats):
+        detector = EmotionDetector(args.model)
+        draw_seconds, start = 0.0, time.perf_counter()
+        for frame in frames:
+            results = detector.detect_emotions(frame)
+            tick = time.perf_counter()
+            draw(frame.copy(), results, 30.0)
+            draw_seconds += time.perf_counter() - tick
+            faces_found += len(results)
+        fps.append(len(frames) / (time.perf_counter() - start))
+        for name, seconds in list(detector.timings.items()) + [("draw", draw_seconds)]:
+            stages[name].append(1000 * seconds / len(frames))
+    print(f"{args.model}: {faces_found / args.repeats / len(frames):.2f} faces found per frame (1-3 pasted)")
+    median_report("pipeline", fps, "frames/s")
+    for name, ms in stages.items():
+        print(f"  {name:<9} median {statistics.median(ms):.2f} ms/frame")
+
+
+if __name__ == "__main__":
+    main()

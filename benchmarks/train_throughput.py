@@ -1,0 +1,70 @@
+"""CPU training throughput of deep_emotion: main.py's loop against the original implementation's, in one run.
+
+    python main.py --setup --data data          # once, with fer2013.csv in data/
+    python benchmarks/train_throughput.py --data data --steps 40 --repeats 3
+
+Ours: the split decoded once into memory, batches augmented as tensors.
+The original: per-sample PIL loading + ToTensor/Normalize, DataLoader(num_workers=0), batch 128, Adam.
+"""
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from torchvision import transforms
+
+from common import median_report
+import main as trainer
+from data_loaders import FER2013, load_split
+from model import build_model
+
+
+def ours(args):
+    train_args = trainer.fill_recipe(trainer.get_args_parser().parse_args(
+        ["--train", "--data", args.data, "--quiet", "--max_steps", str(args.steps)]))
+    images, labels, _ = load_split(args.data, "train")
+    normalization = ((images.float() / 255).mean().item(), (images.float() / 255).std().item())
+    model = build_model("deep_emotion", **train_args.arch_args)
+    optimizer = trainer.make_optimizer(model, train_args)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    metrics = trainer.train_one_epoch(model, images, labels, optimizer, scheduler, 0, train_args, normalization,
+                                      torch.device("cpu"), show_bar=False)
+    return metrics["images_per_s"]
+
+
+def original(args):
+    dataset = FER2013(args.data, "train", transform=transforms.Compose(
+        [transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))]))
+    loader = DataLoader(dataset, batch_size=128, shuffle=True, num_workers=0)
+    model = build_model("deep_emotion", dropout=0.5)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.005)
+    model.train()
+    seen, start = 0, time.perf_counter()
+    for step, (x, y) in enumerate(loader):
+        if step == args.steps:
+            break
+        optimizer.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        optimizer.step()
+        seen += len(y)
+    return seen / (time.perf_counter() - start)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="data", help="prepared data folder (default: data)")
+    parser.add_argument("--steps", type=int, default=40, help="training steps per measurement (default: 40)")
+    parser.add_argument("--repeats", type=int, default=3, help="measurements of each (default: 3)")
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    results = {"ours (main.py)": [], "original loop": []}
+    for _ in range(args.repeats):
+        results["ours (main.py)"].append(ours(args))
+        results["original loop"].append(original(args))
+    for name, values in results.items():
+        median_report(f"{name:>15}", values, "images/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""FER2013 as prepared by generate_data.py: a Dataset, an in-memory loader and batch augmentation.
+
+Layout under the data folder (written by generate_data.py):
+
+    DIR/prepared/<split>/labels.csv     file,label,origin   (label empty when unlabeled)
+    DIR/prepared/<split>/images/*.png   48x48 grayscale, lossless
+    DIR/prepared/manifest.json          what was converted, from where
+
+Splits: train (FER2013 Training), val (PublicTest), test (PrivateTest) and
+unlabeled (the Kaggle competition's test.csv, which has no labels).
+"""
+import csv
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import Dataset
+
+CLASS_NAMES = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
+SPLITS = ("train", "val", "test", "unlabeled")
+PREPARED_DIRNAME = "prepared"
+UNLABELED = -1
+
+
+class DataError(Exception):
+    """A problem with the user's data, reported as one line (exit code 2)."""
+
+
+def split_dir(data_dir, split):
+    return Path(data_dir) / PREPARED_DIRNAME / split
+
+
+def read_labels_csv(directory):
+    """Returns (file names, labels) of a prepared split; label is -1 where unknown."""
+    labels_csv = Path(directory) / "labels.csv"
+    files, labels = [], []
+    with open(labels_csv, newline="") as f:
+        for row in csv.DictReader(f):
+            files.append(row["file"])
+            labels.append(int(row["label"]) if row["label"] != "" else UNLABELED)
+    return files, labels
+
+
+def _check_split(data_dir, split, require_labels):
+    directory = split_dir(data_dir, split)
+    if not (directory / "labels.csv").is_file():
+        prepared = split_dir(data_dir, "")
+        have = sorted(p.name for p in prepared.iterdir() if (p / "labels.csv").is_file()) if prepared.is_dir() else []
+        if "unlabeled" in have and split == "test":
+            raise DataError(f"{data_dir} has no labelled test split: Kaggle's test.csv ships without labels; "
+                            "the labelled test faces are the PrivateTest rows of fer2013.csv or icml_face_data.csv")
+        if have:
+            raise DataError(f"{data_dir} has no prepared '{split}' split (it has: {', '.join(have)})")
+        raise DataError(f"{data_dir} is not prepared: run `python generate_data.py --data {data_dir}` first")
+    files, labels = read_labels_csv(directory)
+    if not files:
+        raise DataError(f"the '{split}' split in {directory} is empty")
+    if require_labels and UNLABELED in labels:
+        raise DataError(
+            f"the '{split}' split in {directory} has no labels (Kaggle's test.csv ships without them); "
+            "the labelled test faces are the PrivateTest rows of fer2013.csv or icml_face_data.csv")
+    return directory, files, labels
+
+
+class FER2013(Dataset):
+    """One prepared split as a map-style dataset of (PIL grayscale image, label).
+
+    `transform` and `target_transform` follow torchvision's conventions.
+    """
+
+    classes = CLASS_NAMES
+
+    def __init__(self, data_dir, split="train", transform=None, target_transform=None, require_labels=True):
+        self.directory, self.files, self.labels = _check_split(data_dir, split, require_labels)
+        self.transform = transform
+        self.target_transform = target_transform
+
+    def __len__(self):
+        return len(self.files)
+
+    def __getitem__(self, index):
+        image = Image.open(self.directory / "images" / self.files[index]).convert("L")
+        label = self.labels[index]
+        if self.transform is not None:
+            image = self.transform(image)
+        if self.target_transform is not None:
+            label = self.target_transform(label)
+        return image, label
+
+
+def load_split(data_dir, split, require_labels=True):
+    """Decodes a whole split once into memory.
+
+    Returns (images, labels, files): a uint8 tensor (N, 48, 48), an int64
+    tensor (N,) (-1 where unlabeled) and the file names. FER2013 is about 83 MB
+    this way, so training never decodes images file by file.
+    """
+    directory, files, labels = _check_split(data_dir, split, require_labels)
+    images = np.empty((len(files), 48, 48), dtype=np.uint8)
+
+    def decode(index):
+        image = cv2.imread(str(directory / "images" / files[index]), cv2.IMREAD_GRAYSCALE)
+        if image is None or image.shape != (48, 48):
+            raise DataError(f"{directory / 'images' / files[index]} is unreadable or not 48x48; "
+                            "rebuild with `python generate_data.py --force`")
+        images[index] = image
+
+    # cv2 releases the GIL while decoding, so threads decode in parallel
+    with ThreadPoolExecutor(os.cpu_count()) as pool:
+        list(pool.map(decode, range(len(files)), chunksize=512))
+    return torch.from_numpy(images), torch.tensor(labels, dtype=torch.int64), files
+
+
+def normalize(images, mean, std):
+    """uint8 (B, 48, 48) -> float (B, 1, 48, 48), standardised with the training statistics."""
+    return (images.unsqueeze(1).float() / 255.0 - mean) / std
+
+
+def augment_batch(x, generator, max_rotation=10.0, max_scale=0.1, max_shift=0.1, flip=True,
+                  erase_prob=0.0):
+    """Random flips, rotations, scales and shifts, then random erasing, for a whole batch at once.
+
+    x: float (B, 1, H, W) on any device; the random numbers come from `generator`
+    (a CPU torch.Generator), so a seeded run repeats exactly on any device.
+    """
+    batch = x.shape[0]
+    rand = lambda *shape: torch.rand(*shape, generator=generator).to(x.device)  # noqa: E731
+    angle = (rand(batch) * 2 - 1) * math.radians(max_rotation)
+    scale = 1 + (rand(batch) * 2 - 1) * max_scale
+    shift = (rand(batch, 2) * 2 - 1) * max_shift * 2  # affine_grid's coordinates span [-1, 1]
+    mirror = torch.where(rand(batch) < 0.5, -1.0, 1.0) if flip else torch.ones(batch, device=x.device)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos * mirror, -sin, shift[:, 0]], 1),
+                         torch.stack([sin * mirror, cos, shift[:, 1]], 1)], 1)  # (B, 2, 3)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    if erase_prob > 0:
+        # one random rectangle per chosen image (2% to 20% of the area), filled with zeros (the mean)
+        h, w = x.shape[-2:]
+        area = (0.02 + rand(batch) * 0.18) * h * w
+        aspect = torch.exp((rand(batch) * 2 - 1) * math.log(3))
+        eh = (area * aspect).sqrt().clamp(max=h)
+        ew = (area / aspect).sqrt().clamp(max=w)
+        top = rand(batch) * (h - eh)
+        left = rand(batch) * (w - ew)
+        rows = torch.arange(h, device=x.device).view(1, h, 1)
+        cols = torch.arange(w, device=x.device).view(1, 1, w)
+        box = ((rows >= top.view(-1, 1, 1)) & (rows < (top + eh).view(-1, 1, 1))
+               & (cols >= left.view(-1, 1, 1)) & (cols < (left + ew).view(-1, 1, 1)))
+        chosen = (rand(batch) < erase_prob).view(-1, 1, 1)
+        x = x.masked_fill((box & chosen).unsqueeze(1), 0.0)
+    return x

@@ -1,0 +1,372 @@
+"""Convert FER2013, in any of its Kaggle shapes, into lossless PNGs and a labels CSV per split.
+
+    python generate_data.py --data DIR             # DIR holds the download
+    python generate_data.py --synthetic --data DIR # write a small synthetic demo set first
+
+Recognised in DIR, in this order (torchvision's FER2013 order):
+  1. fer2013.csv or fer2013.csv.gz        emotion,pixels,Usage
+  2. icml_face_data.csv                   emotion, Usage, pixels (names start with a space)
+  3. train.csv (+ test.csv)               Kaggle competition: emotion,pixels / pixels only
+  4. train/<class>/*.jpg, test/<class>/*.jpg   image-folder mirror (Training_*, PublicTest_*, PrivateTest_*)
+  5. fer2013_synthetic.csv(.gz)           the synthetic demo set (same columns as 1)
+
+Training -> train, PublicTest -> val, PrivateTest -> test. Inputs are never modified.
+"""
+import argparse
+import csv
+import json
+import os
+import shutil
+import sys
+import tempfile
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from data_loaders import CLASS_NAMES, PREPARED_DIRNAME, SPLITS, UNLABELED, DataError, split_dir
+from synthetic_faces import SYNTHETIC_CSV, write_synthetic_csv
+
+SPLIT_OF_USAGE = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
+SPLIT_OF_PREFIX = {"training": "train", "publictest": "val", "privatetest": "test"}
+PIXELS_PER_FACE = 48 * 48
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+SHOW_BAD_ROWS = 5
+
+
+def str2bool(value):
+    """argparse type for the original's `--flag True/False` form."""
+    if isinstance(value, bool):
+        return value
+    if value.lower() in ("true", "1", "yes", "y", "on"):
+        return True
+    if value.lower() in ("false", "0", "no", "n", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected True or False, got {value!r}")
+
+
+def get_args_parser():
+    parser = argparse.ArgumentParser(description="Convert FER2013 to per-split PNGs and labels CSVs.")
+    parser.add_argument("-d", "--data", default="data", help="folder holding the FER2013 download; "
+                        "output goes to DIR/prepared (default: data)")
+    parser.add_argument("--val_fraction", type=float, default=0.1,
+                        help="share of train carved out as val when the source has no PublicTest (default: 0.1)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of that val carve (default: 0)")
+    parser.add_argument("--force", nargs="?", const=True, default=False, type=str2bool,
+                        help="rebuild splits that already exist (default: off)")
+    parser.add_argument("--synthetic", nargs="?", const=True, default=False, type=str2bool,
+                        help=f"first write the synthetic demo set DIR/{SYNTHETIC_CSV} (default: off)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count(),
+                        help="threads encoding and writing PNGs (default: all cores)")
+    return parser
+
+
+# ---------------------------------------------------------------- reading sources
+
+def find_source(data_dir):
+    """Returns (kind, description) of the first FER2013 shape found in data_dir."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise DataError(f"data folder {data_dir} does not exist")
+    for name in ("fer2013.csv", "fer2013.csv.gz"):
+        if (data_dir / name).is_file():
+            return "fer2013", data_dir / name
+    if (data_dir / "icml_face_data.csv").is_file():
+        return "icml", data_dir / "icml_face_data.csv"
+    if (data_dir / "train.csv").is_file():
+        return "competition", data_dir / "train.csv"
+    if any(_class_folders(data_dir / top) for top in ("train", "test")):
+        return "image_folder", data_dir
+    for name in (SYNTHETIC_CSV, SYNTHETIC_CSV + ".gz"):
+        if (data_dir / name).is_file():
+            return "synthetic", data_dir / name
+    raise DataError(f"no FER2013 found in {data_dir}: expected fer2013.csv, icml_face_data.csv, "
+                    "train.csv, train/<class>/ image folders, or run with --synthetic")
+
+
+def _class_folders(root):
+    """{class index: folder} for the class-named subfolders of root."""
+    if not root.is_dir():
+        return {}
+    index_of = {name.lower(): i for i, name in enumerate(CLASS_NAMES)}
+    return {index_of[p.name.lower()]: p for p in sorted(root.iterdir())
+            if p.is_dir() and p.name.lower() in index_of}
+
+
+class Faces:
+    """Valid faces of a source and the bad rows it skipped."""
+
+    def __init__(self):
+        self.images, self.labels, self.splits, self.origins = [], [], [], []
+        self.bad = []  # (origin, reason)
+
+    def extend(self, images, labels, splits, origins):
+        self.images.append(images)
+        self.labels += list(labels)
+        self.splits += list(splits)
+        self.origins += list(origins)
+
+    def arrays(self):
+        images = np.concatenate(self.images) if self.images else np.zeros((0, 48, 48), np.uint8)
+        return images, np.asarray(self.labels, dtype=np.int64), np.asarray(self.splits), self.origins
+
+
+def parse_pixels(pixels):
+    """Parses FER2013 `pixels` strings into faces.
+
+    Returns (images uint8 (N, 48, 48), ok bool (N,), reasons {row: text}).
+    One vectorised parse when every row is well-formed; row by row otherwise.
+    """
+    pixels = pixels.fillna("").astype(str)
+    count = len(pixels)
+    values = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy warns (rather than fails) on text it cannot parse
+        try:
+            if (pixels.str.count(" ") == PIXELS_PER_FACE - 1).all():
+                values = np.fromstring(" ".join(pixels), dtype=np.int32, sep=" ")
+        except (DeprecationWarning, ValueError):
+            values = None
+    reasons = {}
+    if values is not None and values.size == count * PIXELS_PER_FACE:
+        values = values.reshape(count, 48, 48)
+    else:
+        values = np.zeros((count, 48, 48), dtype=np.int32)
+        for row, text in enumerate(pixels):
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                try:
+                    parsed = np.fromstring(text, dtype=np.int32, sep=" ")
+                except (DeprecationWarning, ValueError):
+                    parsed = None
+            if parsed is None or parsed.size != PIXELS_PER_FACE or len(text.split()) != PIXELS_PER_FACE:
+                reasons[row] = f"pixels is not {PIXELS_PER_FACE} integers"
+            else:
+                values[row] = parsed.reshape(48, 48)
+    out_of_range = ((values < 0) | (values > 255)).any(axis=(1, 2))
+    for row in np.flatnonzero(out_of_range):
+        reasons.setdefault(int(row), "a pixel is outside 0..255")
+    ok = np.ones(count, dtype=bool)
+    ok[list(reasons)] = False
+    return values.clip(0, 255).astype(np.uint8), ok, reasons
+
+
+def parse_labels(emotion):
+    """Returns (labels int (N,), ok bool (N,)) for an `emotion` column."""
+    numbers = pd.to_numeric(emotion, errors="coerce").to_numpy(dtype=float)
+    ok = np.isfinite(numbers) & (numbers == np.round(numbers)) & (numbers >= 0) & (numbers < len(CLASS_NAMES))
+    return np.where(ok, numbers, UNLABELED).astype(np.int64), ok
+
+
+def read_csv_faces(path, faces, split=None, labelled=True):
+    """Reads a FER2013-style CSV into `faces`; `split` fixes the split when it has no Usage column."""
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except Exception as error:  # pandas raises many kinds for unreadable files
+        raise DataError(f"cannot read {path}: {str(error).splitlines()[0]}") from None
+    table.columns = [str(c).strip() for c in table.columns]  # icml_face_data.csv: ' Usage', ' pixels'
+    needed = ["pixels"] + (["emotion"] if labelled else []) + ([] if split else ["Usage"])
+    missing = [c for c in needed if c not in table.columns]
+    if missing:
+        raise DataError(f"{path} lacks the column(s) {', '.join(missing)} (it has: {', '.join(table.columns)})")
+    images, ok, reasons = parse_pixels(table["pixels"])
+    if labelled:
+        labels, label_ok = parse_labels(table["emotion"])
+        for row in np.flatnonzero(~label_ok):
+            reasons.setdefault(int(row), f"label {table['emotion'].iloc[row]!r} is not in 0..6")
+        ok &= label_ok
+    else:
+        labels = np.full(len(table), UNLABELED)
+    if split:
+        splits = np.full(len(table), split, dtype=object)
+    else:
+        splits = table["Usage"].str.strip().map(SPLIT_OF_USAGE).to_numpy()
+        for row in np.flatnonzero(pd.isna(splits)):
+            reasons.setdefault(int(row), f"Usage {table['Usage'].iloc[row]!r} is not a FER2013 split")
+        ok &= ~pd.isna(splits)
+    # line numbers as an editor shows them: the header is line 1
+    origins = np.array([f"{path.name}:{row + 2}" for row in range(len(table))], dtype=object)
+    faces.bad += [(origins[row], reason) for row, reason in sorted(reasons.items())]
+    faces.extend(images[ok], labels[ok], splits[ok], origins[ok])
+
+
+def read_image_folder_faces(root, faces):
+    """Reads the image-folder mirror; the split comes from the file name prefix, else the folder."""
+    entries = []
+    for top, default_split in (("train", "train"), ("test", "test")):
+        for label, folder in _class_folders(Path(root) / top).items():
+            for path in sorted(folder.iterdir()):
+                if path.suffix.lower() in IMAGE_SUFFIXES:
+                    prefix = path.name.split("_", 1)[0].lower()
+                    entries.append((path, label, SPLIT_OF_PREFIX.get(prefix, default_split)))
+    images = np.zeros((len(entries), 48, 48), dtype=np.uint8)
+    ok = np.zeros(len(entries), dtype=bool)
+
+    def decode(index):
+        image = cv2.imread(str(entries[index][0]), cv2.IMREAD_GRAYSCALE)
+        if image is not None:
+            if image.shape != (48, 48):
+                image = cv2.resize(image, (48, 48), interpolation=cv2.INTER_AREA)
+            images[index], ok[index] = image, True
+
+    with ThreadPoolExecutor(os.cpu_count()) as pool:
+        list(tqdm(pool.map(decode, range(len(entries)), chunksize=256), total=len(entries),
+                  desc="reading images", leave=False))
+    origins = np.array([str(path.relative_to(root)) for path, _, _ in entries], dtype=object)
+    faces.bad += [(origins[i], "unreadable image") for i in np.flatnonzero(~ok)]
+    faces.extend(images[ok], [e[1] for e, good in zip(entries, ok) if good],
+                 [e[2] for e, good in zip(entries, ok) if good], origins[ok])
+
+
+def read_faces(kind, path):
+    """Every valid face of the source, with its label, split and origin (file:line or file)."""
+    faces = Faces()
+    if kind in ("fer2013", "icml", "synthetic"):
+        read_csv_faces(path, faces)
+    elif kind == "competition":
+        read_csv_faces(path, faces, split="train")
+        test_csv = path.with_name("test.csv")
+        if test_csv.is_file():
+            read_csv_faces(test_csv, faces, split="unlabeled", labelled=False)
+    else:
+        read_image_folder_faces(path, faces)
+    return faces
+
+
+def carve_val(labels, fraction, seed):
+    """Deterministic stratified choice of val rows: returns a bool mask over `labels`."""
+    rng = np.random.default_rng(seed)
+    chosen = np.zeros(len(labels), dtype=bool)
+    for label in np.unique(labels):
+        rows = np.flatnonzero(labels == label)
+        chosen[rng.permutation(rows)[:int(round(len(rows) * fraction))]] = True
+    return chosen
+
+
+# ---------------------------------------------------------------- writing splits
+
+def write_split(directory, images, labels, origins, workers):
+    """Writes one split atomically: built in a temporary folder, then renamed into place."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".building-{directory.name}-", dir=directory.parent))
+    try:
+        (building / "images").mkdir()
+        names = [f"{i:06d}.png" for i in range(len(images))]
+        chunks = [range(start, min(start + 1024, len(images))) for start in range(0, len(images), 1024)]
+
+        def encode(rows):  # cv2 releases the GIL while encoding, so threads encode in parallel
+            return [cv2.imencode(".png", images[i], [cv2.IMWRITE_PNG_COMPRESSION, 1])[1] for i in rows]
+
+        # writes stay in this thread: parallel writers were slower on this machine's disk
+        with ThreadPoolExecutor(workers) as pool, tqdm(total=len(images), desc=f"writing {directory.name}",
+                                                       unit="img", leave=False) as bar:
+            for rows, encoded in zip(chunks, pool.map(encode, chunks)):
+                for i, png in zip(rows, encoded):
+                    with open(building / "images" / names[i], "wb") as f:
+                        f.write(png)
+                bar.update(len(rows))
+        with open(building / "labels.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["file", "label", "origin"])
+            for name, label, origin in zip(names, labels, origins):
+                writer.writerow([name, "" if label == UNLABELED else int(label), origin])
+        if directory.exists():  # --force: swap the old split out, then remove it
+            old = directory.with_name(f".old-{directory.name}")
+            shutil.rmtree(old, ignore_errors=True)
+            directory.rename(old)
+            building.rename(directory)
+            shutil.rmtree(old)
+        else:
+            building.rename(directory)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+
+
+def _clean_leftovers(prepared):
+    """Removes temporary folders left by an interrupted run."""
+    if prepared.is_dir():
+        for leftover in list(prepared.glob(".building-*")) + list(prepared.glob(".old-*")):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def prepare(data_dir, val_fraction=0.1, seed=0, force=False, workers=None):
+    """Converts the FER2013 in data_dir into DIR/prepared/<split>/; returns a summary dict."""
+    kind, path = find_source(data_dir)
+    prepared = split_dir(data_dir, "")
+    _clean_leftovers(prepared)
+    manifest_path = prepared / "manifest.json"
+    if manifest_path.is_file() and not force:
+        manifest = json.loads(manifest_path.read_text())
+        if all(split_dir(data_dir, s).is_dir() for s in manifest["splits"]):
+            manifest["skipped"] = True
+            return manifest
+
+    faces = read_faces(kind, path)
+    images, labels, splits, origins = faces.arrays()
+    if len(images) == 0:
+        first = f"; first: {faces.bad[0][0]}: {faces.bad[0][1]}" if faces.bad else ""
+        raise DataError(f"no valid faces in {path}{first}")
+    carved = False
+    if "val" not in splits and "train" in splits and val_fraction > 0:
+        train_rows = np.flatnonzero(splits == "train")
+        splits[train_rows[carve_val(labels[train_rows], val_fraction, seed)]] = "val"
+        carved = True
+
+    summary = {"source": str(path), "kind": kind, "synthetic": kind == "synthetic",
+               "val_carved_from_train": carved, "val_fraction": val_fraction if carved else None,
+               "seed": seed if carved else None, "splits": {},
+               "bad_rows": len(faces.bad), "first_bad_rows": [f"{o}: {r}" for o, r in faces.bad[:SHOW_BAD_ROWS]]}
+    for split in SPLITS:
+        rows = np.flatnonzero(splits == split)
+        if len(rows) == 0:
+            continue
+        write_split(split_dir(data_dir, split), images[rows], labels[rows], [origins[i] for i in rows],
+                    workers or os.cpu_count())
+        counts = np.bincount(labels[rows][labels[rows] >= 0], minlength=len(CLASS_NAMES))
+        summary["splits"][split] = {"faces": int(len(rows)),
+                                    "per_class": dict(zip(CLASS_NAMES, counts.tolist()))}
+    # the manifest is written last: its presence says every split above is complete
+    tmp = manifest_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(summary, indent=2))
+    os.replace(tmp, manifest_path)
+    return summary
+
+
+def print_summary(summary):
+    if summary.get("skipped"):
+        print(f"already prepared in {summary['source']} -> prepared/ "
+              f"({', '.join(summary['splits'])}); use --force to rebuild")
+        return
+    tag = " [SYNTHETIC demo data, not FER2013]" if summary["synthetic"] else ""
+    print(f"converted {summary['source']} ({summary['kind']}){tag}")
+    for split, info in summary["splits"].items():
+        print(f"  {split:<9} {info['faces']:>6} faces  " + " ".join(f"{k}={v}" for k, v in info["per_class"].items()))
+    if summary["val_carved_from_train"]:
+        print(f"  val was carved from train: {summary['val_fraction']:.0%} per class, seed {summary['seed']}")
+    if summary["bad_rows"]:
+        print(f"  skipped {summary['bad_rows']} bad rows, first: " + "; ".join(summary["first_bad_rows"]))
+
+
+def main(args):
+    """Runs setup; returns the summary dict. Raises DataError for bad input."""
+    if args.synthetic:
+        Path(args.data).mkdir(parents=True, exist_ok=True)
+        path = write_synthetic_csv(Path(args.data) / SYNTHETIC_CSV)
+        print(f"wrote synthetic demo faces (not FER2013) to {path}")
+    summary = prepare(args.data, args.val_fraction, args.seed, args.force, args.workers)
+    print_summary(summary)
+    return summary
+
+
+if __name__ == "__main__":
+    try:
+        main(get_args_parser().parse_args())
+    except DataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,223 @@
+"""The Deep-Emotion network and a stronger variant, both with STN attention.
+
+`DeepEmotion()` is the network of Minaee & Abdolrashidi, "Deep-Emotion: Facial
+Expression Recognition Using Attentional Convolutional Network" (Sensors 2021,
+arXiv:1902.01019), with the parameter names of the popular unofficial
+implementation, so that its `state_dict`s load with `strict=True`.
+"""
+import os
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from data_loaders import CLASS_NAMES
+
+IMAGE_SIZE = 48
+
+
+def _flat_size(module, channels, size):
+    """Number of features `module` makes of one (channels, size, size) input."""
+    with torch.no_grad():
+        return module(torch.zeros(1, channels, size, size)).numel()
+
+
+class STNAttention(nn.Module):
+    """Spatial-transformer attention: predicts an affine warp of the input face.
+
+    The localization network is the paper's: 7x7 conv 8, max-pool, ReLU, 5x5
+    conv 10, max-pool, ReLU, then FC -> 32 -> 6. The last layer starts at zero
+    with the identity as bias, so an untrained network looks at the whole face.
+    """
+
+    def __init__(self, in_channels=1, image_size=IMAGE_SIZE):
+        super().__init__()
+        self.localization = nn.Sequential(
+            nn.Conv2d(in_channels, 8, kernel_size=7),
+            nn.MaxPool2d(2, stride=2),
+            nn.ReLU(True),
+            nn.Conv2d(8, 10, kernel_size=5),
+            nn.MaxPool2d(2, stride=2),
+            nn.ReLU(True),
+        )
+        loc_features = _flat_size(self.localization, in_channels, image_size)  # 640 at 48x48
+        self.fc_loc = nn.Sequential(
+            nn.Linear(loc_features, 32),
+            nn.ReLU(True),
+            nn.Linear(32, 3 * 2),
+        )
+        self.fc_loc[2].weight.data.zero_()
+        self.fc_loc[2].bias.data.copy_(torch.tensor([1, 0, 0, 0, 1, 0], dtype=torch.float))
+
+    def stn(self, x):
+        """Returns the warped input (B, C, H, W) and the affine transforms (B, 2, 3)."""
+        theta = self.fc_loc(self.localization(x).flatten(1)).view(-1, 2, 3).float()  # fp32 under autocast too
+        grid = F.affine_grid(theta, list(x.size()), align_corners=False)
+        return F.grid_sample(x, grid.to(x.dtype), align_corners=False), theta
+
+    def attention_parameters(self):
+        """The localization branch's parameters (trained with a smaller learning rate)."""
+        return list(self.localization.parameters()) + list(self.fc_loc.parameters())
+
+
+class DeepEmotion(STNAttention):
+    """Deep-Emotion (Minaee & Abdolrashidi 2019): 66,877 parameters with no arguments.
+
+    Four 3x3 convolutions with 10 filters, max-pooling after every two, batch
+    norm after the fourth, dropout, and FC 810 -> 50 -> 7, behind the STN.
+
+    Where this departs from the paper, and why:
+    - One batch norm (after conv4) and the layer order of the unofficial
+      implementation, so that its checkpoints load unchanged; the paper does not
+      say where its batch norm sits.
+    - Dropout follows `self.training` (the unofficial `F.dropout(out)` stayed on
+      at evaluation, so its test-time outputs were random). Its rate is an
+      argument; the paper gives none.
+    - The flattened size (810 at 48x48) is computed, not typed in.
+    - The paper adds an L2 penalty on the weights; here that is the optimizer's
+      weight decay (main.py).
+    """
+
+    def __init__(self, num_classes=len(CLASS_NAMES), dropout=0.5, in_channels=1, image_size=IMAGE_SIZE):
+        super().__init__(in_channels, image_size)
+        self.conv1 = nn.Conv2d(in_channels, 10, 3)
+        self.conv2 = nn.Conv2d(10, 10, 3)
+        self.pool2 = nn.MaxPool2d(2, 2)
+        self.conv3 = nn.Conv2d(10, 10, 3)
+        self.conv4 = nn.Conv2d(10, 10, 3)
+        self.pool4 = nn.MaxPool2d(2, 2)
+        self.norm = nn.BatchNorm2d(10)
+        self.dropout = nn.Dropout(dropout)
+        features = _flat_size(self.features, in_channels, image_size)  # 10 * 9 * 9 = 810
+        self.fc1 = nn.Linear(features, 50)
+        self.fc2 = nn.Linear(50, num_classes)
+
+    def features(self, x):
+        x = F.relu(self.conv1(x))            # (B, 10, 46, 46)
+        x = F.relu(self.pool2(self.conv2(x)))  # (B, 10, 22, 22)
+        x = F.relu(self.conv3(x))            # (B, 10, 20, 20)
+        x = F.relu(self.pool4(self.norm(self.conv4(x))))  # (B, 10, 9, 9)
+        return x
+
+    def forward(self, x):
+        x, _ = self.stn(x)
+        x = self.dropout(self.features(x)).flatten(1)
+        return self.fc2(F.relu(self.fc1(x)))
+
+
+def _conv_bn_relu(in_channels, out_channels):
+    return [nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
+
+
+class DeepEmotionVGG(STNAttention):
+    """The same idea, STN attention in front of a CNN, with a VGG-style extractor.
+
+    Four stages of two 3x3 conv-BN-ReLU layers (`width`, 2x, 4x, 8x channels),
+    each followed by 2x2 max-pooling (48 -> 3), then global average pooling,
+    dropout and one linear classifier. The STN is the paper's, unchanged.
+    """
+
+    def __init__(self, num_classes=len(CLASS_NAMES), width=32, dropout=0.3, in_channels=1, image_size=IMAGE_SIZE):
+        super().__init__(in_channels, image_size)
+        layers, channels = [], in_channels
+        for stage in range(4):
+            out_channels = width * 2 ** stage
+            layers += _conv_bn_relu(channels, out_channels) + _conv_bn_relu(out_channels, out_channels)
+            layers.append(nn.MaxPool2d(2))
+            channels = out_channels
+        self.features = nn.Sequential(*layers)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(channels, num_classes)
+
+    def forward(self, x):
+        x, _ = self.stn(x)
+        x = self.features(x).mean(dim=(2, 3))  # (B, 8 * width)
+        return self.classifier(self.dropout(x))
+
+
+# --arch name -> network class; main.py's --arch_args are passed to its constructor
+ARCHS = {
+    "deep_emotion": DeepEmotion,
+    "deep_emotion_vgg": DeepEmotionVGG,
+}
+
+
+def build_model(arch, **arch_args):
+    """Returns a new network of the named architecture."""
+    if arch not in ARCHS:
+        raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+    return ARCHS[arch](**arch_args)
+
+
+def count_parameters(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_flops(model, image_size=IMAGE_SIZE):
+    """Floating-point operations of one forward pass on one image (a multiply-add is 2)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    was_training = model.training
+    model.eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.zeros(1, 1, image_size, image_size, device=next(model.parameters()).device))
+    model.train(was_training)
+    return counter.get_total_flops()
+
+
+class CheckpointError(Exception):
+    """A file that is not a usable checkpoint, reported as one line (exit code 2)."""
+
+
+# the unofficial implementation trained on ToTensor() + Normalize((0.5,), (0.5,))
+ORIGINAL_NORMALIZATION = (0.5, 0.5)
+
+
+def load_checkpoint(path, map_location="cpu"):
+    """Reads a checkpoint safely (weights_only: a file from the internet cannot run code).
+
+    Returns this repo's checkpoint dict. A bare state_dict saved by the
+    unofficial implementation is wrapped as one: arch deep_emotion, its
+    normalisation, no optimizer.
+    """
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {path} does not exist") from None
+    except Exception as error:  # torch raises many kinds for files that are not checkpoints
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint ({str(error).splitlines()[0][:120]})") from None
+    if isinstance(state, dict) and "model" in state and "arch" in state:
+        return state
+    if isinstance(state, dict) and state and all(isinstance(v, torch.Tensor) for v in state.values()):
+        return {"model": state, "arch": "deep_emotion", "arch_args": {}, "class_names": list(CLASS_NAMES),
+                "normalization": list(ORIGINAL_NORMALIZATION)}
+    raise CheckpointError(f"{path} holds neither a main.py checkpoint nor a model state_dict")
+
+
+def load_model(path, device="cpu"):
+    """Returns (network in eval mode on device, its checkpoint dict)."""
+    checkpoint = load_checkpoint(path, "cpu")
+    if checkpoint["arch"] not in ARCHS:
+        raise CheckpointError(f"{path} is for an unknown architecture {checkpoint['arch']!r}")
+    model = build_model(checkpoint["arch"], **checkpoint.get("arch_args", {}))
+    weights = {k: v.float() if v.is_floating_point() else v for k, v in checkpoint["model"].items()}
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError:
+        raise CheckpointError(f"{path} does not fit the {checkpoint['arch']} network "
+                              f"{checkpoint.get('arch_args') or ''} (different layers or sizes)") from None
+    return model.to(device).eval(), checkpoint
+
+
+def export_weights(checkpoint_path, out_path):
+    """Writes a checkpoint's network in half precision, without the optimizer state, for shipping.
+
+    Floating-point weights are stored as fp16 and restored to fp32 by load_model.
+    """
+    checkpoint = load_checkpoint(checkpoint_path)
+    shipped = {k: v for k, v in checkpoint.items() if k not in ("optimizer", "scheduler", "rng")}
+    shipped["model"] = {k: v.half() if v.is_floating_point() else v for k, v in checkpoint["model"].items()}
+    tmp = f"{out_path}.tmp"
+    torch.save(shipped, tmp)
+    os.replace(tmp, out_path)
+    return out_path

@@ -1,0 +1,185 @@
+import gzip
+import hashlib
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+import generate_data
+from conftest import ROOT, SHARED_FER, run_args
+from data_loaders import CLASS_NAMES, FER2013, DataError, load_split, split_dir
+from synthetic_faces import synthetic_rows
+
+
+def fer_rows(per_class=(6, 2, 2), seed=0):
+    """(label, 'p p p ...', Usage) rows of synthetic faces."""
+    return [(label, " ".join(map(str, face.ravel())), usage) for label, face, usage in synthetic_rows(per_class, seed)]
+
+
+def write_fer_csv(path, rows, columns=("emotion", "pixels", "Usage")):
+    table = pd.DataFrame(rows, columns=["emotion", "pixels", "Usage"])
+    table.columns = list(columns)
+    table.to_csv(path, index=False, compression="gzip" if str(path).endswith(".gz") else None)
+
+
+def counts(data, split):
+    return len(load_split(data, split)[0])
+
+
+@pytest.mark.parametrize("name", ["fer2013.csv", "fer2013.csv.gz"])
+def test_fer2013_csv_maps_usage_to_splits(tmp_path, name):
+    write_fer_csv(tmp_path / name, fer_rows())
+    summary = generate_data.prepare(tmp_path)
+    assert {s: v["faces"] for s, v in summary["splits"].items()} == {"train": 42, "val": 14, "test": 14}
+    assert not summary["val_carved_from_train"]
+    images, labels, _ = load_split(tmp_path, "train")
+    expected = np.stack([face for _, face, usage in synthetic_rows((6, 2, 2)) if usage == "Training"])
+    assert torch_equal(images, expected)  # lossless
+    assert labels.tolist() == [label for label, _, usage in synthetic_rows((6, 2, 2)) if usage == "Training"]
+
+
+def torch_equal(tensor, array):
+    return np.array_equal(tensor.numpy(), array)
+
+
+def test_icml_columns_with_leading_spaces(tmp_path):
+    write_fer_csv(tmp_path / "icml_face_data.csv", [(e, p, u) for e, p, u in fer_rows()],
+                  columns=("emotion", " pixels", " Usage"))
+    summary = generate_data.prepare(tmp_path)
+    assert summary["kind"] == "icml" and set(summary["splits"]) == {"train", "val", "test"}
+
+
+def test_competition_csvs_carve_val_and_keep_test_unlabeled(tmp_path):
+    rows = fer_rows((20, 0, 3))
+    pd.DataFrame([(e, p) for e, p, u in rows if u == "Training"], columns=["emotion", "pixels"]).to_csv(
+        tmp_path / "train.csv", index=False)
+    pd.DataFrame([p for e, p, u in rows if u == "PrivateTest"], columns=["pixels"]).to_csv(
+        tmp_path / "test.csv", index=False)
+    summary = generate_data.prepare(tmp_path, val_fraction=0.25, seed=3)
+    assert summary["val_carved_from_train"]
+    assert summary["splits"]["val"]["per_class"] == dict.fromkeys(CLASS_NAMES, 5)  # stratified
+    assert summary["splits"]["train"]["faces"] == 7 * 15
+    assert summary["splits"]["unlabeled"]["faces"] == 21
+    with pytest.raises(DataError, match="no labels"):
+        load_split(tmp_path, "unlabeled")
+    images, labels, _ = load_split(tmp_path, "unlabeled", require_labels=False)
+    assert len(images) == 21 and set(labels.tolist()) == {-1}
+    # the carve is deterministic
+    first = (split_dir(tmp_path, "val") / "labels.csv").read_text()
+    generate_data.prepare(tmp_path, val_fraction=0.25, seed=3, force=True)
+    assert (split_dir(tmp_path, "val") / "labels.csv").read_text() == first
+
+
+def test_image_folder_mirror_keeps_the_original_split(tmp_path):
+    prefix = {"Training": "Training", "PublicTest": "PublicTest", "PrivateTest": "PrivateTest"}
+    for i, (label, face, usage) in enumerate(synthetic_rows((3, 2, 2))):
+        top = "train" if usage == "Training" else "test"
+        folder = tmp_path / top / CLASS_NAMES[label].lower()
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / f"{prefix[usage]}_{i}.jpg"), face)
+    (tmp_path / "train" / "happy" / "Training_broken.jpg").write_bytes(b"not a jpeg")
+    summary = generate_data.prepare(tmp_path)
+    assert {s: v["faces"] for s, v in summary["splits"].items()} == {"train": 21, "val": 14, "test": 14}
+    assert summary["bad_rows"] == 1 and "Training_broken.jpg" in summary["first_bad_rows"][0]
+
+
+def test_bad_rows_are_skipped_and_named(tmp_path):
+    rows = fer_rows((4, 0, 0))
+    bad = [(7, rows[0][1], "Training"),                      # label out of range
+           (1, rows[0][1] + " 5", "Training"),               # 2305 values
+           (2, rows[0][1].replace("0 ", "256 ", 1) if "0 " in rows[0][1] else "256 " + rows[0][1][2:], "Training"),
+           (3, "12 x " * 1152, "Training"),                  # not integers
+           (4, rows[0][1], "Validation")]                    # unknown split
+    write_fer_csv(tmp_path / "fer2013.csv", rows + bad)
+    summary = generate_data.prepare(tmp_path, val_fraction=0)
+    assert summary["splits"]["train"]["faces"] == len(rows)
+    assert summary["bad_rows"] == 5
+    assert summary["first_bad_rows"][0].startswith(f"fer2013.csv:{len(rows) + 2}: label")
+
+
+def test_nothing_valid_stops_with_one_line_and_writes_nothing(tmp_path):
+    write_fer_csv(tmp_path / "fer2013.csv", [(9, "1 2 3", "Training")])
+    result = subprocess.run([sys.executable, str(ROOT / "generate_data.py"), "--data", str(tmp_path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: no valid faces") and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "prepared").exists() or not any((tmp_path / "prepared").iterdir())
+
+
+@pytest.mark.parametrize("setup, message", [
+    (lambda d: None, "no FER2013 found"),
+    (lambda d: write_fer_csv(d / "fer2013.csv", fer_rows(), columns=("emotion", "pixels", "Split")), "lacks the column"),
+    (lambda d: (d / "fer2013.csv.gz").write_bytes(b"\x1f\x8bgarbage"), "cannot read"),
+])
+def test_bad_sources_raise_data_errors(tmp_path, setup, message):
+    setup(tmp_path)
+    with pytest.raises(DataError, match=message):
+        generate_data.prepare(tmp_path)
+    with pytest.raises(DataError, match="does not exist"):
+        generate_data.prepare(tmp_path / "missing")
+
+
+def test_rerun_is_idempotent_and_inputs_untouched(tmp_path):
+    write_fer_csv(tmp_path / "fer2013.csv", fer_rows())
+    digest = hashlib.sha256((tmp_path / "fer2013.csv").read_bytes()).hexdigest()
+    generate_data.prepare(tmp_path)
+    labels = (split_dir(tmp_path, "train") / "labels.csv").read_text()
+    assert generate_data.prepare(tmp_path).get("skipped")
+    generate_data.prepare(tmp_path, force=True)
+    assert (split_dir(tmp_path, "train") / "labels.csv").read_text() == labels
+    assert hashlib.sha256((tmp_path / "fer2013.csv").read_bytes()).hexdigest() == digest
+    assert counts(tmp_path, "train") == 42
+
+
+def test_interrupted_build_leaves_no_split(tmp_path, monkeypatch):
+    write_fer_csv(tmp_path / "fer2013.csv", fer_rows())
+    calls = {"n": 0}
+    real_imencode = cv2.imencode
+
+    def failing_imencode(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 10:
+            raise KeyboardInterrupt
+        return real_imencode(*args, **kwargs)
+
+    monkeypatch.setattr(generate_data.cv2, "imencode", failing_imencode)
+    with pytest.raises(KeyboardInterrupt):
+        generate_data.prepare(tmp_path, workers=1)
+    assert not split_dir(tmp_path, "train").exists()
+    assert not (tmp_path / "prepared" / "manifest.json").exists()
+    monkeypatch.setattr(generate_data.cv2, "imencode", real_imencode)
+    assert not generate_data.prepare(tmp_path).get("skipped")
+    assert counts(tmp_path, "train") == 42
+    assert not list((tmp_path / "prepared").glob(".building-*"))
+
+
+def test_synthetic_flag_and_dataset(tmp_path):
+    generate_data.main(run_args(generate_data, "--synthetic", "--data", tmp_path))
+    dataset = FER2013(tmp_path, "train", transform=np.asarray, target_transform=lambda y: CLASS_NAMES[y])
+    image, name = dataset[0]
+    assert image.shape == (48, 48) and image.dtype == np.uint8 and name in CLASS_NAMES
+    assert len(dataset) == len(load_split(tmp_path, "train")[0]) == 280
+    assert FER2013.classes == CLASS_NAMES
+
+
+def test_unprepared_folder_names_the_command(tmp_path):
+    with pytest.raises(DataError, match="generate_data.py"):
+        load_split(tmp_path, "train")
+
+
+@pytest.mark.skipif(not SHARED_FER.exists(), reason="../shared/fer2013 is not here")
+def test_real_fer2013_dev_split_sizes(tmp_path):
+    (tmp_path / "fer2013.csv.gz").symlink_to(SHARED_FER)
+    summary = generate_data.prepare(tmp_path)
+    assert summary["bad_rows"] == 0
+    assert summary["splits"]["train"]["per_class"] == dict(zip(CLASS_NAMES, [3995, 436, 4097, 7215, 4830, 3171, 4965]))
+    assert summary["splits"]["val"]["per_class"] == dict(zip(CLASS_NAMES, [467, 56, 496, 895, 653, 415, 607]))
+    assert "test" not in summary["splits"]
+    with gzip.open(SHARED_FER, "rt") as f:
+        f.readline()
+        first = np.array(f.readline().split(",")[1].split(), dtype=np.uint8).reshape(48, 48)
+    assert np.array_equal(load_split(tmp_path, "train")[0][0].numpy(), first)

@@ -1,0 +1,83 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import main
+from conftest import ROOT, run_args
+from model import load_model
+
+FAST = ["--batch_size", "16", "--workers", "1", "--quiet"]
+
+
+def train(data, out, *extra):
+    return main.main(run_args(main, "--train", "--data", data, "--out", out, *FAST, *extra))
+
+
+def test_train_smoke_run_leaves_a_complete_run_folder(prepared, tmp_path):
+    run_dir = train(prepared, tmp_path, "--epochs", "1")
+    assert sorted(p.name for p in run_dir.iterdir()) == ["best.pt", "config.json", "curves.png", "last.pt",
+                                                        "log.jsonl"]
+    model, checkpoint = load_model(run_dir / "best.pt")
+    assert checkpoint["arch"] == "deep_emotion" and checkpoint["epoch"] == 1
+    assert set(checkpoint) >= {"optimizer", "scheduler", "rng", "normalization", "class_names", "metrics"}
+    row = json.loads((run_dir / "log.jsonl").read_text())
+    assert set(row) >= {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr"}
+    assert json.loads((run_dir / "config.json").read_text())["epochs"] == 1
+    # a second run never overwrites the first
+    assert train(prepared, tmp_path, "--epochs", "1", "--max_steps", "1") != run_dir
+
+
+def test_resume_gives_identical_weights(prepared, tmp_path):
+    straight = train(prepared, tmp_path / "a", "--epochs", "2")
+    first = train(prepared, tmp_path / "b", "--epochs", "1")
+    resumed = train(prepared, tmp_path / "c", "--epochs", "2", "--resume", first / "last.pt")
+    assert resumed == first
+    a = torch.load(straight / "last.pt", weights_only=True)
+    b = torch.load(resumed / "last.pt", weights_only=True)
+    assert b["epoch"] == 2 and len(b["history"]) == 2
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+
+
+def test_original_boolean_forms(prepared):
+    args = run_args(main, "-s", "True", "-d", prepared, "-t", "False", "-hparams", "True")
+    assert args.setup and not args.train and args.hyperparams
+    assert main.main(args) is None  # setup only, already prepared
+
+
+def run_script(*argv):
+    return subprocess.run([sys.executable, str(ROOT / "main.py"), *map(str, argv)], capture_output=True, text=True,
+                          cwd=ROOT)
+
+
+def test_unprepared_data_is_a_one_line_error(tmp_path):
+    result = run_script("--train", "--data", tmp_path, "--out", tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "generate_data.py" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_resume_with_another_arch_is_refused(prepared, tmp_path):
+    run_dir = train(prepared, tmp_path, "--epochs", "1", "--max_steps", "1")
+    with pytest.raises(main.TrainingError, match="add --arch deep_emotion"):
+        train(prepared, tmp_path, "--arch", "deep_emotion_vgg", "--resume", run_dir / "last.pt")
+
+
+def test_non_finite_loss_stops_training(prepared, tmp_path, monkeypatch):
+    monkeypatch.setattr(main.F, "cross_entropy", lambda *a, **k: torch.tensor(float("nan"), requires_grad=True))
+    with pytest.raises(main.TrainingError, match="loss became nan"):
+        train(prepared, tmp_path, "--epochs", "1")
+
+
+def test_torchrun_two_processes_on_cpu(prepared, tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+         str(ROOT / "main.py"), "--train", "--data", str(prepared), "--out", str(tmp_path), "--epochs", "1",
+         "--device", "cpu", *FAST], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "2 process(es)" in result.stdout and result.stdout.count("epoch   1/1") == 1  # rank 0 logs alone
+    assert (next(tmp_path.iterdir()) / "best.pt").exists()

@@ -1,0 +1,113 @@
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from model import ARCHS, CheckpointError, DeepEmotion, build_model, count_parameters, load_checkpoint, load_model
+
+
+class OriginalDeepEmotion(nn.Module):
+    """The popular unofficial implementation's network, as published (the parity reference)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 10, 3)
+        self.conv2 = nn.Conv2d(10, 10, 3)
+        self.pool2 = nn.MaxPool2d(2, 2)
+        self.conv3 = nn.Conv2d(10, 10, 3)
+        self.conv4 = nn.Conv2d(10, 10, 3)
+        self.pool4 = nn.MaxPool2d(2, 2)
+        self.norm = nn.BatchNorm2d(10)
+        self.fc1 = nn.Linear(810, 50)
+        self.fc2 = nn.Linear(50, 7)
+        self.localization = nn.Sequential(nn.Conv2d(1, 8, kernel_size=7), nn.MaxPool2d(2, stride=2), nn.ReLU(True),
+                                          nn.Conv2d(8, 10, kernel_size=5), nn.MaxPool2d(2, stride=2), nn.ReLU(True))
+        self.fc_loc = nn.Sequential(nn.Linear(640, 32), nn.ReLU(True), nn.Linear(32, 3 * 2))
+
+    def forward(self, x):
+        theta = self.fc_loc(self.localization(x).view(-1, 640)).view(-1, 2, 3)
+        x = F.grid_sample(x, F.affine_grid(theta, x.size(), align_corners=False), align_corners=False)
+        out = F.relu(self.conv1(x))
+        out = F.relu(self.pool2(self.conv2(out)))
+        out = F.relu(self.conv3(out))
+        out = F.relu(self.pool4(self.norm(self.conv4(out))))
+        out = F.dropout(out)
+        return self.fc2(F.relu(self.fc1(out.view(-1, 810))))
+
+
+def test_default_network_is_the_original_size():
+    assert count_parameters(DeepEmotion()) == 66_877
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+@pytest.mark.parametrize("batch", [1, 64])
+def test_forward_shapes(arch, batch):
+    model = build_model(arch).eval()
+    assert model(torch.randn(batch, 1, 48, 48)).shape == (batch, 7)
+    warped, theta = model.stn(torch.randn(batch, 1, 48, 48))
+    assert warped.shape == (batch, 1, 48, 48) and theta.shape == (batch, 2, 3)
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_stn_is_identity_at_initialisation(arch):
+    x = torch.randn(4, 1, 48, 48)
+    warped, _ = build_model(arch).stn(x)
+    assert torch.allclose(warped, x, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_eval_mode_is_deterministic(arch):
+    model = build_model(arch, dropout=0.5).eval()
+    x = torch.randn(8, 1, 48, 48)
+    assert torch.equal(model(x), model(x))
+
+
+def test_original_state_dict_loads_strictly_and_computes_the_same():
+    torch.manual_seed(0)
+    original = OriginalDeepEmotion()
+    nn.init.normal_(original.fc_loc[2].weight, std=0.01)  # a non-identity warp, so the STN is exercised
+    ours = DeepEmotion()
+    ours.load_state_dict(original.state_dict(), strict=True)
+    x = torch.randn(16, 1, 48, 48)
+    # in training mode both draw the same dropout mask from the same seed
+    torch.manual_seed(1)
+    expected = original.train()(x)
+    torch.manual_seed(1)
+    assert torch.allclose(ours.train()(x), expected, atol=1e-5)
+
+
+def test_original_checkpoint_file_loads(tmp_path):
+    path = tmp_path / "model.pt"
+    torch.save(OriginalDeepEmotion().state_dict(), path)
+    model, checkpoint = load_model(path)
+    assert checkpoint["arch"] == "deep_emotion" and not model.training
+
+
+def test_tiny_batch_overfits():
+    torch.manual_seed(0)
+    model = DeepEmotion(dropout=0.0)
+    x, y = torch.randn(14, 1, 48, 48), torch.arange(14) % 7
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(150):
+        optimizer.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    assert (model.eval()(x).argmax(1) == y).float().mean().item() == 1.0
+
+
+def test_checkpoint_round_trip_and_rejections(tmp_path):
+    model = build_model("deep_emotion_vgg", width=8).eval()
+    path = tmp_path / "ck.pt"
+    torch.save({"model": model.state_dict(), "arch": "deep_emotion_vgg", "arch_args": {"width": 8},
+                "normalization": [0.5, 0.25]}, path)
+    loaded, checkpoint = load_model(path)
+    x = torch.randn(2, 1, 48, 48)
+    assert torch.equal(loaded(x), model(x)) and checkpoint["normalization"] == [0.5, 0.25]
+    torch.save({"model": model.state_dict(), "arch": "deep_emotion", "arch_args": {}}, path)
+    with pytest.raises(CheckpointError, match="does not fit"):
+        load_model(path)
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(CheckpointError, match="not a PyTorch checkpoint"):
+        load_checkpoint(tmp_path / "notes.txt")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")

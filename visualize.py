@@ -1,0 +1,330 @@
+"""Evaluate a trained Deep-Emotion and run it live.
+
+    python visualize.py --test_cc --data data                 # test accuracy of the shipped model
+    python visualize.py -t True -d data -m runs/deep_emotion-0/best.pt --split val --tta --report r.json
+    python visualize.py --cam                                  # webcam 0
+    python visualize.py --source clip.mp4 --no_display --output annotated.mp4 --log faces.csv
+    python visualize.py --attention --samples --data data     # imgs/attention.png, imgs/samples.png
+"""
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from data_loaders import CLASS_NAMES, DataError, load_split
+from emotion_detector import EmotionDetector, draw
+from generate_data import IMAGE_SUFFIXES, str2bool
+from main import pick_device, predict
+from model import CheckpointError, load_model
+
+DEFAULT_MODEL = Path(__file__).resolve().parent / "weights" / "deep_emotion_vgg.pt"
+
+
+class SourceError(Exception):
+    """A camera or file that cannot be opened, reported as one line (exit code 2)."""
+
+
+def get_args_parser():
+    parser = argparse.ArgumentParser(description="Test accuracy, figures and live inference for Deep-Emotion.")
+    flag = dict(nargs="?", const=True, default=False, type=str2bool)
+    parser.add_argument("-t", "--test_cc", "--test_acc", dest="test_cc", **flag,
+                        help="report accuracy on --split of --data (default: off)")
+    parser.add_argument("-d", "--data", default="data", help="prepared data folder (default: data)")
+    parser.add_argument("-m", "--model", default=str(DEFAULT_MODEL),
+                        help="checkpoint: main.py's or an original state_dict (default: weights/deep_emotion_vgg.pt)")
+    parser.add_argument("--split", default="test", choices=["test", "val", "train", "unlabeled"], help="split to score (default: test)")
+    parser.add_argument("--tta", action="store_true", help="average with horizontally flipped faces (default: off)")
+    parser.add_argument("--report", default="", help="write the accuracy report as JSON here (default: none)")
+    parser.add_argument("--figures", default="imgs",
+                        help="folder for the confusion matrix, attention and samples figures (default: imgs)")
+    parser.add_argument("--attention", action="store_true", help="save faces beside their STN warps (default: off)")
+    parser.add_argument("--samples", action="store_true", help="save a grid of predictions on --split (default: off)")
+    parser.add_argument("--cam", action="store_true", help="live inference on webcam 0 (default: off)")
+    parser.add_argument("--source", default=None,
+                        help="live inference on a camera index, video, image or folder of images (default: none)")
+    parser.add_argument("--output", default="", help="annotated video (or folder, for images) to write (default: none)")
+    parser.add_argument("--no_display", action="store_true", help="never open a window (default: show one if possible)")
+    parser.add_argument("--log", default="", help="CSV with one row per detected face (default: none)")
+    parser.add_argument("--smooth", type=float, default=0.0,
+                        help="per-face probability smoothing across frames, 0..0.95 (default: 0 = off)")
+    parser.add_argument("--max_frames", type=int, default=0, help="stop after this many frames (default: 0 = all)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (default: auto)")
+    parser.add_argument("--batch_size", type=int, default=512, help="evaluation batch size (default: 512)")
+    return parser
+
+
+# ---------------------------------------------------------------- accuracy
+
+def classification_metrics(predictions, labels, class_names=CLASS_NAMES):
+    """Accuracy as correct/total, per-class precision/recall/F1/support and the confusion matrix.
+
+    confusion[i][j] counts faces of true class i predicted as j.
+    """
+    n = len(class_names)
+    labels, predictions = np.asarray(labels), np.asarray(predictions)
+    confusion = np.zeros((n, n), dtype=np.int64)
+    np.add.at(confusion, (labels, predictions), 1)
+    per_class = {}
+    for k, name in enumerate(class_names):
+        tp, predicted, support = confusion[k, k], confusion[:, k].sum(), confusion[k].sum()
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[name] = {"precision": float(precision), "recall": float(recall), "f1": float(f1),
+                           "support": int(support)}
+    correct = int(np.trace(confusion))
+    return {"accuracy": correct / len(labels), "correct": correct, "total": int(len(labels)),
+            "per_class": per_class, "confusion": confusion.tolist()}
+
+
+def print_metrics(metrics, title):
+    print(f"{title}: {metrics['correct']}/{metrics['total']} = {100 * metrics['accuracy']:.2f}%")
+    print(f"{'class':<10}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
+    for name, m in metrics["per_class"].items():
+        print(f"{name:<10}{m['precision']:>10.3f}{m['recall']:>10.3f}{m['f1']:>10.3f}{m['support']:>10}")
+    names = list(metrics["per_class"])
+    print("confusion (rows: true, columns: predicted)")
+    print(" " * 10 + "".join(f"{n[:7]:>8}" for n in names))
+    for name, row in zip(names, metrics["confusion"]):
+        print(f"{name:<10}" + "".join(f"{v:>8}" for v in row))
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, path):
+    """Saves a figure atomically and closes it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def plot_confusion(metrics, path, title):
+    """Confusion matrix PNG: counts in the cells, colour by row-normalised share."""
+    plt = _pyplot()
+    confusion = np.array(metrics["confusion"])
+    share = confusion / np.maximum(confusion.sum(1, keepdims=True), 1)
+    names = list(metrics["per_class"])
+    fig, ax = plt.subplots(figsize=(7, 6))
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(names)):
+        for j in range(len(names)):
+            ax.text(j, i, f"{confusion[i, j]}\n{share[i, j]:.0%}", ha="center", va="center", fontsize=8,
+                    color="white" if share[i, j] > 0.5 else "black")
+    ax.set(xticks=range(len(names)), yticks=range(len(names)), xticklabels=names, yticklabels=names,
+           xlabel="predicted", ylabel="true", title=title)
+    plt.setp(ax.get_xticklabels(), rotation=45, ha="right")
+    return _save(fig, path)
+
+
+def test_accuracy(args, model, checkpoint, device):
+    """Scores --split; prints and returns the metrics dict, writes the confusion PNG and --report."""
+    images, labels, _ = load_split(args.data, args.split)
+    probabilities = predict(model, images, tuple(checkpoint["normalization"]), device, args.batch_size, args.tta)
+    metrics = classification_metrics(probabilities.argmax(1).numpy(), labels.numpy())
+    metrics.update({"split": args.split, "model": str(args.model), "tta": bool(args.tta)})
+    title = f"{checkpoint['arch']} on {args.split}{' with flip TTA' if args.tta else ''}"
+    print_metrics(metrics, title)
+    stem = f"confusion_{checkpoint['arch']}_{args.split}{'_tta' if args.tta else ''}.png"
+    print(f"confusion matrix: {plot_confusion(metrics, Path(args.figures) / stem, title)}")
+    if args.report:
+        tmp = Path(f"{args.report}.tmp")
+        tmp.write_text(json.dumps(metrics, indent=2))
+        os.replace(tmp, args.report)
+        print(f"report: {args.report}")
+    return metrics
+
+
+# ---------------------------------------------------------------- figures
+
+def plot_attention(model, checkpoint, images, device, path, count=8):
+    """Faces (top row) beside what the STN makes of them (bottom row)."""
+    plt = _pyplot()
+    mean, std = checkpoint["normalization"]
+    x = ((images[:count].unsqueeze(1).float() / 255 - mean) / std).to(device)
+    with torch.no_grad():
+        warped, _ = model.stn(x)
+    warped = (warped.cpu() * std + mean).clamp(0, 1)
+    fig, axes = plt.subplots(2, count, figsize=(1.5 * count, 3.4))
+    for i in range(count):
+        axes[0, i].imshow(images[i], cmap="gray", vmin=0, vmax=255)
+        axes[1, i].imshow(warped[i, 0], cmap="gray", vmin=0, vmax=1)
+        for ax in axes[:, i]:
+            ax.axis("off")
+    axes[0, 0].set_title("input", loc="left", fontsize=9)
+    axes[1, 0].set_title("STN output", loc="left", fontsize=9)
+    fig.suptitle(f"{checkpoint['arch']}: spatial-transformer attention")
+    return _save(fig, path)
+
+
+def plot_samples(images, labels, predictions, class_names, path, rows=4, cols=8):
+    """Grid of faces titled true/predicted, green when right and red when wrong."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.9 * rows))
+    for i, ax in enumerate(axes.flat):
+        ax.imshow(images[i], cmap="gray", vmin=0, vmax=255)
+        right = labels[i] == predictions[i]
+        ax.set_title(f"{class_names[labels[i]]}\n-> {class_names[predictions[i]]}", fontsize=8,
+                     color="green" if right else "red")
+        ax.axis("off")
+    fig.suptitle("true -> predicted")
+    return _save(fig, path)
+
+
+# ---------------------------------------------------------------- live inference
+
+def open_source(source):
+    """Yields (name, BGR frame) from a camera index, video, image or folder; raises SourceError."""
+    path = Path(str(source))
+    if str(source).isdigit():
+        capture = cv2.VideoCapture(int(source))
+        if not capture.isOpened():
+            raise SourceError(f"camera {source} cannot be opened (is one connected, and free?)")
+        return _read_capture(capture, f"camera{source}")
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise SourceError(f"{path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        return _read_images(files)
+    if not path.exists():
+        raise SourceError(f"{path} does not exist")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return _read_images([path])
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise SourceError(f"{path} cannot be opened as a video")
+    return _read_capture(capture, path.name)
+
+
+def _read_capture(capture, name):
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                return
+            yield name, frame
+    finally:
+        capture.release()
+
+
+def _read_images(files):
+    for path in files:
+        frame = cv2.imread(str(path))
+        if frame is None:
+            print(f"skipping {path}: not a readable image")
+            continue
+        yield path.name, frame
+
+
+def display_available():
+    """Whether a window can be shown; False on a headless Linux box or a headless OpenCV."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return False
+    try:
+        cv2.namedWindow("Deep-Emotion")
+        return True
+    except cv2.error:
+        return False
+
+
+def run_live(args, device):
+    """The live loop; returns the number of frames processed. Raises SourceError."""
+    source = "0" if args.cam and args.source is None else args.source
+    frames = open_source(source)  # opens now, so a bad source fails before the model loads
+    is_images = not str(source).isdigit() and (Path(source).is_dir() or Path(source).suffix.lower() in IMAGE_SUFFIXES)
+    detector = EmotionDetector(args.model, device, smooth=args.smooth)
+    show = not args.no_display and display_available()
+    if not args.no_display and not show:
+        print("no display found: running headless (as with --no_display)")
+    writer, log_file, log = None, None, None
+    if args.log:
+        log_file = open(args.log, "w", newline="")
+        log = csv.writer(log_file)
+        log.writerow(["source", "frame", "x", "y", "w", "h", "label", "confidence"] + list(detector.class_names))
+    count, fps, start = 0, None, time.perf_counter()
+    try:
+        for count, (name, frame) in enumerate(frames, start=1):
+            tick = time.perf_counter()
+            results = detector.detect_emotions(frame)
+            draw(frame, results, fps)
+            elapsed = time.perf_counter() - tick
+            fps = 1 / elapsed if fps is None else 0.9 * fps + 0.1 / max(elapsed, 1e-6)
+            for face in results:
+                if log:
+                    log.writerow([name, count, *face["box"], face["label"], f"{face['confidence']:.4f}"]
+                                 + [f"{p:.4f}" for p in face["emotions"].values()])
+            if args.output and is_images:
+                Path(args.output).mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(Path(args.output) / name), frame)
+            elif args.output:
+                if writer is None:
+                    writer = cv2.VideoWriter(args.output, cv2.VideoWriter_fourcc(*"mp4v"), 25,
+                                             (frame.shape[1], frame.shape[0]))
+                writer.write(frame)
+            if show:
+                cv2.imshow("Deep-Emotion", frame)
+                if cv2.waitKey(0 if is_images else 1) & 0xFF in (ord("q"), 27):
+                    break
+            if args.max_frames and count >= args.max_frames:
+                break
+    finally:
+        if writer is not None:
+            writer.release()
+        if log_file is not None:
+            log_file.close()
+        if show:
+            cv2.destroyAllWindows()
+    seconds = time.perf_counter() - start
+    print(f"{count} frame(s) from {source} in {seconds:.1f} s ({count / max(seconds, 1e-9):.1f} frames/s)"
+          + (f"; annotated output: {args.output}" if args.output else "") + (f"; faces: {args.log}" if args.log else ""))
+    return count
+
+
+def main(args):
+    """Runs what the flags ask for; returns the accuracy metrics when --test_cc is given."""
+    device = pick_device(args.device)
+    metrics = None
+    if args.test_cc or args.attention or args.samples:
+        model, checkpoint = load_model(args.model, device)
+        if args.test_cc:
+            metrics = test_accuracy(args, model, checkpoint, device)
+        if args.attention or args.samples:
+            images, labels, _ = load_split(args.data, args.split)
+            if args.attention:
+                print(f"attention: {plot_attention(model, checkpoint, images, device, Path(args.figures) / 'attention.png')}")
+            if args.samples:
+                chosen = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:32]
+                predictions = predict(model, images[chosen], tuple(checkpoint["normalization"]), device).argmax(1)
+                path = plot_samples(images[chosen], labels[chosen].tolist(), predictions.tolist(),
+                                    checkpoint.get("class_names", CLASS_NAMES), Path(args.figures) / "samples.png")
+                print(f"samples: {path}")
+    if args.cam or args.source is not None:
+        run_live(args, device)
+    elif not (args.test_cc or args.attention or args.samples):
+        print("nothing to do: add --test_cc, --cam, --source, --attention or --samples (see --help)")
+    return metrics
+
+
+if __name__ == "__main__":
+    try:
+        main(get_args_parser().parse_args())
+    except (DataError, CheckpointError, SourceError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
