@@ -15,12 +15,13 @@ Training -> train, PublicTest -> val, PrivateTest -> test. Inputs are never modi
 import argparse
 import csv
 import json
+import multiprocessing
 import os
 import shutil
 import sys
 import tempfile
 import warnings
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -61,7 +62,7 @@ def get_args_parser():
     parser.add_argument("--synthetic", nargs="?", const=True, default=False, type=str2bool,
                         help=f"first write the synthetic demo set DIR/{SYNTHETIC_CSV} (default: off)")
     parser.add_argument("--workers", type=int, default=os.cpu_count(),
-                        help="threads encoding and writing PNGs (default: all cores)")
+                        help="processes parsing pixels and threads encoding PNGs (default: all cores)")
     return parser
 
 
@@ -115,28 +116,25 @@ class Faces:
         return images, np.asarray(self.labels, dtype=np.int64), np.asarray(self.splits), self.origins
 
 
-def parse_pixels(pixels):
-    """Parses FER2013 `pixels` strings into faces.
+def _parse_block(texts):
+    """Parses a list of `pixels` strings: returns (uint8 faces (N, 48, 48), {row: reason}).
 
-    Returns (images uint8 (N, 48, 48), ok bool (N,), reasons {row: text}).
-    One vectorised parse when every row is well-formed; row by row otherwise.
+    One vectorised parse when every row has the right number of separators; row by row otherwise.
     """
-    pixels = pixels.fillna("").astype(str)
-    count = len(pixels)
     values = None
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # numpy warns (rather than fails) on text it cannot parse
-        try:
-            if (pixels.str.count(" ") == PIXELS_PER_FACE - 1).all():
-                values = np.fromstring(" ".join(pixels), dtype=np.int32, sep=" ")
-        except (DeprecationWarning, ValueError):
-            values = None
+    if all(text.count(" ") == PIXELS_PER_FACE - 1 for text in texts):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # numpy warns (rather than fails) on text it cannot parse
+            try:
+                values = np.fromstring(" ".join(texts), dtype=np.int32, sep=" ")
+            except (DeprecationWarning, ValueError):
+                values = None
     reasons = {}
-    if values is not None and values.size == count * PIXELS_PER_FACE:
-        values = values.reshape(count, 48, 48)
+    if values is not None and values.size == len(texts) * PIXELS_PER_FACE:
+        values = values.reshape(len(texts), 48, 48)
     else:
-        values = np.zeros((count, 48, 48), dtype=np.int32)
-        for row, text in enumerate(pixels):
+        values = np.zeros((len(texts), 48, 48), dtype=np.int32)
+        for row, text in enumerate(texts):
             with warnings.catch_warnings():
                 warnings.simplefilter("error")
                 try:
@@ -147,12 +145,41 @@ def parse_pixels(pixels):
                 reasons[row] = f"pixels is not {PIXELS_PER_FACE} integers"
             else:
                 values[row] = parsed.reshape(48, 48)
-    out_of_range = ((values < 0) | (values > 255)).any(axis=(1, 2))
-    for row in np.flatnonzero(out_of_range):
+    for row in np.flatnonzero(((values < 0) | (values > 255)).any(axis=(1, 2))):
         reasons.setdefault(int(row), "a pixel is outside 0..255")
-    ok = np.ones(count, dtype=bool)
+    return values.clip(0, 255).astype(np.uint8), reasons
+
+
+_TEXTS = []  # the column being parsed; forked workers read it from the parent's memory
+
+
+def _parse_rows(bounds):
+    return _parse_block(_TEXTS[bounds[0]:bounds[1]])
+
+
+def parse_pixels(pixels, workers=1):
+    """Parses FER2013 `pixels` strings into faces, in `workers` processes where fork is available.
+
+    Returns (images uint8 (N, 48, 48), ok bool (N,), reasons {row: text}).
+    """
+    global _TEXTS
+    texts = pixels.fillna("").astype(str).tolist()
+    bounds = [(len(texts) * k // workers, len(texts) * (k + 1) // workers) for k in range(workers)]
+    if workers > 1 and len(texts) >= 4096 and "fork" in multiprocessing.get_all_start_methods():
+        _TEXTS = texts
+        try:
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+                blocks = list(pool.map(_parse_rows, bounds))
+        finally:
+            _TEXTS = []
+    else:
+        bounds, blocks = [(0, len(texts))], [_parse_block(texts)]
+    images = np.concatenate([block for block, _ in blocks])
+    reasons = {start + row: reason for (start, _), (_, block_reasons) in zip(bounds, blocks)
+               for row, reason in block_reasons.items()}
+    ok = np.ones(len(texts), dtype=bool)
     ok[list(reasons)] = False
-    return values.clip(0, 255).astype(np.uint8), ok, reasons
+    return images, ok, reasons
 
 
 def parse_labels(emotion):
@@ -162,7 +189,7 @@ def parse_labels(emotion):
     return np.where(ok, numbers, UNLABELED).astype(np.int64), ok
 
 
-def read_csv_faces(path, faces, split=None, labelled=True):
+def read_csv_faces(path, faces, split=None, labelled=True, workers=1):
     """Reads a FER2013-style CSV into `faces`; `split` fixes the split when it has no Usage column."""
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -173,7 +200,7 @@ def read_csv_faces(path, faces, split=None, labelled=True):
     missing = [c for c in needed if c not in table.columns]
     if missing:
         raise DataError(f"{path} lacks the column(s) {', '.join(missing)} (it has: {', '.join(table.columns)})")
-    images, ok, reasons = parse_pixels(table["pixels"])
+    images, ok, reasons = parse_pixels(table["pixels"], workers)
     if labelled:
         labels, label_ok = parse_labels(table["emotion"])
         for row in np.flatnonzero(~label_ok):
@@ -222,16 +249,16 @@ def read_image_folder_faces(root, faces):
                  [e[2] for e, good in zip(entries, ok) if good], origins[ok])
 
 
-def read_faces(kind, path):
+def read_faces(kind, path, workers=1):
     """Every valid face of the source, with its label, split and origin (file:line or file)."""
     faces = Faces()
     if kind in ("fer2013", "icml", "synthetic"):
-        read_csv_faces(path, faces)
+        read_csv_faces(path, faces, workers=workers)
     elif kind == "competition":
-        read_csv_faces(path, faces, split="train")
+        read_csv_faces(path, faces, split="train", workers=workers)
         test_csv = path.with_name("test.csv")
         if test_csv.is_file():
-            read_csv_faces(test_csv, faces, split="unlabeled", labelled=False)
+            read_csv_faces(test_csv, faces, split="unlabeled", labelled=False, workers=workers)
     else:
         read_image_folder_faces(path, faces)
     return faces
@@ -307,7 +334,8 @@ def prepare(data_dir, val_fraction=0.1, seed=0, force=False, workers=None):
             manifest["skipped"] = True
             return manifest
 
-    faces = read_faces(kind, path)
+    workers = workers or os.cpu_count()
+    faces = read_faces(kind, path, workers)
     images, labels, splits, origins = faces.arrays()
     if len(images) == 0:
         first = f"; first: {faces.bad[0][0]}: {faces.bad[0][1]}" if faces.bad else ""
@@ -326,8 +354,7 @@ def prepare(data_dir, val_fraction=0.1, seed=0, force=False, workers=None):
         rows = np.flatnonzero(splits == split)
         if len(rows) == 0:
             continue
-        write_split(split_dir(data_dir, split), images[rows], labels[rows], [origins[i] for i in rows],
-                    workers or os.cpu_count())
+        write_split(split_dir(data_dir, split), images[rows], labels[rows], [origins[i] for i in rows], workers)
         counts = np.bincount(labels[rows][labels[rows] >= 0], minlength=len(CLASS_NAMES))
         summary["splits"][split] = {"faces": int(len(rows)),
                                     "per_class": dict(zip(CLASS_NAMES, counts.tolist()))}

@@ -3,7 +3,7 @@
     python main.py --setup --train --data data           # prepare, then train with the default recipe
     python main.py -s True -d data                       # the original README's setup form
     python main.py --train --data data --arch deep_emotion_vgg
-    python main.py --train --data data --resume runs/deep_emotion-0/last.pt --epochs 120
+    python main.py --train --data data --resume runs/deep_emotion-0/last.pt
     torchrun --nproc_per_node 2 main.py --train --data data   # DistributedDataParallel
 
 Each run writes to its own folder under --out: config.json, log.jsonl,
@@ -42,6 +42,11 @@ class TrainingError(Exception):
     """A problem that stops training, reported as one line (exit code 2)."""
 
 
+def recipe_help(key):
+    """The per-architecture defaults of a recipe flag, spelled out for its help text."""
+    return " (default: " + "; ".join(f"{arch} {r[key]}" for arch, r in RECIPES.items()) + ")"
+
+
 def get_args_parser():
     parser = argparse.ArgumentParser(description="Train Deep-Emotion on FER2013 prepared by generate_data.py.")
     flag = dict(nargs="?", const=True, default=False, type=str2bool)
@@ -52,27 +57,27 @@ def get_args_parser():
                         help="accepted for the original's command lines; given values always win (default: off)")
     parser.add_argument("--arch", default="deep_emotion", choices=sorted(ARCHS), help="network (default: deep_emotion)")
     parser.add_argument("--arch_args", type=json.loads, default=None,
-                        help='JSON keyword arguments of the network, e.g. \'{"width": 64}\' (default: per --arch recipe)')
-    recipe = " (default: per --arch, see RECIPES in main.py)"
-    parser.add_argument("-e", "--epochs", type=int, default=None, help="total epochs, also when resuming" + recipe)
+                        help='JSON keyword arguments of the network, e.g. \'{"width": 64}\'' + recipe_help("arch_args"))
+
+    parser.add_argument("-e", "--epochs", type=int, default=None, help="total epochs, also when resuming" + recipe_help("epochs"))
     parser.add_argument("--schedule_epochs", type=int, default=None,
                         help="epochs the warm-up + cosine schedule spans; --epochs may stop earlier, and stopping, "
                              "resuming or extending never changes an epoch's learning rate "
                              "(default: the recipe's epochs, or --epochs if larger)")
-    parser.add_argument("-lr", "--learning_rate", type=float, default=None, help="peak learning rate" + recipe)
-    parser.add_argument("-bs", "--batch_size", type=int, default=None, help="global batch size" + recipe)
-    parser.add_argument("--optimizer", choices=["sgd", "adamw"], default=None, help="optimizer" + recipe)
-    parser.add_argument("--weight_decay", type=float, default=None, help="weight decay" + recipe)
+    parser.add_argument("-lr", "--learning_rate", type=float, default=None, help="peak learning rate" + recipe_help("learning_rate"))
+    parser.add_argument("-bs", "--batch_size", type=int, default=None, help="global batch size" + recipe_help("batch_size"))
+    parser.add_argument("--optimizer", choices=["sgd", "adamw"], default=None, help="optimizer" + recipe_help("optimizer"))
+    parser.add_argument("--weight_decay", type=float, default=None, help="weight decay" + recipe_help("weight_decay"))
     parser.add_argument("--warmup_epochs", type=float, default=None,
-                        help="linear warm-up before the cosine decay" + recipe)
-    parser.add_argument("--label_smoothing", type=float, default=None, help="label smoothing" + recipe)
+                        help="linear warm-up before the cosine decay" + recipe_help("warmup_epochs"))
+    parser.add_argument("--label_smoothing", type=float, default=None, help="label smoothing" + recipe_help("label_smoothing"))
     parser.add_argument("--loc_lr_scale", type=float, default=None,
-                        help="learning-rate factor of the STN localization branch" + recipe)
-    parser.add_argument("--clip_grad", type=float, default=None, help="gradient-norm clip, 0 = off" + recipe)
-    parser.add_argument("--rotation", type=float, default=None, help="max random rotation, degrees" + recipe)
-    parser.add_argument("--scale", type=float, default=None, help="max random zoom, fraction" + recipe)
-    parser.add_argument("--shift", type=float, default=None, help="max random shift, fraction of the size" + recipe)
-    parser.add_argument("--erase_prob", type=float, default=None, help="random-erasing probability" + recipe)
+                        help="learning-rate factor of the STN localization branch" + recipe_help("loc_lr_scale"))
+    parser.add_argument("--clip_grad", type=float, default=None, help="gradient-norm clip, 0 = off" + recipe_help("clip_grad"))
+    parser.add_argument("--rotation", type=float, default=None, help="max random rotation, degrees" + recipe_help("rotation"))
+    parser.add_argument("--scale", type=float, default=None, help="max random zoom, fraction" + recipe_help("scale"))
+    parser.add_argument("--shift", type=float, default=None, help="max random shift, fraction of the size" + recipe_help("shift"))
+    parser.add_argument("--erase_prob", type=float, default=None, help="random-erasing probability" + recipe_help("erase_prob"))
     parser.add_argument("--no_flip", action="store_true", help="no random horizontal flips (default: flips on)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, ... (default: auto)")
@@ -236,20 +241,24 @@ def plot_curves(history, path):
     os.replace(tmp, path)
 
 
-def train(args):
-    """Trains per args; returns the run folder. Raises DataError or TrainingError for bad input."""
+def setup_processes(args):
+    """Returns (device, rank, world_size); under torchrun, joins the process group first."""
     world_size = int(os.environ.get("WORLD_SIZE", 1))
     rank = int(os.environ.get("RANK", 0))
-    if world_size > 1:
-        local_rank = int(os.environ.get("LOCAL_RANK", 0))
-        device = pick_device(args.device if args.device != "auto" else
-                             ("cuda" if torch.cuda.is_available() else "cpu"))
-        if device.type == "cuda":
-            device = torch.device("cuda", local_rank)
-            torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    else:
-        device = pick_device(args.device)
+    if world_size == 1:
+        return pick_device(args.device), rank, world_size
+    device = pick_device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                         "cpu" if args.device == "auto" else args.device)
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device, rank, world_size
+
+
+def train(args):
+    """Trains per args; returns the run folder. Raises DataError or TrainingError for bad input."""
+    device, rank, world_size = setup_processes(args)
     torch.set_num_threads(max(1, args.workers // world_size))
 
     checkpoint = None
@@ -269,7 +278,7 @@ def train(args):
         args.schedule_epochs = max(RECIPES[args.arch]["epochs"], args.epochs)
     if args.epochs > args.schedule_epochs:
         raise TrainingError(f"--epochs {args.epochs} runs past the {args.schedule_epochs}-epoch learning-rate "
-                            f"schedule; add --schedule_epochs {args.epochs} (a new schedule: start a fresh run)")
+                            f"schedule; add --schedule_epochs {args.epochs}")
     if args.batch_size % world_size:
         raise TrainingError(f"--batch_size {args.batch_size} is not divisible by {world_size} processes")
 
@@ -286,7 +295,10 @@ def train(args):
         train_images, train_labels = train_images.to(device), train_labels.to(device)
 
     torch.manual_seed(args.seed)
-    model = build_model(args.arch, **args.arch_args).to(device)
+    try:
+        model = build_model(args.arch, **args.arch_args).to(device)
+    except TypeError as error:
+        raise TrainingError(f"--arch_args {json.dumps(args.arch_args)} do not fit {args.arch}: {error}") from None
     optimizer = make_optimizer(model, args)
     steps_per_epoch = len(train_images) // args.batch_size
     if args.max_steps:

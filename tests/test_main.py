@@ -81,3 +81,28 @@ def test_torchrun_two_processes_on_cpu(prepared, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "2 process(es)" in result.stdout and result.stdout.count("epoch   1/1") == 1  # rank 0 logs alone
     assert (next(tmp_path.iterdir()) / "best.pt").exists()
+
+
+def test_ctrl_c_points_to_the_last_finished_epoch(prepared, tmp_path, monkeypatch, capsys):
+    real_epoch = main.train_one_epoch
+
+    def interrupted_in_epoch_two(*args, **kwargs):
+        if args[5] == 1:  # the epoch index
+            raise KeyboardInterrupt
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(main, "train_one_epoch", interrupted_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        train(prepared, tmp_path, "--epochs", "3")
+    last = next(tmp_path.iterdir()) / "last.pt"
+    assert torch.load(last, weights_only=True)["epoch"] == 1
+    assert f"resume with --resume {last}" in capsys.readouterr().out
+
+
+def test_empty_split_is_refused(prepared, tmp_path):
+    import shutil
+    data = tmp_path / "data"
+    shutil.copytree(prepared, data)
+    (data / "prepared" / "val" / "labels.csv").write_text("file,label,origin\n")
+    with pytest.raises(main.DataError, match="'val' split .* is empty"):
+        train(data, tmp_path / "runs", "--epochs", "1")

@@ -111,3 +111,18 @@ def test_checkpoint_round_trip_and_rejections(tmp_path):
         load_checkpoint(tmp_path / "notes.txt")
     with pytest.raises(CheckpointError, match="does not exist"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_exported_half_precision_weights_predict_the_same(tmp_path):
+    from model import export_weights
+    torch.manual_seed(0)
+    model = build_model("deep_emotion_vgg", width=8).eval()
+    full = tmp_path / "full.pt"
+    torch.save({"model": model.state_dict(), "arch": "deep_emotion_vgg", "arch_args": {"width": 8},
+                "normalization": [0.5, 0.25], "optimizer": {}}, full)
+    export_weights(full, tmp_path / "shipped.pt")
+    shipped, checkpoint = load_model(tmp_path / "shipped.pt")
+    assert "optimizer" not in checkpoint
+    assert next(iter(checkpoint["model"].values())).dtype == torch.float16
+    x = torch.randn(32, 1, 48, 48)
+    assert torch.equal(shipped(x).argmax(1), model(x).argmax(1))
