@@ -40,7 +40,8 @@ def get_args_parser():
     parser.add_argument("-m", "--model", default=str(DEFAULT_MODEL),
                         help="checkpoint: main.py's or an original state_dict (default: weights/deep_emotion_vgg.pt)")
     parser.add_argument("--split", default="test", choices=["test", "val", "train", "unlabeled"], help="split to score (default: test)")
-    parser.add_argument("--tta", action="store_true", help="average with horizontally flipped faces (default: off)")
+    parser.add_argument("--tta", action="store_true",
+                        help="average with horizontally flipped faces, in --test_cc and live (default: off)")
     parser.add_argument("--report", default="", help="write the accuracy report as JSON here (default: none)")
     parser.add_argument("--figures", default="imgs",
                         help="folder for the confusion matrix, attention and samples figures (default: imgs)")
@@ -189,26 +190,29 @@ def plot_samples(images, labels, predictions, class_names, path, rows=4, cols=8)
 # ---------------------------------------------------------------- live inference
 
 def open_source(source):
-    """Yields (name, BGR frame) from a camera index, video, image or folder; raises SourceError."""
+    """Opens a camera index, video, image or folder of images; raises SourceError.
+
+    Returns (frames, is_images): an iterator of (name, BGR frame), and whether they are still images.
+    """
     path = Path(str(source))
     if str(source).isdigit():
         capture = cv2.VideoCapture(int(source))
         if not capture.isOpened():
             raise SourceError(f"camera {source} cannot be opened (is one connected, and free?)")
-        return _read_capture(capture, f"camera{source}")
+        return _read_capture(capture, f"camera{source}"), False
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise SourceError(f"{path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        return _read_images(files)
+        return _read_images(files), True
     if not path.exists():
         raise SourceError(f"{path} does not exist")
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        return _read_images([path])
+        return _read_images([path]), True
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         raise SourceError(f"{path} cannot be opened as a video")
-    return _read_capture(capture, path.name)
+    return _read_capture(capture, path.name), False
 
 
 def _read_capture(capture, name):
@@ -245,9 +249,8 @@ def display_available():
 def run_live(args, device):
     """The live loop; returns the number of frames processed. Raises SourceError."""
     source = "0" if args.cam and args.source is None else args.source
-    frames = open_source(source)  # opens now, so a bad source fails before the model loads
-    is_images = not str(source).isdigit() and (Path(source).is_dir() or Path(source).suffix.lower() in IMAGE_SUFFIXES)
-    detector = EmotionDetector(args.model, device, smooth=args.smooth)
+    frames, is_images = open_source(source)  # opens now, so a bad source fails before the model loads
+    detector = EmotionDetector(args.model, device, smooth=args.smooth, tta=args.tta)
     show = not args.no_display and display_available()
     if not args.no_display and not show:
         print("no display found: running headless (as with --no_display)")
@@ -275,6 +278,8 @@ def run_live(args, device):
                 if writer is None:
                     writer = cv2.VideoWriter(args.output, cv2.VideoWriter_fourcc(*"mp4v"), 25,
                                              (frame.shape[1], frame.shape[0]))
+                    if not writer.isOpened():
+                        raise SourceError(f"cannot write the video {args.output} (does its folder exist?)")
                 writer.write(frame)
             if show:
                 cv2.imshow("Deep-Emotion", frame)
