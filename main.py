@@ -330,6 +330,7 @@ def train(args):
               f"{len(val_images)} val faces, {device}, {world_size} process(es) -> {run_dir}")
     try:
         for epoch in range(start_epoch, args.epochs):
+            epoch_start = time.perf_counter()
             metrics = train_one_epoch(net, train_images, train_labels, optimizer, scheduler, epoch, args,
                                       normalization, device, rank, world_size,
                                       show_bar=rank == 0 and not args.quiet)
@@ -338,7 +339,8 @@ def train(args):
             val, _ = evaluate(model, val_images, val_labels, normalization, device)
             row = {"epoch": epoch + 1, "train_loss": metrics["loss"], "train_accuracy": metrics["accuracy"],
                    "val_loss": val["loss"], "val_accuracy": val["accuracy"],
-                   "lr": optimizer.param_groups[0]["lr"], "images_per_s": metrics["images_per_s"]}
+                   "lr": optimizer.param_groups[0]["lr"], "images_per_s": metrics["images_per_s"],
+                   "epoch_seconds": time.perf_counter() - epoch_start}
             history.append(row)
             is_best = val["accuracy"] > best_accuracy
             best_accuracy = max(best_accuracy, val["accuracy"])

@@ -196,7 +196,13 @@ def open_source(source):
     """
     path = Path(str(source))
     if str(source).isdigit():
-        capture = cv2.VideoCapture(int(source))
+        # OpenCV logs a screenful for a missing camera; the one-line error below says it
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        try:
+            capture = cv2.VideoCapture(int(source))
+        finally:
+            cv2.utils.logging.setLogLevel(level)
         if not capture.isOpened():
             raise SourceError(f"camera {source} cannot be opened (is one connected, and free?)")
         return _read_capture(capture, f"camera{source}"), False
