@@ -25,16 +25,18 @@ from tqdm import tqdm
 import generate_data
 from data_loaders import CLASS_NAMES, DataError, augment_batch, load_split, normalize
 from generate_data import str2bool
-from model import ARCHS, CheckpointError, build_model, count_parameters, load_checkpoint
+from model import ARCHS, CheckpointError, build_model, count_parameters, load_checkpoint, load_model
 
 # The recipe behind each shipped checkpoint: what a flag left at None becomes.
 RECIPES = {
     "deep_emotion": dict(epochs=100, batch_size=256, learning_rate=0.003, optimizer="adamw", weight_decay=1e-4,
                          warmup_epochs=2, label_smoothing=0.1, rotation=10.0, scale=0.1, shift=0.1,
-                         erase_prob=0.0, loc_lr_scale=1.0, clip_grad=0.0, arch_args={"dropout": 0.0}),
+                         erase_prob=0.0, loc_lr_scale=1.0, clip_grad=0.0, arch_args={"dropout": 0.0},
+                         teacher="", distill_weight=0.5),
     "deep_emotion_vgg": dict(epochs=60, batch_size=256, learning_rate=0.03, optimizer="sgd", weight_decay=5e-4,
                              warmup_epochs=3, label_smoothing=0.1, rotation=10.0, scale=0.1, shift=0.1,
-                             erase_prob=0.5, loc_lr_scale=0.1, clip_grad=5.0, arch_args={"width": 32}),
+                             erase_prob=0.5, loc_lr_scale=0.1, clip_grad=5.0, arch_args={"width": 32},
+                             teacher="", distill_weight=0.5),
 }
 
 
@@ -78,6 +80,11 @@ def get_args_parser():
     parser.add_argument("--scale", type=float, default=None, help="max random zoom, fraction" + recipe_help("scale"))
     parser.add_argument("--shift", type=float, default=None, help="max random shift, fraction of the size" + recipe_help("shift"))
     parser.add_argument("--erase_prob", type=float, default=None, help="random-erasing probability" + recipe_help("erase_prob"))
+    parser.add_argument("--teacher", default=None,
+                        help="checkpoint whose predictions the network also learns from (knowledge distillation; "
+                             "'' = none)" + recipe_help("teacher"))
+    parser.add_argument("--distill_weight", type=float, default=None,
+                        help="share of the loss that follows the teacher" + recipe_help("distill_weight"))
     parser.add_argument("--no_flip", action="store_true", help="no random horizontal flips (default: flips on)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, ... (default: auto)")
@@ -133,11 +140,13 @@ def make_optimizer(model, args):
 
 
 def train_one_epoch(model, images, labels, optimizer, scheduler, epoch, args, normalization, device,
-                    rank=0, world_size=1, show_bar=True):
+                    rank=0, world_size=1, show_bar=True, teacher_probabilities=None):
     """One pass over the training split; returns {"loss", "accuracy", "images_per_s"}.
 
     The batch order and the augmentation come from generators seeded by
     (seed, epoch), so an epoch is the same whether or not the run was resumed.
+    With teacher_probabilities (N, 7), the loss mixes in the cross-entropy to
+    the teacher's predictions, weighted by args.distill_weight.
     """
     model.train()
     generator = torch.Generator().manual_seed(args.seed * 100_003 + epoch)
@@ -158,6 +167,9 @@ def train_one_epoch(model, images, labels, optimizer, scheduler, epoch, args, no
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             logits = model(x)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=args.label_smoothing)
+        if teacher_probabilities is not None:
+            soft = -(teacher_probabilities[batch].to(device) * logits.float().log_softmax(1)).sum(1).mean()
+            loss = (1 - args.distill_weight) * loss + args.distill_weight * soft
         if not torch.isfinite(loss):
             raise TrainingError(f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
                                 "lower --learning_rate or set --clip_grad")
@@ -272,7 +284,7 @@ def train(args):
         saved = checkpoint["config"]
         for key in list(RECIPES[args.arch]) + ["schedule_epochs"]:  # the saved recipe, unless a flag says otherwise
             if getattr(args, key) is None:
-                setattr(args, key, saved[key])
+                setattr(args, key, saved.get(key))
     fill_recipe(args)
     if args.schedule_epochs is None:
         args.schedule_epochs = max(RECIPES[args.arch]["epochs"], args.epochs)
@@ -291,6 +303,13 @@ def train(args):
     else:
         pixels = train_images.float() / 255
         normalization = (pixels.mean().item(), pixels.std().item())
+    teacher_probabilities = None
+    if args.teacher:
+        # the teacher's flip-averaged predictions on the clean training faces, computed once
+        teacher, teacher_checkpoint = load_model(args.teacher, device)
+        teacher_probabilities = predict(teacher, train_images, tuple(teacher_checkpoint["normalization"]), device,
+                                        tta=True).to(device)
+        del teacher
     if device.type == "cuda":  # the whole split fits in GPU memory; batches are gathered there
         train_images, train_labels = train_images.to(device), train_labels.to(device)
 
@@ -333,7 +352,8 @@ def train(args):
             epoch_start = time.perf_counter()
             metrics = train_one_epoch(net, train_images, train_labels, optimizer, scheduler, epoch, args,
                                       normalization, device, rank, world_size,
-                                      show_bar=rank == 0 and not args.quiet)
+                                      show_bar=rank == 0 and not args.quiet,
+                                      teacher_probabilities=teacher_probabilities)
             if rank != 0:
                 continue
             val, _ = evaluate(model, val_images, val_labels, normalization, device)

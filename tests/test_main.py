@@ -106,3 +106,13 @@ def test_empty_split_is_refused(prepared, tmp_path):
     (data / "prepared" / "val" / "labels.csv").write_text("file,label,origin\n")
     with pytest.raises(main.DataError, match="'val' split .* is empty"):
         train(data, tmp_path / "runs", "--epochs", "1")
+
+
+def test_distillation_from_a_teacher_changes_the_loss(prepared, tmp_path):
+    teacher = train(prepared, tmp_path / "teacher", "--epochs", "1", "--max_steps", "2") / "best.pt"
+    plain = train(prepared, tmp_path / "plain", "--epochs", "1")
+    distilled = train(prepared, tmp_path / "distilled", "--epochs", "1", "--teacher", teacher,
+                      "--distill_weight", "0.7")
+    loss = lambda run: json.loads((run / "log.jsonl").read_text())["train_loss"]  # noqa: E731
+    assert loss(plain) != loss(distilled)
+    assert json.loads((distilled / "config.json").read_text())["teacher"] == str(teacher)
