@@ -209,14 +209,15 @@ def load_model(path, device="cpu"):
     return model.to(device).eval(), checkpoint
 
 
-def export_weights(checkpoint_path, out_path):
-    """Writes a checkpoint's network in half precision, without the optimizer state, for shipping.
+def export_weights(checkpoint_path, out_path, half=False):
+    """Writes a checkpoint without its optimizer, scheduler and RNG state, for shipping; returns out_path.
 
-    Floating-point weights are stored as fp16 and restored to fp32 by load_model.
+    With half=True the floating-point weights are stored as fp16 (load_model restores fp32).
     """
     checkpoint = load_checkpoint(checkpoint_path)
     shipped = {k: v for k, v in checkpoint.items() if k not in ("optimizer", "scheduler", "rng")}
-    shipped["model"] = {k: v.half() if v.is_floating_point() else v for k, v in checkpoint["model"].items()}
+    if half:
+        shipped["model"] = {k: v.half() if v.is_floating_point() else v for k, v in checkpoint["model"].items()}
     tmp = f"{out_path}.tmp"
     torch.save(shipped, tmp)
     os.replace(tmp, out_path)

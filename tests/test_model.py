@@ -120,7 +120,7 @@ def test_exported_half_precision_weights_predict_the_same(tmp_path):
     full = tmp_path / "full.pt"
     torch.save({"model": model.state_dict(), "arch": "deep_emotion_vgg", "arch_args": {"width": 8},
                 "normalization": [0.5, 0.25], "optimizer": {}}, full)
-    export_weights(full, tmp_path / "shipped.pt")
+    export_weights(full, tmp_path / "shipped.pt", half=True)
     shipped, checkpoint = load_model(tmp_path / "shipped.pt")
     assert "optimizer" not in checkpoint
     assert next(iter(checkpoint["model"].values())).dtype == torch.float16

@@ -13,7 +13,7 @@ import visualize
 from conftest import ROOT, SHARED_FER, run_args
 from data_loaders import CLASS_NAMES, DataError, load_split
 from emotion_detector import EmotionDetector
-from model import DeepEmotion
+from model import DeepEmotion, load_model
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +141,13 @@ def test_real_faces_are_found_and_classified(checkpoint):
         for face in results:
             assert face["label"] in CLASS_NAMES and 0 <= face["confidence"] <= 1
     assert found >= 24  # the Haar cascade finds most FER2013 faces at this size
+
+
+@pytest.mark.parametrize("name", ["deep_emotion", "deep_emotion_vgg"])
+def test_shipped_weights_load_and_default_to_the_vgg(name):
+    path = ROOT / "weights" / f"{name}.pt"
+    model, checkpoint = load_model(path)
+    assert checkpoint["arch"] == name and "optimizer" not in checkpoint
+    assert path.stat().st_size < 16e6 and (ROOT / "weights" / f"{name}.md").exists()
+    assert model(torch.zeros(2, 1, 48, 48)).shape == (2, 7)
+    assert visualize.DEFAULT_MODEL == ROOT / "weights" / "deep_emotion_vgg.pt"
