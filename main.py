@@ -32,7 +32,7 @@ RECIPES = {
     "deep_emotion": dict(epochs=100, batch_size=256, learning_rate=0.003, optimizer="adamw", weight_decay=1e-4,
                          warmup_epochs=2, label_smoothing=0.1, rotation=10.0, scale=0.1, shift=0.1,
                          erase_prob=0.0, loc_lr_scale=1.0, clip_grad=0.0, arch_args={"dropout": 0.0},
-                         teacher="", distill_weight=0.5),
+                         teacher="weights/deep_emotion_vgg.pt", distill_weight=0.5),
     "deep_emotion_vgg": dict(epochs=60, batch_size=256, learning_rate=0.03, optimizer="sgd", weight_decay=5e-4,
                              warmup_epochs=3, label_smoothing=0.1, rotation=10.0, scale=0.1, shift=0.1,
                              erase_prob=0.5, loc_lr_scale=0.1, clip_grad=5.0, arch_args={"width": 32},
@@ -306,7 +306,10 @@ def train(args):
     teacher_probabilities = None
     if args.teacher:
         # the teacher's flip-averaged predictions on the clean training faces, computed once
-        teacher, teacher_checkpoint = load_model(args.teacher, device)
+        teacher_path = Path(args.teacher)
+        if not teacher_path.exists() and not teacher_path.is_absolute():  # a recipe's path is the repo's
+            teacher_path = Path(__file__).resolve().parent / teacher_path
+        teacher, teacher_checkpoint = load_model(teacher_path, device)
         teacher_probabilities = predict(teacher, train_images, tuple(teacher_checkpoint["normalization"]), device,
                                         tta=True).to(device)
         del teacher

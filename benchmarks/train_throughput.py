@@ -22,7 +22,8 @@ from model import build_model
 
 def ours(args):
     train_args = trainer.fill_recipe(trainer.get_args_parser().parse_args(
-        ["--train", "--data", args.data, "--quiet", "--max_steps", str(args.steps), "--arch", args.arch]))
+        ["--train", "--data", args.data, "--quiet", "--max_steps", str(args.steps), "--arch", args.arch]
+        + (["--batch_size", str(args.batch_size)] if args.batch_size else [])))
     images, labels, _ = load_split(args.data, "train")
     normalization = ((images.float() / 255).mean().item(), (images.float() / 255).std().item())
     model = build_model(args.arch, **train_args.arch_args)
@@ -56,18 +57,21 @@ def main():
     parser.add_argument("--data", default="data", help="prepared data folder (default: data)")
     parser.add_argument("--steps", type=int, default=40, help="training steps per measurement (default: 40)")
     parser.add_argument("--repeats", type=int, default=3, help="measurements of each (default: 3)")
+    parser.add_argument("--batch_size", type=int, default=0,
+                        help="batch size of our loop; the original's is 128 (default: 0 = the recipe's)")
     parser.add_argument("--arch", default="deep_emotion",
                         help="network of our loop; the original loop always trains deep_emotion (default: deep_emotion)")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    results = {f"ours (main.py, {args.arch})": [], "original loop (deep_emotion)": []}
+    ours_name = f"ours (main.py, {args.arch}, batch {args.batch_size or 'of the recipe'})"
+    results = {ours_name: [], "original loop (deep_emotion, batch 128)": []}
     for _ in range(args.repeats):
-        results[f"ours (main.py, {args.arch})"].append(ours(args))
+        results[ours_name].append(ours(args))
         if args.arch == "deep_emotion":
-            results["original loop (deep_emotion)"].append(original(args))
+            results["original loop (deep_emotion, batch 128)"].append(original(args))
     for name, values in results.items():
         if values:
-            median_report(f"{name:>30}", values, "images/s")
+            median_report(f"{name:>50}", values, "images/s")
 
 
 if __name__ == "__main__":

@@ -110,7 +110,7 @@ def test_empty_split_is_refused(prepared, tmp_path):
 
 def test_distillation_from_a_teacher_changes_the_loss(prepared, tmp_path):
     teacher = train(prepared, tmp_path / "teacher", "--epochs", "1", "--max_steps", "2") / "best.pt"
-    plain = train(prepared, tmp_path / "plain", "--epochs", "1")
+    plain = train(prepared, tmp_path / "plain", "--epochs", "1", "--teacher", "")
     distilled = train(prepared, tmp_path / "distilled", "--epochs", "1", "--teacher", teacher,
                       "--distill_weight", "0.7")
     loss = lambda run: json.loads((run / "log.jsonl").read_text())["train_loss"]  # noqa: E731
