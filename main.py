@@ -346,7 +346,7 @@ def train(args):
     net = torch.nn.parallel.DistributedDataParallel(model) if world_size > 1 else model
 
     if rank == 0:
-        config = {k: v for k, v in vars(args).items()}
+        config = dict(vars(args))
         (run_dir / "config.json").write_text(json.dumps(config, indent=2))
         print(f"{args.arch}: {count_parameters(model):,} parameters, {len(train_images)} train / "
               f"{len(val_images)} val faces, {device}, {world_size} process(es) -> {run_dir}")
