@@ -12,7 +12,8 @@ import cv2
 import numpy as np
 import torch
 
-from data_loaders import CLASS_NAMES, normalize
+from data_loaders import CLASS_NAMES
+from main import predict
 from model import load_model
 
 HAAR_CASCADE = "haarcascade_frontalface_default.xml"
@@ -69,14 +70,10 @@ class EmotionDetector:
         face = gray[top:top + side, left:left + side]
         return cv2.resize(face, (48, 48), interpolation=cv2.INTER_AREA)
 
-    @torch.no_grad()
     def classify(self, faces):
         """Probabilities (N, 7) for uint8 faces (N, 48, 48)."""
-        x = normalize(torch.from_numpy(np.stack(faces)).to(self.device), *self.normalization)
-        probabilities = self.model(x).float().softmax(1)
-        if self.tta:
-            probabilities = (probabilities + self.model(x.flip(3)).float().softmax(1)) / 2
-        return probabilities.cpu().numpy()
+        images = torch.from_numpy(np.stack(faces))
+        return predict(self.model, images, self.normalization, self.device, tta=self.tta).numpy()
 
     def _smoothed(self, boxes, probabilities):
         if self.smooth <= 0:
