@@ -31,11 +31,11 @@ from model import ARCHS, CheckpointError, build_model, count_parameters, load_ch
 RECIPES = {
     "deep_emotion": dict(epochs=100, batch_size=256, learning_rate=0.003, optimizer="adamw", weight_decay=1e-4,
                          warmup_epochs=2, label_smoothing=0.1, rotation=10.0, scale=0.1, shift=0.1,
-                         erase_prob=0.0, loc_lr_scale=1.0, clip_grad=0.0, arch_args={"dropout": 0.0},
+                         erase_prob=0.0, sharpness=0.0, loc_lr_scale=1.0, clip_grad=0.0, arch_args={"dropout": 0.0},
                          teacher="weights/deep_emotion_vgg.pt", distill_weight=0.5),
     "deep_emotion_vgg": dict(epochs=60, batch_size=256, learning_rate=0.03, optimizer="sgd", weight_decay=5e-4,
                              warmup_epochs=3, label_smoothing=0.1, rotation=10.0, scale=0.1, shift=0.1,
-                             erase_prob=0.5, loc_lr_scale=0.1, clip_grad=5.0, arch_args={"width": 32},
+                             erase_prob=0.5, sharpness=0.0, loc_lr_scale=0.1, clip_grad=5.0, arch_args={"width": 32},
                              teacher="", distill_weight=0.5),
 }
 
@@ -80,6 +80,9 @@ def get_args_parser():
     parser.add_argument("--scale", type=float, default=None, help="max random zoom, fraction" + recipe_help("scale"))
     parser.add_argument("--shift", type=float, default=None, help="max random shift, fraction of the size" + recipe_help("shift"))
     parser.add_argument("--erase_prob", type=float, default=None, help="random-erasing probability" + recipe_help("erase_prob"))
+    parser.add_argument("--sharpness", type=float, default=None,
+                        help="random sharpening: factor in [1, 1 + s] of torchvision's adjust_sharpness, 0 = off"
+                             + recipe_help("sharpness"))
     parser.add_argument("--teacher", default=None,
                         help="checkpoint whose predictions the network also learns from (knowledge distillation; "
                              "'' = none)" + recipe_help("teacher"))
@@ -163,7 +166,8 @@ def train_one_epoch(model, images, labels, optimizer, scheduler, epoch, args, no
         batch = order[step * args.batch_size:(step + 1) * args.batch_size][rank * per_rank:(rank + 1) * per_rank]
         x = normalize(images[batch].to(device, non_blocking=True), *normalization)
         y = labels[batch].to(device, non_blocking=True)
-        x = augment_batch(x, generator, args.rotation, args.scale, args.shift, not args.no_flip, args.erase_prob)
+        x = augment_batch(x, generator, args.rotation, args.scale, args.shift, not args.no_flip, args.erase_prob,
+                          args.sharpness)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             logits = model(x)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=args.label_smoothing)
@@ -381,6 +385,8 @@ def train(args):
             print(f"epoch {epoch + 1:>3}/{args.epochs}  train loss {metrics['loss']:.4f} acc {metrics['accuracy']:.2%}"
                   f"  val loss {val['loss']:.4f} acc {val['accuracy']:.2%}  lr {row['lr']:.2e}"
                   f"  {metrics['images_per_s']:.0f} img/s{'  *best' if is_best else ''}", flush=True)
+        if world_size > 1:
+            dist.barrier()  # no process leaves (and tears the group down) while rank 0 still evaluates and saves
     except KeyboardInterrupt:
         if rank == 0:
             last = run_dir / "last.pt"

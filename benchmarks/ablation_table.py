@@ -11,7 +11,8 @@ import json
 from pathlib import Path
 
 KEYS = ["optimizer", "learning_rate", "weight_decay", "warmup_epochs", "label_smoothing", "rotation", "scale",
-        "shift", "no_flip", "erase_prob", "arch", "arch_args", "epochs", "batch_size"]
+        "shift", "no_flip", "erase_prob", "sharpness", "teacher", "distill_weight", "arch", "arch_args", "epochs", "batch_size"]
+ADDED_LATER = {"sharpness": 0.0, "teacher": ""}  # flags newer than some logged runs, with the value those runs trained with
 
 
 def main():
@@ -29,10 +30,11 @@ def main():
     print("|---|---|---|---|---|")
     first_of_arch = {}
     for name, (config, rows) in runs.items():
+        config = ADDED_LATER | config
         base = first_of_arch.setdefault(config["arch"], config)
         changed = [k for k in KEYS if config.get(k) != base.get(k)]
         shown = changed if base is not config else KEYS
-        recipe = ", ".join(f"{k}={config[k]}" for k in shown if k in config)
+        recipe = ", ".join(f"{k}={config[k]!r}" for k in shown if k in config)
         if base is not config:
             recipe = "as the first " + config["arch"] + " run but " + recipe
         best = max(r["val_accuracy"] for r in rows)
