@@ -29,9 +29,9 @@ from model import ARCHS, CheckpointError, build_model, count_parameters, load_ch
 
 # The recipe behind each shipped checkpoint: what a flag left at None becomes.
 RECIPES = {
-    "deep_emotion": dict(epochs=100, batch_size=256, learning_rate=0.003, optimizer="adamw", weight_decay=1e-4,
+    "deep_emotion": dict(epochs=200, batch_size=256, learning_rate=0.003, optimizer="adamw", weight_decay=1e-4,
                          warmup_epochs=2, label_smoothing=0.1, rotation=10.0, scale=0.1, shift=0.1,
-                         erase_prob=0.0, sharpness=0.0, loc_lr_scale=1.0, clip_grad=0.0, arch_args={"dropout": 0.0},
+                         erase_prob=0.0, sharpness=1.5, loc_lr_scale=1.0, clip_grad=0.0, arch_args={"dropout": 0.0},
                          teacher="weights/deep_emotion_vgg.pt", distill_weight=0.5),
     "deep_emotion_vgg": dict(epochs=60, batch_size=256, learning_rate=0.03, optimizer="sgd", weight_decay=5e-4,
                              warmup_epochs=3, label_smoothing=0.1, rotation=10.0, scale=0.1, shift=0.1,
