@@ -11,7 +11,8 @@ import json
 from pathlib import Path
 
 KEYS = ["optimizer", "learning_rate", "weight_decay", "warmup_epochs", "label_smoothing", "rotation", "scale",
-        "shift", "no_flip", "erase_prob", "sharpness", "teacher", "distill_weight", "arch", "arch_args", "epochs", "batch_size"]
+        "shift", "no_flip", "erase_prob", "sharpness", "teacher", "distill_weight", "arch", "arch_args", "epochs",
+        "batch_size"]
 ADDED_LATER = {"sharpness": 0.0, "teacher": ""}  # flags newer than some logged runs, with the value those runs trained with
 
 

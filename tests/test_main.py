@@ -82,15 +82,17 @@ def run_torchrun(prepared, out, logs):
 
 
 def test_torchrun_two_processes_on_cpu(prepared, tmp_path):
-    result = run_torchrun(prepared, tmp_path / "runs", tmp_path / "logs-1")
-    if result.returncode != 0 and "Signal 6 (SIGABRT)" in result.stderr:
-        # CI once saw a gloo worker abort here (SIGABRT) that 30 local reruns never repeated: one rerun tells
+    for attempt in (1, 2):
+        out = tmp_path / f"runs-{attempt}"
+        result = run_torchrun(prepared, out, tmp_path / f"logs-{attempt}")
+        # CI once saw a gloo worker abort here (SIGABRT) that 22 local reruns never repeated: one rerun tells
         # such a crash of the machinery from a bug in main.py, which fails (with its message) both times
-        result = run_torchrun(prepared, tmp_path / "runs", tmp_path / "logs-2")
+        if result.returncode == 0 or "Signal 6 (SIGABRT)" not in result.stderr:
+            break
     worker_errors = "".join(f"--- {log}\n{log.read_text()[-1500:]}" for log in sorted(tmp_path.rglob("stderr.log")))
     assert result.returncode == 0, result.stdout[-1000:] + result.stderr[-1000:] + worker_errors
     assert "2 process(es)" in result.stdout and result.stdout.count("epoch   1/1") == 1  # rank 0 logs alone
-    assert all((run / "best.pt").exists() for run in (tmp_path / "runs").iterdir())
+    assert (next(out.iterdir()) / "best.pt").exists()
 
 
 def test_ctrl_c_points_to_the_last_finished_epoch(prepared, tmp_path, monkeypatch, capsys):
