@@ -35,7 +35,7 @@ RECIPES = {
                          teacher="weights/deep_emotion_vgg.pt", distill_weight=0.5),
     "deep_emotion_vgg": dict(epochs=60, batch_size=256, learning_rate=0.03, optimizer="sgd", weight_decay=5e-4,
                              warmup_epochs=3, label_smoothing=0.1, rotation=10.0, scale=0.1, shift=0.1,
-                             erase_prob=0.5, sharpness=0.0, loc_lr_scale=0.1, clip_grad=5.0, arch_args={"width": 32},
+                             erase_prob=0.5, sharpness=1.5, loc_lr_scale=0.1, clip_grad=5.0, arch_args={"width": 32},
                              teacher="", distill_weight=0.5),
 }
 
@@ -91,6 +91,9 @@ def get_args_parser():
     parser.add_argument("--no_flip", action="store_true", help="no random horizontal flips (default: flips on)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, ... (default: auto)")
+    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                        help="training math: bf16 autocast or fp32; auto = bf16 on CUDA and on CPUs with native "
+                             "bf16 (AVX512-BF16/AMX), else fp32 (default: auto)")
     parser.add_argument("--resume", default="", help="last.pt to continue from, in its own run folder (default: none)")
     parser.add_argument("--init", default="",
                         help="start from these weights with a fresh optimizer and schedule, i.e. fine-tune (default: none)")
@@ -121,6 +124,31 @@ def pick_device(name):
     return torch.device("cpu")
 
 
+def pick_precision(name, device):
+    """The autocast dtype of training (None = fp32)."""
+    if name == "auto":
+        if device.type == "cuda":
+            name = "bf16"
+        elif device.type == "cpu":
+            try:  # private but long-standing; without native bf16, CPU autocast is slower than fp32
+                name = "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+            except (AttributeError, RuntimeError):
+                name = "fp32"
+    return torch.bfloat16 if name == "bf16" else None
+
+
+def to_fast_layout(model, device):
+    """Moves the model to device, channels-last where that is faster.
+
+    Why: oneDNN and cuDNN run NHWC convolutions without layout reorders; on the
+    2-core development CPU, deep_emotion_vgg trained at 299 images/s this way
+    in fp32 (565 with bf16 autocast) against 196 in NCHW fp32.
+    """
+    if device.type in ("cpu", "cuda"):
+        return model.to(device, memory_format=torch.channels_last)
+    return model.to(device)
+
+
 def lr_factor(step, total_steps, warmup_steps):
     """Linear warm-up, then cosine decay to zero."""
     if step < warmup_steps:
@@ -143,13 +171,14 @@ def make_optimizer(model, args):
 
 
 def train_one_epoch(model, images, labels, optimizer, scheduler, epoch, args, normalization, device,
-                    rank=0, world_size=1, show_bar=True, teacher_probabilities=None):
+                    rank=0, world_size=1, show_bar=True, teacher_probabilities=None, autocast_dtype=None):
     """One pass over the training split; returns {"loss", "accuracy", "images_per_s"}.
 
     The batch order and the augmentation come from generators seeded by
     (seed, epoch), so an epoch is the same whether or not the run was resumed.
     With teacher_probabilities (N, 7), the loss mixes in the cross-entropy to
-    the teacher's predictions, weighted by args.distill_weight.
+    the teacher's predictions, weighted by args.distill_weight. autocast_dtype
+    (e.g. torch.bfloat16) runs the forward pass under autocast; None = fp32.
     """
     model.train()
     generator = torch.Generator().manual_seed(args.seed * 100_003 + epoch)
@@ -168,7 +197,9 @@ def train_one_epoch(model, images, labels, optimizer, scheduler, epoch, args, no
         y = labels[batch].to(device, non_blocking=True)
         x = augment_batch(x, generator, args.rotation, args.scale, args.shift, not args.no_flip, args.erase_prob,
                           args.sharpness)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        if device.type in ("cpu", "cuda"):
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None):
             logits = model(x)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=args.label_smoothing)
         if teacher_probabilities is not None:
@@ -322,9 +353,12 @@ def train(args):
 
     torch.manual_seed(args.seed)
     try:
-        model = build_model(args.arch, **args.arch_args).to(device)
+        model = build_model(args.arch, **args.arch_args)
     except TypeError as error:
         raise TrainingError(f"--arch_args {json.dumps(args.arch_args)} do not fit {args.arch}: {error}") from None
+    model = to_fast_layout(model, device)
+    autocast_dtype = pick_precision(args.precision, device)
+    args.precision = "bf16" if autocast_dtype is not None else "fp32"  # the config records what ran, not "auto"
     optimizer = make_optimizer(model, args)
     steps_per_epoch = len(train_images) // args.batch_size
     if args.max_steps:
@@ -353,14 +387,15 @@ def train(args):
         config = dict(vars(args))
         (run_dir / "config.json").write_text(json.dumps(config, indent=2))
         print(f"{args.arch}: {count_parameters(model):,} parameters, {len(train_images)} train / "
-              f"{len(val_images)} val faces, {device}, {world_size} process(es) -> {run_dir}")
+              f"{len(val_images)} val faces, {device}, {'bf16' if autocast_dtype else 'fp32'}, "
+              f"{world_size} process(es) -> {run_dir}")
     try:
         for epoch in range(start_epoch, args.epochs):
             epoch_start = time.perf_counter()
             metrics = train_one_epoch(net, train_images, train_labels, optimizer, scheduler, epoch, args,
                                       normalization, device, rank, world_size,
                                       show_bar=rank == 0 and not args.quiet,
-                                      teacher_probabilities=teacher_probabilities)
+                                      teacher_probabilities=teacher_probabilities, autocast_dtype=autocast_dtype)
             if rank != 0:
                 continue
             val, _ = evaluate(model, val_images, val_labels, normalization, device)

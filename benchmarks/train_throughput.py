@@ -22,15 +22,19 @@ from model import build_model
 
 def ours(args):
     train_args = trainer.fill_recipe(trainer.get_args_parser().parse_args(
-        ["--train", "--data", args.data, "--quiet", "--max_steps", str(args.steps), "--arch", args.arch]
-        + (["--batch_size", str(args.batch_size)] if args.batch_size else [])))
+        ["--train", "--data", args.data, "--quiet", "--max_steps", str(args.steps), "--arch", args.arch,
+         "--precision", args.precision]
+        + (["--batch_size", str(args.batch_size)] if args.batch_size else [])
+        + (["--arch_args", args.arch_args] if args.arch_args else [])))
     images, labels, _ = load_split(args.data, "train")
     normalization = ((images.float() / 255).mean().item(), (images.float() / 255).std().item())
-    model = build_model(args.arch, **train_args.arch_args)
+    device = torch.device("cpu")
+    model = trainer.to_fast_layout(build_model(args.arch, **train_args.arch_args), device)
     optimizer = trainer.make_optimizer(model, train_args)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     metrics = trainer.train_one_epoch(model, images, labels, optimizer, scheduler, 0, train_args, normalization,
-                                      torch.device("cpu"), show_bar=False)
+                                      device, show_bar=False,
+                                      autocast_dtype=trainer.pick_precision(train_args.precision, device))
     return metrics["images_per_s"]
 
 
@@ -61,6 +65,9 @@ def main():
                         help="batch size of our loop; the original's is 128 (default: 0 = the recipe's)")
     parser.add_argument("--arch", default="deep_emotion",
                         help="network of our loop; the original loop always trains deep_emotion (default: deep_emotion)")
+    parser.add_argument("--arch_args", default="", help='JSON arguments of --arch, e.g. \'{"width": 64}\' (default: none)')
+    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                        help="math of our loop, as main.py's --precision (default: auto)")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     ours_name = f"ours (main.py, {args.arch}, batch {args.batch_size or 'of the recipe'})"

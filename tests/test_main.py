@@ -43,6 +43,20 @@ def test_resume_gives_identical_weights(prepared, tmp_path):
         assert torch.equal(value, b["model"][key]), key
 
 
+def test_precision_flag_sets_the_training_math(prepared, tmp_path):
+    runs = {name: train(prepared, tmp_path / name, "--epochs", "1", "--max_steps", "2", "--precision", name)
+            for name in ("fp32", "bf16")}
+    weights = {}
+    for name, run_dir in runs.items():
+        assert json.loads((run_dir / "config.json").read_text())["precision"] == name  # what ran, not "auto"
+        weights[name] = torch.load(run_dir / "last.pt", weights_only=True)["model"]["fc2.weight"]
+        assert torch.isfinite(weights[name]).all()
+    assert not torch.equal(weights["fp32"], weights["bf16"])  # bf16 autocast really ran
+    assert main.pick_precision("auto", torch.device("cuda")) == torch.bfloat16
+    assert main.pick_precision("auto", torch.device("mps")) is None
+    assert main.pick_precision("fp32", torch.device("cuda")) is None
+
+
 def test_original_boolean_forms(prepared):
     args = run_args(main, "-s", "True", "-d", prepared, "-t", "False", "-hparams", "True")
     assert args.setup and not args.train and args.hyperparams
