@@ -29,11 +29,12 @@ class EmotionDetector:
 
     `smooth` in [0, 1) averages each face's probabilities with those of the
     overlapping face in the previous frame (exponential moving average), so
-    labels do not flicker; 0 turns it off. `tta` also classifies the mirrored
-    faces and averages (twice the classification time).
+    labels do not flicker; 0 turns it off. `tta` ("flip" or "shifts", see
+    `main.TTA_MODES`) also classifies mirrored (and shifted) copies of each face
+    and averages: 2 or 10 times the classification time.
     """
 
-    def __init__(self, model_path, device="cpu", smooth=0.0, min_face=40, tta=False):
+    def __init__(self, model_path, device="cpu", smooth=0.0, min_face=40, tta=None):
         self.device = torch.device(device)
         self.model, checkpoint = load_model(model_path, self.device)
         self.normalization = tuple(checkpoint["normalization"])

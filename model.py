@@ -118,7 +118,7 @@ class DeepEmotionVGG(STNAttention):
     dropout and one linear classifier. The STN is the paper's, unchanged.
     """
 
-    def __init__(self, num_classes=len(CLASS_NAMES), width=32, dropout=0.3, in_channels=1, image_size=IMAGE_SIZE):
+    def __init__(self, num_classes=len(CLASS_NAMES), width=48, dropout=0.3, in_channels=1, image_size=IMAGE_SIZE):
         super().__init__(in_channels, image_size)
         layers, channels = [], in_channels
         for stage in range(4):

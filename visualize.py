@@ -2,6 +2,7 @@
 
     python visualize.py --test_cc --data data                 # test accuracy of the shipped model
     python visualize.py -t True -d data -m runs/deep_emotion-0/best.pt --split val --tta --report r.json
+    python visualize.py -t -d data --split val --tta shifts   # 10-view test-time augmentation
     python visualize.py --cam                                  # webcam 0
     python visualize.py --source clip.mp4 --no_display --output annotated.mp4 --log faces.csv
     python visualize.py --attention --samples --data data     # imgs/attention.png, imgs/samples.png
@@ -21,7 +22,7 @@ import torch
 from data_loaders import CLASS_NAMES, DataError, load_split
 from emotion_detector import EmotionDetector, draw
 from generate_data import IMAGE_SUFFIXES, str2bool
-from main import pick_device, predict
+from main import TTA_MODES, pick_device, predict
 from model import CheckpointError, load_model
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "weights" / "deep_emotion_vgg.pt"
@@ -40,8 +41,10 @@ def get_args_parser():
     parser.add_argument("-m", "--model", default=str(DEFAULT_MODEL),
                         help="checkpoint: main.py's or an original state_dict (default: weights/deep_emotion_vgg.pt)")
     parser.add_argument("--split", default="test", choices=["test", "val", "train", "unlabeled"], help="split to score (default: test)")
-    parser.add_argument("--tta", action="store_true",
-                        help="average with horizontally flipped faces, in --test_cc and live (default: off)")
+    parser.add_argument("--tta", nargs="?", const="flip", default=None, choices=TTA_MODES,
+                        help="test-time augmentation in --test_cc and live: flip = also the mirrored face (2 views), "
+                             "shifts = also the face moved 2 pixels each way (10 views); --tta alone = flip "
+                             "(default: off)")
     parser.add_argument("--report", default="", help="write the accuracy report as JSON here (default: none)")
     parser.add_argument("--figures", default="imgs",
                         help="folder for the confusion matrix, attention and samples figures (default: imgs)")
@@ -138,10 +141,10 @@ def test_accuracy(args, model, checkpoint, device):
     images, labels, _ = load_split(args.data, args.split)
     probabilities = predict(model, images, tuple(checkpoint["normalization"]), device, args.batch_size, args.tta)
     metrics = classification_metrics(probabilities.argmax(1).numpy(), labels.numpy())
-    metrics.update({"split": args.split, "model": str(args.model), "tta": bool(args.tta)})
-    title = f"{checkpoint['arch']} on {args.split}{' with flip TTA' if args.tta else ''}"
+    metrics.update({"split": args.split, "model": str(args.model), "tta": args.tta})
+    title = f"{checkpoint['arch']} on {args.split}{f' with {args.tta} TTA' if args.tta else ''}"
     print_metrics(metrics, title)
-    stem = f"confusion_{checkpoint['arch']}_{args.split}{'_tta' if args.tta else ''}.png"
+    stem = f"confusion_{checkpoint['arch']}_{args.split}{f'_tta_{args.tta}' if args.tta else ''}.png"
     print(f"confusion matrix: {plot_confusion(metrics, Path(args.figures) / stem, title)}")
     if args.report:
         tmp = Path(f"{args.report}.tmp")

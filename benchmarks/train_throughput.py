@@ -65,7 +65,7 @@ def main():
                         help="batch size of our loop; the original's is 128 (default: 0 = the recipe's)")
     parser.add_argument("--arch", default="deep_emotion",
                         help="network of our loop; the original loop always trains deep_emotion (default: deep_emotion)")
-    parser.add_argument("--arch_args", default="", help='JSON arguments of --arch, e.g. \'{"width": 64}\' (default: none)')
+    parser.add_argument("--arch_args", default="", help='JSON arguments of --arch, e.g. \'{"width": 64}\' (default: the recipe\'s)')
     parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
                         help="math of our loop, as main.py's --precision (default: auto)")
     args = parser.parse_args()

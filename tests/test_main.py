@@ -142,3 +142,32 @@ def test_distillation_from_a_teacher_changes_the_loss(prepared, tmp_path):
     loss = lambda run: json.loads((run / "log.jsonl").read_text())["train_loss"]  # noqa: E731
     assert loss(plain) != loss(distilled)
     assert json.loads((distilled / "config.json").read_text())["teacher"] == str(teacher)
+
+
+def test_tta_views_are_mirrored_and_shifted_copies():
+    face = torch.arange(48 * 48, dtype=torch.float32).view(1, 1, 48, 48)
+    p = main.SHIFT_PIXELS
+    assert [len(main.tta_views(face, tta)) for tta in (None, "flip", "shifts")] == [1, 2, 10]
+    views = main.tta_views(face, "shifts")
+    assert torch.equal(views[0], face) and torch.equal(views[5], face.flip(3))
+    # view 1 is the face moved p pixels down, its top row repeated into the gap
+    assert torch.equal(views[1][..., p:, :], face[..., :-p, :]) and torch.equal(views[1][..., 0, :], face[..., 0, :])
+    assert torch.equal(views[4][..., :, :-p], face[..., :, p:])  # view 4: moved p pixels left
+    assert all(torch.equal(views[5 + i], views[i].flip(3)) for i in range(5))
+
+
+def test_predict_averages_the_probabilities_of_the_tta_views():
+    torch.manual_seed(0)
+    model = main.build_model("deep_emotion").eval()
+    faces = torch.randint(0, 256, (5, 48, 48), dtype=torch.uint8)
+    normalization = (0.5, 0.25)
+    x = (faces.unsqueeze(1).float() / 255 - 0.5) / 0.25
+    with torch.no_grad():
+        by_hand = torch.stack([model(view).softmax(1) for view in main.tta_views(x, "shifts")]).mean(0)
+        one_view = main.predict(model, faces, normalization, "cpu")
+        shifts = main.predict(model, faces, normalization, "cpu", batch_size=2, tta="shifts")
+    assert torch.allclose(shifts, by_hand, atol=1e-6) and not torch.allclose(shifts, one_view, atol=1e-4)
+    assert torch.allclose(main.predict(model, faces, normalization, "cpu", tta=True),
+                          main.predict(model, faces, normalization, "cpu", tta="flip"))
+    with pytest.raises(ValueError):
+        main.predict(model, faces, normalization, "cpu", tta="ten_crop")

@@ -59,7 +59,10 @@ def test_original_state_dict_and_rejected_files(prepared, tmp_path):
     bare = tmp_path / "original.pt"
     torch.save(DeepEmotion().state_dict(), bare)
     assert visualize.main(run_args(visualize, "--test_acc", "-d", prepared, "-m", bare, "--figures", tmp_path,
-                                   "--tta"))["tta"]
+                                   "--tta"))["tta"] == "flip"
+    assert visualize.main(run_args(visualize, "--test_acc", "-d", prepared, "-m", bare, "--figures", tmp_path,
+                                   "--tta", "shifts"))["tta"] == "shifts"
+    assert (tmp_path / "confusion_deep_emotion_test_tta_shifts.png").exists()
     (tmp_path / "junk.pt").write_bytes(b"junk")
     result = subprocess.run([sys.executable, str(ROOT / "visualize.py"), "-t", "-d", str(prepared), "-m",
                              str(tmp_path / "junk.pt")], capture_output=True, text=True)
