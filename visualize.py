@@ -22,7 +22,7 @@ import torch
 from data_loaders import CLASS_NAMES, DataError, load_split
 from emotion_detector import EmotionDetector, draw
 from generate_data import IMAGE_SUFFIXES, str2bool
-from main import TTA_MODES, pick_device, predict
+from main import SHIFT_PIXELS, TTA_MODES, pick_device, predict
 from model import CheckpointError, load_model
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "weights" / "deep_emotion_vgg.pt"
@@ -43,7 +43,7 @@ def get_args_parser():
     parser.add_argument("--split", default="test", choices=["test", "val", "train", "unlabeled"], help="split to score (default: test)")
     parser.add_argument("--tta", nargs="?", const="flip", default=None, choices=TTA_MODES,
                         help="test-time augmentation in --test_cc and live: flip = also the mirrored face (2 views), "
-                             "shifts = also the face moved 2 pixels each way (10 views); --tta alone = flip "
+                             f"shifts = also the face moved {SHIFT_PIXELS} pixels each way (10 views); --tta alone = flip "
                              "(default: off)")
     parser.add_argument("--report", default="", help="write the accuracy report as JSON here (default: none)")
     parser.add_argument("--figures", default="imgs",
