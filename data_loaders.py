@@ -122,6 +122,35 @@ def normalize(images, mean, std):
     return (images.unsqueeze(1).float() / 255.0 - mean) / std
 
 
+def degrade_batch(x, generator, strength=1.0):
+    """Random camera-like degradations of faces in [0, 1] (B, 1, H, W): contrast, brightness, gamma,
+    low resolution and noise, each applied to a random half of the faces; returns the batch in [0, 1].
+
+    Why: FER2013's faces are tightly cropped, evenly exposed 48x48 greyscale; a webcam or a photo's
+    face is dimmer or brighter, softer (a small face upscaled) and noisier. strength scales every
+    range (1 = contrast x0.6..1.4, brightness +-0.1, gamma 0.67..1.5, resolution 12..40 pixels,
+    noise sigma up to 0.05). The random numbers come from `generator`, as in augment_batch.
+    """
+    batch, size = x.shape[0], x.shape[-1]
+    rand = lambda *shape: torch.rand(*shape, generator=generator).to(x.device)  # noqa: E731
+    chosen = lambda: (rand(batch) < 0.5).view(-1, 1, 1, 1)  # noqa: E731
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    contrast = 1 + (rand(batch) * 2 - 1).view(-1, 1, 1, 1) * 0.4 * strength
+    brightness = (rand(batch) * 2 - 1).view(-1, 1, 1, 1) * 0.1 * strength
+    x = torch.where(chosen(), (x - mean) * contrast + mean + brightness, x).clamp(0, 1)
+    gamma = torch.exp((rand(batch) * 2 - 1) * math.log(1.5) * strength).view(-1, 1, 1, 1)
+    x = torch.where(chosen(), x.clamp_min(1e-6) ** gamma, x)
+    # one resolution per batch keeps this a single resize pair; which faces get it is per face
+    low = int(round(size - (size - 12) * min(1.0, strength) * (0.2 + 0.8 * rand(1).item())))
+    if low < size:
+        small = F.interpolate(x, size=(low, low), mode="bilinear", antialias=True, align_corners=False)
+        x = torch.where(chosen(), F.interpolate(small, size=(size, size), mode="bilinear", align_corners=False), x)
+    sigma = (rand(batch) * 0.05 * strength).view(-1, 1, 1, 1)
+    noise = torch.randn(x.shape, generator=generator).to(x.device)
+    x = torch.where(chosen(), x + sigma * noise, x)
+    return x.clamp(0, 1)
+
+
 def augment_batch(x, generator, max_rotation=10.0, max_scale=0.1, max_shift=0.1, flip=True,
                   erase_prob=0.0, sharpness=0.0):
     """Random flips, rotations, scales and shifts, sharpness, then random erasing, for a whole batch at once.

@@ -13,15 +13,15 @@ import numpy as np
 import torch
 
 from data_loaders import CLASS_NAMES
-from main import predict
-from model import load_model
+from model import load_model, predict
 
 HAAR_CASCADE = "haarcascade_frontalface_default.xml"
 # A FER2013 face spans 1.03x the Haar box around it, centred on it: the median over
 # 600 Training faces upscaled into a larger frame (benchmarks/haar_framing.py).
 # Crops are taken at this framing so that the network sees what it was trained on.
 FER_CROP_SCALE = 1.03
-DETECT_WIDTH = 320  # faces are found on a frame downscaled to this width, for speed
+DETECT_WIDTH = 320  # faces are found on a frame downscaled to this width, for speed...
+HAAR_WINDOW = 24  # ...but never below the cascade's 24-pixel window at min_face: smaller faces would be lost
 
 
 class EmotionDetector:
@@ -30,7 +30,7 @@ class EmotionDetector:
     `smooth` in [0, 1) averages each face's probabilities with those of the
     overlapping face in the previous frame (exponential moving average), so
     labels do not flicker; 0 turns it off. `tta` ("flip" or "shifts", see
-    `main.TTA_MODES`) also classifies mirrored (and shifted) copies of each face
+    `model.TTA_MODES`) also classifies mirrored (and shifted) copies of each face
     and averages: 2 or 10 times the classification time.
     """
 
@@ -50,9 +50,9 @@ class EmotionDetector:
 
     def find_faces(self, gray):
         """Haar boxes (x, y, w, h) in full-frame pixels, largest first, found on a downscaled copy."""
-        factor = min(1.0, DETECT_WIDTH / gray.shape[1])
+        factor = min(1.0, max(DETECT_WIDTH / gray.shape[1], HAAR_WINDOW / self.min_face))
         small = cv2.resize(gray, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA) if factor < 1 else gray
-        min_side = max(12, int(self.min_face * factor))
+        min_side = max(HAAR_WINDOW, int(round(self.min_face * factor)))
         boxes = self.cascade.detectMultiScale(small, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side))
         boxes = sorted(boxes, key=lambda box: -box[2] * box[3])
         return [tuple(int(round(v / factor)) for v in box) for box in boxes]

@@ -12,16 +12,20 @@ Recognised in DIR, in this order (torchvision's FER2013 order):
 
 Training -> train, PublicTest -> val, PrivateTest -> test. Inputs are never modified.
 """
-import argparse
 import csv
+import ctypes
+import hashlib
 import json
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
-import tempfile
+import threading
+import time
+import uuid
 import warnings
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -31,37 +35,26 @@ from tqdm import tqdm
 
 from data_loaders import CLASS_NAMES, PREPARED_DIRNAME, SPLITS, UNLABELED, DataError, split_dir
 from synthetic_faces import SYNTHETIC_CSV, write_synthetic_csv
+from utils import (BOOL_FLAG, IMAGE_SUFFIXES, ArgumentParser, OutputError, check_writable_folder, float_in,
+                   int_at_least, run_script, write_text_atomic)
 
 SPLIT_OF_USAGE = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 SPLIT_OF_PREFIX = {"training": "train", "publictest": "val", "privatetest": "test"}
 PIXELS_PER_FACE = 48 * 48
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 SHOW_BAD_ROWS = 5
 
 
-def str2bool(value):
-    """argparse type for the original's `--flag True/False` form."""
-    if isinstance(value, bool):
-        return value
-    if value.lower() in ("true", "1", "yes", "y", "on"):
-        return True
-    if value.lower() in ("false", "0", "no", "n", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected True or False, got {value!r}")
-
-
 def get_args_parser():
-    parser = argparse.ArgumentParser(description="Convert FER2013 to per-split PNGs and labels CSVs.")
+    parser = ArgumentParser(description="Convert FER2013 to per-split PNGs and labels CSVs.")
     parser.add_argument("-d", "--data", default="data", help="folder holding the FER2013 download; "
                         "output goes to DIR/prepared (default: data)")
-    parser.add_argument("--val_fraction", type=float, default=0.1,
+    parser.add_argument("--val_fraction", type=float_in(0, 1, high_open=True), default=0.1,
                         help="share of train carved out as val when the source has no PublicTest (default: 0.1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of that val carve (default: 0)")
-    parser.add_argument("--force", nargs="?", const=True, default=False, type=str2bool,
-                        help="rebuild splits that already exist (default: off)")
-    parser.add_argument("--synthetic", nargs="?", const=True, default=False, type=str2bool,
+    parser.add_argument("--force", **BOOL_FLAG, help="rebuild splits that already exist (default: off)")
+    parser.add_argument("--synthetic", **BOOL_FLAG,
                         help=f"first write the synthetic demo set DIR/{SYNTHETIC_CSV} (default: off)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count(),
+    parser.add_argument("--workers", type=int_at_least(1), default=os.cpu_count(),
                         help="processes parsing pixels and threads encoding PNGs (default: all cores)")
     return parser
 
@@ -157,6 +150,31 @@ def _parse_rows(bounds):
     return _parse_block(_TEXTS[bounds[0]:bounds[1]])
 
 
+def _init_worker(parent_pid):
+    """Makes a parsing worker die with its parent, however the parent ends (Ctrl-C, SIGTERM, SIGKILL).
+
+    Without this, a setup killed by an out-of-memory killer or a job scheduler leaves its
+    workers (about 650 MB each on FER2013) running for good.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it ends the pool
+    if sys.platform.startswith("linux"):
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    else:  # no parent-death signal: watch for the parent to go
+        def watch():
+            while os.getppid() == parent_pid:
+                time.sleep(0.5)
+            os._exit(1)
+        threading.Thread(target=watch, daemon=True).start()
+    if os.getppid() != parent_pid:  # the parent died before the signal was set up
+        os._exit(1)
+
+
+def parsing_pool(workers):
+    """A pool of forked workers that die with this process; closing it (`with`) terminates them."""
+    return multiprocessing.get_context("fork").Pool(workers, initializer=_init_worker, initargs=(os.getpid(),))
+
+
 def parse_pixels(pixels, workers=1):
     """Parses FER2013 `pixels` strings into faces, in `workers` processes where fork is available.
 
@@ -168,8 +186,8 @@ def parse_pixels(pixels, workers=1):
     if workers > 1 and len(texts) >= 4096 and "fork" in multiprocessing.get_all_start_methods():
         _TEXTS = texts
         try:
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-                blocks = list(pool.map(_parse_rows, bounds))
+            with parsing_pool(workers) as pool:
+                blocks = pool.map(_parse_rows, bounds)
         finally:
             _TEXTS = []
     else:
@@ -280,7 +298,9 @@ def write_split(directory, images, labels, origins, workers):
     """Writes one split atomically: built in a temporary folder, then renamed into place."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".building-{directory.name}-", dir=directory.parent))
+    # mkdir, not tempfile.mkdtemp: mkdtemp makes the folder 0700, unreadable to other users of the machine
+    building = directory.parent / f".building-{directory.name}-{uuid.uuid4().hex[:8]}"
+    building.mkdir()
     try:
         (building / "images").mkdir()
         names = [f"{i:06d}.png" for i in range(len(images))]
@@ -322,17 +342,69 @@ def _clean_leftovers(prepared):
             shutil.rmtree(leftover, ignore_errors=True)
 
 
+def source_files(kind, path):
+    """The files a source is read from (what its fingerprint covers)."""
+    if kind == "image_folder":
+        return sorted(f for top in ("train", "test") for folder in _class_folders(Path(path) / top).values()
+                      for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+    files = [Path(path)]
+    if kind == "competition" and Path(path).with_name("test.csv").is_file():
+        files.append(Path(path).with_name("test.csv"))
+    return files
+
+
+def fingerprint(kind, path):
+    """What a build is made from: the source's kind and each file's name, size and modification time.
+
+    An image folder's thousands of files are summed up in one sha256 of that listing.
+    """
+    root = Path(path) if kind == "image_folder" else Path(path).parent
+    listing = [[str(f.relative_to(root)), f.stat().st_size, f.stat().st_mtime_ns] for f in source_files(kind, path)]
+    if kind == "image_folder":
+        return {"kind": kind, "files": len(listing),
+                "listing_sha256": hashlib.sha256(json.dumps(listing).encode()).hexdigest()}
+    return {"kind": kind, "files": listing}
+
+
+def stale_reason(manifest, built_from, val_fraction, seed, data_dir):
+    """Why an existing build no longer matches its source and flags (None when it does)."""
+    if manifest.get("built_from") != built_from:
+        if "built_from" not in manifest:
+            return "it was made by an older generate_data.py that did not record its source"
+        return "the source files changed since it was built"
+    if manifest["val_carved_from_train"] and (manifest["val_fraction"], manifest["seed"]) != (val_fraction, seed):
+        return (f"its val was carved with --val_fraction {manifest['val_fraction']} --seed {manifest['seed']}, "
+                f"not {val_fraction} and {seed}")
+    missing = [s for s in manifest["splits"] if not (split_dir(data_dir, s) / "labels.csv").is_file()]
+    if missing:
+        return f"split(s) {', '.join(missing)} are missing"
+    return None
+
+
 def prepare(data_dir, val_fraction=0.1, seed=0, force=False, workers=None):
-    """Converts the FER2013 in data_dir into DIR/prepared/<split>/; returns a summary dict."""
+    """Converts the FER2013 in data_dir into DIR/prepared/<split>/; returns a summary dict.
+
+    A build whose source files, val carve or splits no longer match is rebuilt; splits the
+    source does not produce are removed, so no split of an older source is ever scored.
+    """
     kind, path = find_source(data_dir)
     prepared = split_dir(data_dir, "")
+    try:
+        check_writable_folder(prepared, "the prepared splits")
+    except OutputError as error:
+        raise DataError(str(error)) from None
     _clean_leftovers(prepared)
     manifest_path = prepared / "manifest.json"
+    built_from = fingerprint(kind, path)
+    rebuilt_because = "--force" if force else None
     if manifest_path.is_file() and not force:
         manifest = json.loads(manifest_path.read_text())
-        if all(split_dir(data_dir, s).is_dir() for s in manifest["splits"]):
+        rebuilt_because = stale_reason(manifest, built_from, val_fraction, seed, data_dir)
+        if rebuilt_because is None:
             manifest["skipped"] = True
             return manifest
+    # the manifest goes first: a rebuild interrupted from here on is never taken for a finished one
+    manifest_path.unlink(missing_ok=True)
 
     workers = workers or os.cpu_count()
     faces = read_faces(kind, path, workers)
@@ -346,22 +418,21 @@ def prepare(data_dir, val_fraction=0.1, seed=0, force=False, workers=None):
         splits[train_rows[carve_val(labels[train_rows], val_fraction, seed)]] = "val"
         carved = True
 
-    summary = {"source": str(path), "kind": kind, "synthetic": kind == "synthetic",
+    summary = {"source": str(path), "kind": kind, "synthetic": kind == "synthetic", "built_from": built_from,
                "val_carved_from_train": carved, "val_fraction": val_fraction if carved else None,
-               "seed": seed if carved else None, "splits": {},
+               "seed": seed if carved else None, "splits": {}, "rebuilt_because": rebuilt_because,
                "bad_rows": len(faces.bad), "first_bad_rows": [f"{o}: {r}" for o, r in faces.bad[:SHOW_BAD_ROWS]]}
     for split in SPLITS:
         rows = np.flatnonzero(splits == split)
         if len(rows) == 0:
+            shutil.rmtree(split_dir(data_dir, split), ignore_errors=True)  # an older source's split
             continue
         write_split(split_dir(data_dir, split), images[rows], labels[rows], [origins[i] for i in rows], workers)
         counts = np.bincount(labels[rows][labels[rows] >= 0], minlength=len(CLASS_NAMES))
         summary["splits"][split] = {"faces": int(len(rows)),
                                     "per_class": dict(zip(CLASS_NAMES, counts.tolist()))}
     # the manifest is written last: its presence says every split above is complete
-    tmp = manifest_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(summary, indent=2))
-    os.replace(tmp, manifest_path)
+    write_text_atomic(manifest_path, json.dumps(summary, indent=2))
     return summary
 
 
@@ -371,6 +442,8 @@ def print_summary(summary):
               f"({', '.join(summary['splits'])}); use --force to rebuild")
         return
     tag = " [SYNTHETIC demo data, not FER2013]" if summary["synthetic"] else ""
+    if summary.get("rebuilt_because") and summary["rebuilt_because"] != "--force":
+        print(f"rebuilt the prepared splits: {summary['rebuilt_because']}")
     print(f"converted {summary['source']} ({summary['kind']}){tag}")
     for split, info in summary["splits"].items():
         print(f"  {split:<9} {info['faces']:>6} faces  " + " ".join(f"{k}={v}" for k, v in info["per_class"].items()))
@@ -392,8 +465,4 @@ def main(args):
 
 
 if __name__ == "__main__":
-    try:
-        main(get_args_parser().parse_args())
-    except DataError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    run_script(get_args_parser, main, (DataError,))

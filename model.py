@@ -5,13 +5,15 @@ Expression Recognition Using Attentional Convolutional Network" (Sensors 2021,
 arXiv:1902.01019), with the parameter names of the popular unofficial
 implementation, so that its `state_dict`s load with `strict=True`.
 """
-import os
+import argparse
+import pickle
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from data_loaders import CLASS_NAMES
+from data_loaders import CLASS_NAMES, normalize
+from utils import atomic_write
 
 IMAGE_SIZE = 48
 
@@ -184,6 +186,11 @@ def load_checkpoint(path, map_location="cpu"):
         state = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint {path} does not exist") from None
+    except pickle.UnpicklingError as error:
+        if "weights_only" in str(error) or "Weights only load failed" in str(error):
+            raise CheckpointError(f"refused {path}: it holds Python objects besides tensors, and loading it "
+                                  "would run code; re-save it as a state_dict or a main.py checkpoint") from None
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint ({str(error).splitlines()[0][:120]})") from None
     except Exception as error:  # torch raises many kinds for files that are not checkpoints
         raise CheckpointError(f"{path} is not a PyTorch checkpoint ({str(error).splitlines()[0][:120]})") from None
     if isinstance(state, dict) and "model" in state and "arch" in state:
@@ -218,7 +225,79 @@ def export_weights(checkpoint_path, out_path, half=False):
     shipped = {k: v for k, v in checkpoint.items() if k not in ("optimizer", "scheduler", "rng")}
     if half:
         shipped["model"] = {k: v.half() if v.is_floating_point() else v for k, v in checkpoint["model"].items()}
-    tmp = f"{out_path}.tmp"
-    torch.save(shipped, tmp)
-    os.replace(tmp, out_path)
-    return out_path
+    return atomic_write(out_path, lambda tmp: torch.save(shipped, tmp))
+
+
+# ---------------------------------------------------------------- inference
+
+def pick_device(name="auto"):
+    """The torch.device for a --device value: auto = cuda, then mps, then cpu."""
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def device_arg(text):
+    """argparse type of --device: auto, cpu, cuda[:N] or mps, refused when this machine lacks it."""
+    try:
+        device = torch.device(text) if text != "auto" else None
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"unknown device {text!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if device is not None and device.type == "cuda" and not (
+            torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()):
+        raise argparse.ArgumentTypeError(f"{text}: no such CUDA GPU here ({torch.cuda.device_count()} found); "
+                                         "use --device cpu")
+    if device is not None and device.type == "mps" and not (
+            getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise argparse.ArgumentTypeError("mps: no Apple GPU here; use --device cpu")
+    return text
+
+
+# Test-time augmentation (--tta): "flip" averages each face's probabilities with its
+# mirror image's (2 views); "shifts" also with the face moved SHIFT_PIXELS up, down,
+# left and right, each mirrored too (10 views). Training shifts faces by up to 10%
+# (4.8 pixels), so these views are ones the network has learned to read.
+TTA_MODES = ("flip", "shifts")
+SHIFT_PIXELS = 2
+
+
+def tta_views(x, tta):
+    """The views of a batch (B, C, H, W) that test-time augmentation `tta` (None, "flip", "shifts") averages."""
+    views = [x]
+    if tta == "shifts":
+        p = SHIFT_PIXELS
+        h, w = x.shape[-2:]
+        padded = F.pad(x, (p, p, p, p), mode="replicate")  # the edge is repeated, as in training's warps
+        for top, left in ((0, p), (2 * p, p), (p, 0), (p, 2 * p)):
+            views.append(padded[..., top:top + h, left:left + w])
+    if tta:
+        views += [view.flip(3) for view in views]
+    return views
+
+
+@torch.no_grad()
+def predict(model, images, normalization, device, batch_size=512, tta=None, autocast_dtype=None, progress=None):
+    """Class probabilities (N, 7) of uint8 faces (N, 48, 48), averaged over the views of `tta`.
+
+    tta: None/False (one view), "flip" (True means this too) or "shifts"; see TTA_MODES.
+    autocast_dtype (e.g. torch.bfloat16) runs the network under autocast; None = fp32.
+    progress: a callable given the number of faces done after each batch (a progress bar's update).
+    """
+    tta = "flip" if tta is True else (tta or None)
+    if tta is not None and tta not in TTA_MODES:
+        raise ValueError(f"tta must be one of {TTA_MODES}, not {tta!r}")
+    device = torch.device(device)
+    model.eval()
+    probabilities = []
+    for start in range(0, len(images), batch_size):
+        x = normalize(images[start:start + batch_size].to(device), *normalization)
+        views = tta_views(x, tta)
+        with torch.autocast(device.type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None):
+            probabilities.append((sum(model(view).float().softmax(1) for view in views) / len(views)).cpu())
+        if progress is not None:
+            progress(len(x))
+    return torch.cat(probabilities) if probabilities else torch.zeros(0, len(CLASS_NAMES))

@@ -5,11 +5,12 @@ expressions differ in mouth, eyes and brows; position, size, lighting and noise
 are random. They are cartoons: a model trained on them knows nothing of real faces.
 """
 import gzip
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from utils import atomic_write
 
 SYNTHETIC_CSV = "fer2013_synthetic.csv"
 CANVAS = 96  # drawn at 2x, then downsampled to 48x48 for smooth edges
@@ -77,12 +78,13 @@ def write_synthetic_csv(path, per_class=(40, 8, 8), seed=0):
     lines += [f"{label},{' '.join(map(str, face.ravel()))},{usage}"
               for label, face, usage in synthetic_rows(per_class, seed)]
     data = ("\n".join(lines) + "\n").encode()
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        if path.suffix == ".gz":
-            with gzip.GzipFile(fileobj=f, mode="wb", mtime=0) as packed:  # mtime=0: same bytes every time
-                packed.write(data)
-        else:
-            f.write(data)
-    os.replace(tmp, path)
-    return path
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            if path.suffix == ".gz":
+                with gzip.GzipFile(fileobj=f, mode="wb", mtime=0) as packed:  # mtime=0: same bytes every time
+                    packed.write(data)
+            else:
+                f.write(data)
+
+    return atomic_write(path, write)

@@ -7,7 +7,6 @@
     python visualize.py --source clip.mp4 --no_display --output annotated.mp4 --log faces.csv
     python visualize.py --attention --samples --data data     # imgs/attention.png, imgs/samples.png
 """
-import argparse
 import csv
 import json
 import os
@@ -21,47 +20,100 @@ import torch
 
 from data_loaders import CLASS_NAMES, DataError, load_split
 from emotion_detector import EmotionDetector, draw
-from generate_data import IMAGE_SUFFIXES, str2bool
-from main import SHIFT_PIXELS, TTA_MODES, pick_device, predict
-from model import CheckpointError, load_model
+from model import SHIFT_PIXELS, TTA_MODES, CheckpointError, device_arg, load_model, pick_device, predict
+from utils import (BOOL_FLAG, IMAGE_SUFFIXES, ArgumentParser, OutputError, atomic_write, check_writable_file,
+                   check_writable_folder, float_in, int_at_least, run_script, write_text_atomic)
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "weights" / "deep_emotion_vgg.pt"
+MAX_SMOOTH = 0.95
 
 
 class SourceError(Exception):
-    """A camera or file that cannot be opened, reported as one line (exit code 2)."""
+    """A camera or file that cannot be opened, or an output that would destroy it, as one line (exit code 2)."""
 
 
 def get_args_parser():
-    parser = argparse.ArgumentParser(description="Test accuracy, figures and live inference for Deep-Emotion.")
-    flag = dict(nargs="?", const=True, default=False, type=str2bool)
-    parser.add_argument("-t", "--test_cc", "--test_acc", dest="test_cc", **flag,
-                        help="report accuracy on --split of --data (default: off)")
-    parser.add_argument("-d", "--data", default="data", help="prepared data folder (default: data)")
-    parser.add_argument("-m", "--model", default=str(DEFAULT_MODEL),
-                        help="checkpoint: main.py's or an original state_dict (default: weights/deep_emotion_vgg.pt)")
-    parser.add_argument("--split", default="test", choices=["test", "val", "train", "unlabeled"], help="split to score (default: test)")
-    parser.add_argument("--tta", nargs="?", const="flip", default=None, choices=TTA_MODES,
-                        help="test-time augmentation in --test_cc and live: flip = also the mirrored face (2 views), "
-                             f"shifts = also the face moved {SHIFT_PIXELS} pixels each way (10 views); --tta alone = flip "
-                             "(default: off)")
-    parser.add_argument("--report", default="", help="write the accuracy report as JSON here (default: none)")
-    parser.add_argument("--figures", default="imgs",
-                        help="folder for the confusion matrix, attention and samples figures (default: imgs)")
-    parser.add_argument("--attention", action="store_true", help="save faces beside their STN warps (default: off)")
-    parser.add_argument("--samples", action="store_true", help="save a grid of predictions on --split (default: off)")
-    parser.add_argument("--cam", action="store_true", help="live inference on webcam 0 (default: off)")
-    parser.add_argument("--source", default=None,
-                        help="live inference on a camera index, video, image or folder of images (default: none)")
-    parser.add_argument("--output", default="", help="annotated video (or folder, for images) to write (default: none)")
-    parser.add_argument("--no_display", action="store_true", help="never open a window (default: show one if possible)")
-    parser.add_argument("--log", default="", help="CSV with one row per detected face (default: none)")
-    parser.add_argument("--smooth", type=float, default=0.0,
-                        help="per-face probability smoothing across frames, 0..0.95 (default: 0 = off)")
-    parser.add_argument("--max_frames", type=int, default=0, help="stop after this many frames (default: 0 = all)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (default: auto)")
-    parser.add_argument("--batch_size", type=int, default=512, help="evaluation batch size (default: 512)")
+    parser = ArgumentParser(description="Test accuracy, figures and live inference for Deep-Emotion.")
+    model = parser.add_argument_group("model")
+    model.add_argument("-m", "--model", default=str(DEFAULT_MODEL),
+                       help="checkpoint: main.py's or an original state_dict (default: weights/deep_emotion_vgg.pt)")
+    model.add_argument("--tta", nargs="?", const="flip", default=None, choices=TTA_MODES,
+                       help="test-time augmentation in --test_cc and live: flip = also the mirrored face (2 views), "
+                            f"shifts = also the face moved {SHIFT_PIXELS} pixels each way (10 views); --tta alone = "
+                            "flip (default: off)")
+    model.add_argument("--device", type=device_arg, default="auto", help="auto, cpu, cuda, mps (default: auto)")
+
+    accuracy = parser.add_argument_group("accuracy")
+    accuracy.add_argument("-t", "--test_cc", "--test_acc", dest="test_cc", **BOOL_FLAG,
+                          help="report accuracy on --split of --data (default: off)")
+    accuracy.add_argument("-d", "--data", default="data", help="prepared data folder (default: data)")
+    accuracy.add_argument("--split", default="test", choices=["test", "val", "train", "unlabeled"],
+                          help="split to score (default: test)")
+    accuracy.add_argument("--report", default="", help="write the accuracy report as JSON here (default: none)")
+    accuracy.add_argument("--batch_size", type=int_at_least(1), default=512, help="evaluation batch size (default: 512)")
+
+    figures = parser.add_argument_group("figures")
+    figures.add_argument("--figures", default="",
+                         help="folder for the confusion matrix, attention and samples PNGs (default: the --report's "
+                              "folder, else ./figures; the README's imgs/ only when named)")
+    figures.add_argument("--attention", action="store_true", help="save faces beside their STN warps (default: off)")
+    figures.add_argument("--samples", action="store_true", help="save a grid of predictions on --split (default: off)")
+
+    live = parser.add_argument_group("live inference")
+    live.add_argument("-c", "--cam", **BOOL_FLAG, help="live inference on webcam 0 (default: off)")
+    live.add_argument("--source", default=None,
+                      help="live inference on a camera index, video, image or folder of images (default: none)")
+    live.add_argument("--output", default="",
+                      help="annotated video, image (one image as --source) or folder (images) to write; never the "
+                           "source itself (default: none)")
+    live.add_argument("--no_display", action="store_true", help="never open a window (default: show one if possible)")
+    live.add_argument("--log", default="", help="CSV with one row per detected face (default: none)")
+    live.add_argument("--smooth", type=float_in(0, MAX_SMOOTH), default=0.0,
+                      help=f"per-face probability smoothing across frames, 0..{MAX_SMOOTH} (default: 0 = off)")
+    live.add_argument("--max_frames", type=int_at_least(0), default=0, help="stop after this many frames (default: 0 = all)")
     return parser
+
+
+def figures_dir(args):
+    """Where figures go: --figures, else beside --report, else ./figures (never the README's imgs/ unless named)."""
+    if args.figures:
+        return Path(args.figures)
+    return Path(args.report).parent if args.report else Path("figures")
+
+
+def is_within(path, folder):
+    path, folder = Path(path).resolve(), Path(folder).resolve()
+    return path == folder or folder in path.parents
+
+
+def check_outputs(args):
+    """Checks every output before any work starts: writable, and never the input it would replace.
+
+    Raises OutputError or SourceError with one line.
+    """
+    if args.report:
+        check_writable_file(args.report, "the report")
+    if args.log:
+        check_writable_file(args.log, "the face log")
+    if (args.test_cc or args.attention or args.samples) and not (args.cam and args.source is None):
+        check_writable_folder(figures_dir(args), "figures")
+    if not args.output or not (args.cam or args.source is not None):
+        return
+    source = None if args.source is None or str(args.source).isdigit() else Path(args.source)
+    output = Path(args.output)
+    if source is not None and source.is_dir():
+        if is_within(output, source):
+            raise SourceError(f"--output {output} is inside the source folder {source}: its annotated copies "
+                              "would replace the photos; choose another folder")
+        check_writable_folder(output, "annotated images")
+    elif source is not None and source.suffix.lower() in IMAGE_SUFFIXES and output.suffix.lower() not in IMAGE_SUFFIXES:
+        if source.exists() and (output / source.name).resolve() == source.resolve():
+            raise SourceError(f"--output {output} would overwrite the source {source}; choose another folder")
+        check_writable_folder(output, "annotated images")
+    else:
+        if source is not None and source.exists() and output.resolve() == source.resolve():
+            raise SourceError(f"--output {output} is the source itself; choose another file name")
+        check_writable_file(output, "the annotated output")
 
 
 # ---------------------------------------------------------------- accuracy
@@ -108,14 +160,11 @@ def _pyplot():
 
 
 def _save(fig, path):
-    """Saves a figure atomically and closes it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    """Saves a figure atomically and closes it; returns path."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight"))
     _pyplot().close(fig)
-    os.replace(tmp, path)
-    return path
+    return Path(path)
 
 
 def plot_confusion(metrics, path, title):
@@ -145,12 +194,9 @@ def test_accuracy(args, model, checkpoint, device):
     title = f"{checkpoint['arch']} on {args.split}{f' with {args.tta} TTA' if args.tta else ''}"
     print_metrics(metrics, title)
     stem = f"confusion_{checkpoint['arch']}_{args.split}{f'_tta_{args.tta}' if args.tta else ''}.png"
-    print(f"confusion matrix: {plot_confusion(metrics, Path(args.figures) / stem, title)}")
+    print(f"confusion matrix: {plot_confusion(metrics, figures_dir(args) / stem, title)}")
     if args.report:
-        tmp = Path(f"{args.report}.tmp")
-        tmp.write_text(json.dumps(metrics, indent=2))
-        os.replace(tmp, args.report)
-        print(f"report: {args.report}")
+        print(f"report: {write_text_atomic(args.report, json.dumps(metrics, indent=2))}")
     return metrics
 
 
@@ -217,6 +263,8 @@ def open_source(source):
     if not path.exists():
         raise SourceError(f"{path} does not exist")
     if path.suffix.lower() in IMAGE_SUFFIXES:
+        if cv2.imread(str(path)) is None:
+            raise SourceError(f"{path} is not a readable image")
         return _read_images([path]), True
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
@@ -255,11 +303,34 @@ def display_available():
         return False
 
 
+def frame_rate(source):
+    """The frame rate of a video file (25 when it does not say), for the annotated copy."""
+    capture = cv2.VideoCapture(str(source))
+    fps = capture.get(cv2.CAP_PROP_FPS) if capture.isOpened() else 0
+    capture.release()
+    return fps if 1 <= fps <= 240 else 25.0
+
+
+def write_image(path, frame):
+    """Writes an annotated image atomically; raises OutputError when it cannot."""
+    path = Path(path)
+
+    def write(tmp):
+        if not cv2.imwrite(str(tmp), frame):
+            raise OutputError(f"cannot write the annotated image {path}")
+    try:
+        atomic_write(path, write)
+    except OSError as error:
+        raise OutputError(f"cannot write the annotated image {path}: {error.strerror or error}") from None
+
+
 def run_live(args, device):
-    """The live loop; returns the number of frames processed. Raises SourceError."""
+    """The live loop; returns the number of frames processed. Raises SourceError or OutputError."""
     source = "0" if args.cam and args.source is None else args.source
     frames, is_images = open_source(source)  # opens now, so a bad source fails before the model loads
-    detector = EmotionDetector(args.model, device, smooth=args.smooth, tta=args.tta)
+    one_image_file = is_images and Path(args.output).suffix.lower() in IMAGE_SUFFIXES
+    # stills are unrelated pictures: never smoothed into each other
+    detector = EmotionDetector(args.model, device, smooth=0.0 if is_images else args.smooth, tta=args.tta)
     show = not args.no_display and display_available()
     if not args.no_display and not show:
         print("no display found: running headless (as with --no_display)")
@@ -281,11 +352,11 @@ def run_live(args, device):
                     log.writerow([name, count, *face["box"], face["label"], f"{face['confidence']:.4f}"]
                                  + [f"{p:.4f}" for p in face["emotions"].values()])
             if args.output and is_images:
-                Path(args.output).mkdir(parents=True, exist_ok=True)
-                cv2.imwrite(str(Path(args.output) / name), frame)
+                write_image(args.output if one_image_file else Path(args.output) / name, frame)
             elif args.output:
-                if writer is None:
-                    writer = cv2.VideoWriter(args.output, cv2.VideoWriter_fourcc(*"mp4v"), 25,
+                if writer is None:  # the source's own frame rate and size
+                    fps_out = 25.0 if str(source).isdigit() else frame_rate(source)
+                    writer = cv2.VideoWriter(args.output, cv2.VideoWriter_fourcc(*"mp4v"), fps_out,
                                              (frame.shape[1], frame.shape[0]))
                     if not writer.isOpened():
                         raise SourceError(f"cannot write the video {args.output} (does its folder exist?)")
@@ -304,13 +375,15 @@ def run_live(args, device):
         if show:
             cv2.destroyAllWindows()
     seconds = time.perf_counter() - start
-    print(f"{count} frame(s) from {source} in {seconds:.1f} s ({count / max(seconds, 1e-9):.1f} frames/s)"
+    print(f"{count} frame(s) from {source} in {seconds:.1f} s ({count / max(seconds, 1e-9):.1f} frames/s, "
+          "reading, detection, classification, drawing and writing included)"
           + (f"; annotated output: {args.output}" if args.output else "") + (f"; faces: {args.log}" if args.log else ""))
     return count
 
 
 def main(args):
     """Runs what the flags ask for; returns the accuracy metrics when --test_cc is given."""
+    check_outputs(args)
     device = pick_device(args.device)
     metrics = None
     if args.test_cc or args.attention or args.samples:
@@ -320,12 +393,12 @@ def main(args):
         if args.attention or args.samples:
             images, labels, _ = load_split(args.data, args.split)
             if args.attention:
-                print(f"attention: {plot_attention(model, checkpoint, images, device, Path(args.figures) / 'attention.png')}")
+                print(f"attention: {plot_attention(model, checkpoint, images, device, figures_dir(args) / 'attention.png')}")
             if args.samples:
                 chosen = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:32]
                 predictions = predict(model, images[chosen], tuple(checkpoint["normalization"]), device).argmax(1)
                 path = plot_samples(images[chosen], labels[chosen].tolist(), predictions.tolist(),
-                                    checkpoint.get("class_names", CLASS_NAMES), Path(args.figures) / "samples.png")
+                                    checkpoint.get("class_names", CLASS_NAMES), figures_dir(args) / "samples.png")
                 print(f"samples: {path}")
     if args.cam or args.source is not None:
         run_live(args, device)
@@ -335,10 +408,4 @@ def main(args):
 
 
 if __name__ == "__main__":
-    try:
-        main(get_args_parser().parse_args())
-    except (DataError, CheckpointError, SourceError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        sys.exit(130)
+    run_script(get_args_parser, main, (DataError, CheckpointError, SourceError, OutputError))

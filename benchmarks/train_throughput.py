@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 
 from common import median_report
+import engine
 import main as trainer
 from data_loaders import FER2013, load_split
 from model import build_model
@@ -29,12 +30,12 @@ def ours(args):
     images, labels, _ = load_split(args.data, "train")
     normalization = ((images.float() / 255).mean().item(), (images.float() / 255).std().item())
     device = torch.device("cpu")
-    model = trainer.to_fast_layout(build_model(args.arch, **train_args.arch_args), device)
-    optimizer = trainer.make_optimizer(model, train_args)
+    model = engine.to_fast_layout(build_model(args.arch, **train_args.arch_args), device)
+    optimizer = engine.make_optimizer(model, train_args)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    metrics = trainer.train_one_epoch(model, images, labels, optimizer, scheduler, 0, train_args, normalization,
-                                      device, show_bar=False,
-                                      autocast_dtype=trainer.pick_precision(train_args.precision, device))
+    metrics = engine.train_one_epoch(model, images, labels, optimizer, scheduler, 0, train_args, normalization,
+                                     device, show_bar=False,
+                                     autocast_dtype=engine.autocast_dtype(engine.pick_precision(train_args.precision, device)))
     return metrics["images_per_s"]
 
 

@@ -3,7 +3,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from model import ARCHS, CheckpointError, DeepEmotion, build_model, count_parameters, load_checkpoint, load_model
+from model import (ARCHS, SHIFT_PIXELS, CheckpointError, DeepEmotion, build_model, count_parameters, load_checkpoint,
+                   load_model, predict, tta_views)
 
 
 class OriginalDeepEmotion(nn.Module):
@@ -126,3 +127,32 @@ def test_exported_half_precision_weights_predict_the_same(tmp_path):
     assert next(iter(checkpoint["model"].values())).dtype == torch.float16
     x = torch.randn(32, 1, 48, 48)
     assert torch.equal(shipped(x).argmax(1), model(x).argmax(1))
+
+
+def test_tta_views_are_mirrored_and_shifted_copies():
+    face = torch.arange(48 * 48, dtype=torch.float32).view(1, 1, 48, 48)
+    p = SHIFT_PIXELS
+    assert [len(tta_views(face, tta)) for tta in (None, "flip", "shifts")] == [1, 2, 10]
+    views = tta_views(face, "shifts")
+    assert torch.equal(views[0], face) and torch.equal(views[5], face.flip(3))
+    # view 1 is the face moved p pixels down, its top row repeated into the gap
+    assert torch.equal(views[1][..., p:, :], face[..., :-p, :]) and torch.equal(views[1][..., 0, :], face[..., 0, :])
+    assert torch.equal(views[4][..., :, :-p], face[..., :, p:])  # view 4: moved p pixels left
+    assert all(torch.equal(views[5 + i], views[i].flip(3)) for i in range(5))
+
+
+def test_predict_averages_the_probabilities_of_the_tta_views():
+    torch.manual_seed(0)
+    network = build_model("deep_emotion").eval()
+    faces = torch.randint(0, 256, (5, 48, 48), dtype=torch.uint8)
+    normalization = (0.5, 0.25)
+    x = (faces.unsqueeze(1).float() / 255 - 0.5) / 0.25
+    with torch.no_grad():
+        by_hand = torch.stack([network(view).softmax(1) for view in tta_views(x, "shifts")]).mean(0)
+        one_view = predict(network, faces, normalization, "cpu")
+        shifts = predict(network, faces, normalization, "cpu", batch_size=2, tta="shifts")
+    assert torch.allclose(shifts, by_hand, atol=1e-6) and not torch.allclose(shifts, one_view, atol=1e-4)
+    assert torch.allclose(predict(network, faces, normalization, "cpu", tta=True),
+                          predict(network, faces, normalization, "cpu", tta="flip"))
+    with pytest.raises(ValueError):
+        predict(network, faces, normalization, "cpu", tta="ten_crop")

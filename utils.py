@@ -1,0 +1,126 @@
+"""Small helpers the scripts share: atomic writes, argparse types, output checks and the command-line wrapper."""
+import argparse
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+
+
+class OutputError(Exception):
+    """An output that cannot be written, reported as one line (exit code 2)."""
+
+
+def atomic_write(path, write):
+    """Calls write(tmp) on a temporary file beside path, then renames it over path; returns path.
+
+    A crash mid-write leaves the old file (or none) in place, never a half-written one. The
+    temporary name keeps the suffix, so writers that choose the format by it (matplotlib, cv2) work.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text_atomic(path, text):
+    """Writes a text file atomically; returns path."""
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def check_writable_folder(folder, what):
+    """Creates folder (and its parents) if needed and checks a file can be written there; raises OutputError."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+            pass
+    except OSError as error:
+        raise OutputError(f"cannot write {what} to {folder}: {error.strerror or error}") from None
+    return folder
+
+
+def check_writable_file(path, what):
+    """Checks that path's folder exists (or can be made) and is writable; raises OutputError."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{what} {path} is a folder, not a file")
+    check_writable_folder(path.parent, what)
+    return path
+
+
+def str2bool(value):
+    """argparse type for the original's `--flag True/False` form."""
+    if isinstance(value, bool):
+        return value
+    if value.lower() in ("true", "1", "yes", "y", "on"):
+        return True
+    if value.lower() in ("false", "0", "no", "n", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected True or False, got {value!r}")
+
+
+# a flag that also takes the original's spelled-out value: `--cam`, `--cam True`, `--cam False`
+BOOL_FLAG = dict(nargs="?", const=True, default=False, type=str2bool)
+
+
+def int_at_least(low):
+    """argparse type: an integer >= low."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+    return parse
+
+
+def float_in(low, high, low_open=False, high_open=False):
+    """argparse type: a finite float in [low, high] (an open end excludes that bound; None = unbounded)."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+        too_low = low is not None and (value <= low if low_open else value < low)
+        too_high = high is not None and (value >= high if high_open else value > high)
+        if too_low or too_high:
+            left = "-inf" if low is None else f"{low}"
+            right = "inf" if high is None else f"{high}"
+            interval = f"{'(' if low_open or low is None else '['}{left}, {right}{')' if high_open or high is None else ']'}"
+            raise argparse.ArgumentTypeError(f"must be in {interval}, got {value:g}")
+        return value
+    return parse
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with a one-line error: `error: argument --x: ...` and exit code 2, no usage screen."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def run_script(get_args_parser, main, errors):
+    """The `if __name__ == "__main__"` body of every script: run main(args), one line for a known error.
+
+    errors: the exception classes that mean bad input (exit 2). Ctrl-C exits 130 with one line.
+    """
+    try:
+        main(get_args_parser().parse_args())
+    except errors as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
