@@ -207,10 +207,10 @@ def load_model(path, device="cpu"):
     if checkpoint["arch"] not in ARCHS:
         raise CheckpointError(f"{path} is for an unknown architecture {checkpoint['arch']!r}")
     model = build_model(checkpoint["arch"], **checkpoint.get("arch_args", {}))
-    weights = {k: v.float() if v.is_floating_point() else v for k, v in checkpoint["model"].items()}
     try:
+        weights = {k: v.float() if v.is_floating_point() else v for k, v in checkpoint["model"].items()}
         model.load_state_dict(weights)
-    except RuntimeError:
+    except (RuntimeError, AttributeError, TypeError):
         raise CheckpointError(f"{path} does not fit the {checkpoint['arch']} network "
                               f"{checkpoint.get('arch_args') or ''} (different layers or sizes)") from None
     return model.to(device).eval(), checkpoint

@@ -1,7 +1,12 @@
 import gzip
 import hashlib
+import json
+import os
+import signal
+import stat
 import subprocess
 import sys
+import time
 
 import cv2
 import numpy as np
@@ -183,3 +188,105 @@ def test_real_fer2013_dev_split_sizes(tmp_path):
         f.readline()
         first = np.array(f.readline().split(",")[1].split(), dtype=np.uint8).reshape(48, 48)
     assert np.array_equal(load_split(tmp_path, "train")[0][0].numpy(), first)
+
+
+def test_force_rebuild_interrupted_after_train_is_never_taken_as_prepared(tmp_path, monkeypatch):
+    write_fer_csv(tmp_path / "fer2013.csv", fer_rows())
+    generate_data.prepare(tmp_path)
+    real_write = generate_data.write_split
+
+    def fail_after_train(directory, *args):
+        if directory.name != "train":
+            raise KeyboardInterrupt
+        return real_write(directory, *args)
+
+    monkeypatch.setattr(generate_data, "write_split", fail_after_train)
+    with pytest.raises(KeyboardInterrupt):
+        generate_data.prepare(tmp_path, force=True)
+    assert not (tmp_path / "prepared" / "manifest.json").exists()  # removed before any split was rewritten
+    monkeypatch.setattr(generate_data, "write_split", real_write)
+    assert not generate_data.prepare(tmp_path).get("skipped")
+
+
+def test_carved_val_with_another_seed_is_rebuilt_not_mixed(tmp_path):
+    rows = fer_rows((20, 0, 0))
+    pd.DataFrame([(e, p) for e, p, u in rows], columns=["emotion", "pixels"]).to_csv(tmp_path / "train.csv",
+                                                                                     index=False)
+    generate_data.prepare(tmp_path, val_fraction=0.25, seed=0)
+    summary = generate_data.prepare(tmp_path, val_fraction=0.25, seed=1)
+    assert not summary.get("skipped") and "--seed 0" in summary["rebuilt_because"]
+    origins = {split: {row.split(",")[2] for row in (split_dir(tmp_path, split) / "labels.csv").read_text()
+                       .splitlines()[1:]} for split in ("train", "val")}
+    assert not origins["train"] & origins["val"] and len(origins["train"] | origins["val"]) == 140
+
+
+def test_a_new_source_replaces_the_old_data_and_its_extra_splits(tmp_path):
+    write_fer_csv(tmp_path / "fer2013.csv", fer_rows())
+    assert set(generate_data.prepare(tmp_path)["splits"]) == {"train", "val", "test"}
+    # the same file name with other faces: rebuilt, not "already prepared"
+    write_fer_csv(tmp_path / "fer2013.csv", fer_rows((5, 2, 2), seed=4))
+    summary = generate_data.prepare(tmp_path)
+    assert summary["rebuilt_because"] == "the source files changed since it was built"
+    assert counts(tmp_path, "train") == 35
+    # a source with no PrivateTest: the old test split must not survive to be scored
+    (tmp_path / "fer2013.csv").unlink()
+    rows = fer_rows((20, 0, 3))
+    pd.DataFrame([(e, p) for e, p, u in rows if u == "Training"], columns=["emotion", "pixels"]).to_csv(
+        tmp_path / "train.csv", index=False)
+    summary = generate_data.prepare(tmp_path)
+    assert set(summary["splits"]) == {"train", "val"} and not split_dir(tmp_path, "test").exists()
+    manifest = json.loads((tmp_path / "prepared" / "manifest.json").read_text())
+    assert manifest["built_from"]["kind"] == "competition" and manifest["built_from"]["files"][0][0] == "train.csv"
+
+
+def test_split_folders_are_readable_by_other_users(tmp_path):
+    write_fer_csv(tmp_path / "fer2013.csv", fer_rows())
+    old = os.umask(0o022)
+    try:
+        generate_data.prepare(tmp_path)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(split_dir(tmp_path, "train").stat().st_mode) == 0o755
+
+
+def test_parsing_workers_die_with_a_killed_parent(tmp_path):
+    script = tmp_path / "hold.py"
+    script.write_text(f"import sys, time\nsys.path.insert(0, {str(ROOT)!r})\nimport generate_data\n"
+                      "pool = generate_data.parsing_pool(2)\n"
+                      "print(' '.join(str(p.pid) for p in pool._pool), flush=True)\ntime.sleep(60)\n")
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    workers = [int(pid) for pid in parent.stdout.readline().split()]
+    assert len(workers) == 2
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and any(alive(pid) for pid in workers):
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in workers)
+
+
+def alive(pid):
+    try:
+        state = open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie has ended; only its exit status waits to be read
+
+
+def test_ctrl_c_during_setup_is_one_line_and_exit_130(tmp_path, monkeypatch, capsys):
+    from utils import run_script
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sys, "argv", ["generate_data.py", "--data", str(tmp_path)])
+    with pytest.raises(SystemExit) as stop:
+        run_script(generate_data.get_args_parser, interrupted, (DataError,))
+    assert stop.value.code == 130 and capsys.readouterr().err == "interrupted\n"
+
+
+def test_unwritable_data_folder_is_a_data_error(tmp_path):
+    write_fer_csv(tmp_path / "fer2013.csv", fer_rows())
+    (tmp_path / "prepared").write_text("a file where the folder should be")
+    with pytest.raises(DataError, match="cannot write the prepared splits"):
+        generate_data.prepare(tmp_path)

@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ import engine
 import main
 from conftest import ROOT, run_args
 from model import load_model
+from synthetic_faces import SYNTHETIC_CSV, write_synthetic_csv
 
 FAST = ["--batch_size", "16", "--workers", "1", "--quiet"]
 
@@ -57,10 +59,18 @@ def test_precision_flag_sets_the_training_math(prepared, tmp_path):
     assert engine.pick_precision("fp32", torch.device("cuda")) == "fp32"
 
 
-def test_original_boolean_forms(prepared):
-    args = run_args(main, "-s", "True", "-d", prepared, "-t", "False", "-hparams", "True")
+def test_original_boolean_forms(tmp_path):
+    write_synthetic_csv(tmp_path / SYNTHETIC_CSV, per_class=(2, 1, 1))
+    args = run_args(main, "-s", "True", "-d", tmp_path, "-t", "False", "-hparams", "True")
     assert args.setup and not args.train and args.hyperparams
-    assert main.main(args) is None  # setup only, already prepared
+    assert main.main(args) is None  # setup only
+    manifest = json.loads((tmp_path / "prepared" / "manifest.json").read_text())
+    assert {split: info["faces"] for split, info in manifest["splits"].items()} == {"train": 14, "val": 7, "test": 7}
+    # the original README's training form, with its --hparams spelling
+    args = run_args(main, "-t", "--data", tmp_path, "--hparams", "True", "--epochs", "3", "--learning_rate", "0.01",
+                    "--batch_size", "8", "--setup", "False")
+    assert (args.train, args.hyperparams, args.setup, args.epochs, args.learning_rate, args.batch_size) == (
+        True, True, False, 3, 0.01, 8)
 
 
 def run_script(*argv):
@@ -86,19 +96,38 @@ def test_non_finite_loss_stops_training(prepared, tmp_path, monkeypatch):
         train(prepared, tmp_path, "--epochs", "1")
 
 
-def run_torchrun(prepared, out, logs):
+# Parity runs: no augmentation, no dropout, fp32. BatchNorm's statistics are per process under DDP on a CPU
+# (SyncBatchNorm needs CUDA), so the helper swaps deep_emotion's one BatchNorm for an identity: then two
+# processes of 8 faces must train exactly as one process of 16 does.
+PARITY = ["--rotation", "0", "--scale", "0", "--shift", "0", "--no_flip", "--sharpness", "0", "--teacher", "",
+          "--precision", "fp32", "--epochs", "1", "--device", "cpu", *FAST]
+PARITY_SCRIPT = """import sys
+sys.path.insert(0, {root!r})
+import torch.nn as nn
+import main
+build = main.build_model
+def without_batch_norm(arch, **kwargs):
+    model = build(arch, **kwargs)
+    model.norm = nn.Identity()
+    return model
+main.build_model = without_batch_norm
+main.main(main.get_args_parser().parse_args(sys.argv[1:]))
+"""
+
+
+def run_parity(script, prepared, out, logs=None):
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "--log_dir", str(logs), "--redirects", "2",  # each worker's stderr to a file, for the failure message
-         str(ROOT / "main.py"), "--train", "--data", str(prepared), "--out", str(out), "--epochs", "1",
-         "--device", "cpu", *FAST], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                 "--log_dir", str(logs), "--redirects", "2"] if logs else [sys.executable])  # stderr to files
+    return subprocess.run([*launcher, str(script), "--train", "--data", str(prepared), "--out", str(out), *PARITY],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
 
 
-def test_torchrun_two_processes_on_cpu(prepared, tmp_path):
+def test_torchrun_two_processes_train_as_one_with_the_same_global_batch(prepared, tmp_path):
+    script = tmp_path / "parity.py"
+    script.write_text(PARITY_SCRIPT.format(root=str(ROOT)))
     for attempt in (1, 2):
-        out = tmp_path / f"runs-{attempt}"
-        result = run_torchrun(prepared, out, tmp_path / f"logs-{attempt}")
+        result = run_parity(script, prepared, tmp_path / f"ddp-{attempt}", tmp_path / f"logs-{attempt}")
         # CI once saw a gloo worker abort here (SIGABRT) that 22 local reruns never repeated: one rerun tells
         # such a crash of the machinery from a bug in main.py, which fails (with its message) both times
         if result.returncode == 0 or "Signal 6 (SIGABRT)" not in result.stderr:
@@ -106,7 +135,14 @@ def test_torchrun_two_processes_on_cpu(prepared, tmp_path):
     worker_errors = "".join(f"--- {log}\n{log.read_text()[-1500:]}" for log in sorted(tmp_path.rglob("stderr.log")))
     assert result.returncode == 0, result.stdout[-1000:] + result.stderr[-1000:] + worker_errors
     assert "2 process(es)" in result.stdout and result.stdout.count("epoch   1/1") == 1  # rank 0 logs alone
-    assert (next(out.iterdir()) / "best.pt").exists()
+    single = run_parity(script, prepared, tmp_path / "single")
+    assert single.returncode == 0, single.stderr[-1000:]
+    ddp_run, single_run = next((tmp_path / f"ddp-{attempt}").iterdir()), next((tmp_path / "single").iterdir())
+    for key, value in weights_of(single_run).items():
+        assert torch.allclose(value, weights_of(ddp_run)[key], atol=1e-5), key
+    logged = [json.loads((run / "log.jsonl").read_text()) for run in (ddp_run, single_run)]
+    for key in ("train_loss", "train_accuracy"):  # the whole batch's figures, not rank 0's shard
+        assert logged[0][key] == pytest.approx(logged[1][key], abs=1e-5), key
 
 
 def test_ctrl_c_points_to_the_last_finished_epoch(prepared, tmp_path, monkeypatch, capsys):
@@ -142,3 +178,164 @@ def test_distillation_from_a_teacher_changes_the_loss(prepared, tmp_path):
     loss = lambda run: json.loads((run / "log.jsonl").read_text())["train_loss"]  # noqa: E731
     assert loss(plain) != loss(distilled)
     assert json.loads((distilled / "config.json").read_text())["teacher"] == str(teacher)
+
+
+def weights_of(run_dir, name="last.pt"):
+    return torch.load(run_dir / name, weights_only=True)["model"]
+
+
+def test_resume_restores_the_seed_and_precision_of_the_run(prepared, tmp_path):
+    straight = train(prepared, tmp_path / "a", "--epochs", "2", "--seed", "3", "--precision", "fp32")
+    first = train(prepared, tmp_path / "b", "--epochs", "1", "--seed", "3", "--precision", "fp32")
+    resumed = train(prepared, tmp_path / "c", "--epochs", "2", "--resume", first / "last.pt")  # no --seed, auto
+    config = json.loads((resumed / "config.json").read_text())
+    assert (config["seed"], config["precision"]) == (3, "fp32")
+    for key, value in weights_of(straight).items():
+        assert torch.equal(value, weights_of(resumed)[key]), key
+    with pytest.raises(main.TrainingError, match=r"--seed 4 \(the run has 3\)"):
+        train(prepared, tmp_path / "d", "--epochs", "2", "--seed", "4", "--resume", first / "last.pt")
+    with pytest.raises(main.TrainingError, match=r"--learning_rate 0.1 \(the run has 0.003\)"):
+        train(prepared, tmp_path / "d", "--epochs", "2", "-lr", "0.1", "--resume", first / "last.pt")
+
+
+def test_resume_on_other_data_or_another_teacher_is_refused(prepared, tmp_path):
+    teacher = train(prepared, tmp_path / "teacher", "--epochs", "1", "--max_steps", "1") / "best.pt"
+    copy = tmp_path / "teacher.pt"
+    shutil.copy(teacher, copy)
+    first = train(prepared, tmp_path / "run", "--epochs", "1", "--max_steps", "1", "--teacher", copy)
+    other = tmp_path / "other"
+    shutil.copytree(prepared, other)
+    lines = (other / "prepared" / "train" / "labels.csv").read_text().splitlines()
+    (other / "prepared" / "train" / "labels.csv").write_text("\n".join(lines[:-1]) + "\n")
+    with pytest.raises(main.TrainingError, match="is not the data"):
+        train(other, tmp_path / "x", "--epochs", "2", "--resume", first / "last.pt")
+    torch.save({**torch.load(copy, weights_only=True), "epoch": 99}, copy)  # the same path, other bytes
+    with pytest.raises(main.TrainingError, match="teacher .* changed"):
+        train(prepared, tmp_path / "x", "--epochs", "2", "--resume", first / "last.pt")
+
+
+def test_resuming_a_config_from_an_older_main_py(prepared, tmp_path):
+    first = train(prepared, tmp_path, "--epochs", "1", "--max_steps", "1", "--precision", "fp32")
+    state = torch.load(first / "last.pt", weights_only=True)
+    for key in ("precision", "sharpness", "photometric", "data_identity"):  # what older runs did not record
+        del state["config"][key]
+    torch.save(state, first / "last.pt")
+    resumed = train(prepared, tmp_path, "--epochs", "2", "--max_steps", "1", "--resume", first / "last.pt")
+    config = json.loads((resumed / "config.json").read_text())
+    assert (config["precision"], config["sharpness"], config["photometric"]) == ("fp32", 0.0, 0.0)
+
+
+def test_best_is_chosen_on_val_and_written_before_last(prepared, tmp_path, monkeypatch):
+    accuracies = iter([0.0, 0.5, 0.4])
+    real_evaluate = main.evaluate
+
+    def scripted(*args, **kwargs):
+        metrics, predictions = real_evaluate(*args, **kwargs)
+        return dict(metrics, accuracy=next(accuracies)), predictions
+
+    monkeypatch.setattr(main, "evaluate", scripted)
+    run_dir = train(prepared, tmp_path, "--epochs", "3", "--max_steps", "1")
+    assert torch.load(run_dir / "best.pt", weights_only=True)["epoch"] == 2
+    # a crash while last.pt is written must not lose the epoch's best.pt
+    accuracies = iter([0.0])
+    real_save = main.torch.save
+
+    def crash_on_last(state, path):
+        if ".last." in str(path):
+            raise OSError("disk full")
+        real_save(state, path)
+
+    monkeypatch.setattr(main.torch, "save", crash_on_last)
+    with pytest.raises(OSError):
+        train(prepared, tmp_path / "crash", "--epochs", "1", "--max_steps", "1")
+    crashed = next((tmp_path / "crash").iterdir())
+    assert torch.load(crashed / "best.pt", weights_only=True)["metrics"]["val_accuracy"] == 0.0  # best even at 0%
+
+
+def test_training_never_loads_the_test_split(prepared, tmp_path, monkeypatch):
+    loaded = []
+    real_load = main.load_split
+    monkeypatch.setattr(main, "load_split", lambda data, split, *a: loaded.append(split) or real_load(data, split, *a))
+    train(prepared, tmp_path, "--epochs", "1", "--max_steps", "1")
+    assert sorted(loaded) == ["train", "val"]
+
+
+def test_init_starts_from_the_given_weights(prepared, tmp_path, monkeypatch):
+    source = train(prepared, tmp_path / "a", "--epochs", "1", "--seed", "5")
+    monkeypatch.setattr(main, "train_one_epoch", lambda *a, **k: {"loss": 0.0, "accuracy": 0.0, "images_per_s": 0.0})
+    started = train(prepared, tmp_path / "b", "--epochs", "1", "--init", source / "last.pt")
+    for key, value in weights_of(source).items():
+        assert torch.equal(value, weights_of(started)[key]), key
+
+
+def test_warmup_then_cosine_schedule():
+    factors = [engine.lr_factor(step, 100, 10) for step in range(101)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert factors[10] == pytest.approx(1.0) and factors[55] == pytest.approx(0.5) and factors[100] == 0.0
+    assert all(a >= b for a, b in zip(factors[10:], factors[11:]))
+
+
+def test_distillation_targets_line_up_with_the_images(prepared, tmp_path, monkeypatch):
+    # a teacher that gives each face its own true label, at full weight, must train exactly as the labels do
+    images, labels, _ = main.load_split(prepared, "train")
+    monkeypatch.setattr(main, "teacher_targets", lambda *a, **k: torch.nn.functional.one_hot(labels, 7).float())
+    checkpoint = train(prepared, tmp_path / "t", "--epochs", "1", "--max_steps", "1") / "last.pt"
+    common = ["--epochs", "1", "--max_steps", "3", "--label_smoothing", "0", "--precision", "fp32"]
+    taught = train(prepared, tmp_path / "a", *common, "--teacher", checkpoint, "--distill_weight", "1")
+    plain = train(prepared, tmp_path / "b", *common, "--teacher", "")
+    for key, value in weights_of(plain).items():
+        assert torch.allclose(value, weights_of(taught)[key], atol=1e-6), key
+
+
+def test_teacher_targets_are_cached_per_teacher(prepared, tmp_path, monkeypatch):
+    teacher = train(prepared, tmp_path / "t", "--epochs", "1", "--max_steps", "1") / "last.pt"
+    loads = []
+    real_load_model = main.load_model
+    monkeypatch.setattr(main, "load_model", lambda *a, **k: loads.append(a[0]) or real_load_model(*a, **k))
+    first = train(prepared, tmp_path / "a", "--epochs", "1", "--max_steps", "1", "--teacher", teacher)
+    second = train(prepared, tmp_path / "b", "--epochs", "1", "--max_steps", "1", "--teacher", teacher)
+    assert len(loads) == 1  # the second run read the cache
+    assert list((prepared / "prepared" / "cache").glob("teacher-*.pt"))
+    for key, value in weights_of(first).items():
+        assert torch.equal(value, weights_of(second)[key]), key
+
+
+def test_precision_auto_needs_native_bf16(tmp_path, monkeypatch):
+    emulated, native, amx = (tmp_path / name for name in ("emulated", "native", "amx"))
+    emulated.write_text("flags\t: fpu sse avx2 avx512f avx512bw avx512_vnni\n")
+    native.write_text("flags\t: fpu avx512f avx512_bf16\n")
+    amx.write_text("flags\t: fpu avx512f amx_bf16 amx_tile\n")
+    assert [engine.cpu_has_native_bf16(path) for path in (emulated, native, amx)] == [False, True, True]
+    assert not engine.cpu_has_native_bf16(tmp_path / "missing")
+    for capability, expected in (((7, 5), "fp32"), ((8, 0), "bf16")):
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None, c=capability: c)
+        assert engine.pick_precision("auto", torch.device("cuda")) == expected
+
+
+def test_each_process_augments_with_its_own_seed():
+    assert engine.epoch_seeds(0, 3, 0)[0] == engine.epoch_seeds(0, 3, 1)[0]  # one batch order
+    assert engine.epoch_seeds(0, 3, 0)[1] != engine.epoch_seeds(0, 3, 1)[1]  # own augmentation and dropout
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--batch_size", "0"], "--batch_size: must be at least 1"),
+    (["--batch_size", "-8"], "--batch_size: must be at least 1"),
+    (["--learning_rate", "-1"], "--learning_rate: must be in (0, inf)"),
+    (["--learning_rate", "nan"], "--learning_rate: must be a finite number"),
+    (["--epochs", "0"], "--epochs: must be at least 1"),
+    (["--epochs", "-3"], "--epochs: must be at least 1"),
+    (["--device", "cuda:7"], "no such CUDA GPU"),
+    (["--label_smoothing", "1.5"], "--label_smoothing: must be in [0, 1)"),
+])
+def test_bad_flags_are_one_line_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as stop:
+        run_args(main, "--train", *argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_unwritable_out_fails_before_any_work(prepared, tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setattr(main, "load_split", lambda *a: pytest.fail("loaded data before checking --out"))
+    with pytest.raises(main.TrainingError, match="cannot write the run folder"):
+        train(prepared, tmp_path / "file" / "runs", "--epochs", "1")

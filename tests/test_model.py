@@ -3,8 +3,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from model import (ARCHS, SHIFT_PIXELS, CheckpointError, DeepEmotion, build_model, count_parameters, load_checkpoint,
-                   load_model, predict, tta_views)
+from model import (ARCHS, SHIFT_PIXELS, CheckpointError, DeepEmotion, build_model, count_parameters, count_flops,
+                   load_checkpoint, load_model, predict, tta_views)
 
 
 class OriginalDeepEmotion(nn.Module):
@@ -77,11 +77,30 @@ def test_original_state_dict_loads_strictly_and_computes_the_same():
     assert torch.allclose(ours.train()(x), expected, atol=1e-5)
 
 
-def test_original_checkpoint_file_loads(tmp_path):
+def test_original_checkpoint_file_predicts_as_the_reference_network(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    original = OriginalDeepEmotion()
+    nn.init.normal_(original.fc_loc[2].weight, std=0.01)
     path = tmp_path / "model.pt"
-    torch.save(OriginalDeepEmotion().state_dict(), path)
+    torch.save(original.state_dict(), path)
     model, checkpoint = load_model(path)
     assert checkpoint["arch"] == "deep_emotion" and not model.training
+    assert tuple(checkpoint["normalization"]) == (0.5, 0.5)  # the unofficial implementation's Normalize
+    faces = torch.randint(0, 256, (16, 48, 48), dtype=torch.uint8)
+    ours = predict(model, faces, checkpoint["normalization"], "cpu")
+    monkeypatch.setattr(F, "dropout", lambda x, *a, **k: x)  # its dropout never switched off: take it out here
+    with torch.no_grad():
+        expected = original.eval()((faces.unsqueeze(1).float() / 255 - 0.5) / 0.5).softmax(1)
+    assert torch.allclose(ours, expected, atol=1e-5)
+
+
+def test_flops_of_the_paper_network_by_hand():
+    conv = lambda c_in, c_out, k, out: 2 * c_in * c_out * k * k * out * out  # noqa: E731
+    by_hand = (conv(1, 8, 7, 42) + conv(8, 10, 5, 17) + 2 * 640 * 32 + 2 * 32 * 6        # localization
+               + conv(1, 10, 3, 46) + conv(10, 10, 3, 44) + conv(10, 10, 3, 20) + conv(10, 10, 3, 18)
+               + 2 * 810 * 50 + 2 * 50 * 7)
+    flops = count_flops(DeepEmotion())
+    assert by_hand <= flops <= by_hand + 2 * 48 * 48 * 3 * 2  # + affine_grid's (1, 2304, 3) x (3, 2) product
 
 
 def test_tiny_batch_overfits():

@@ -1,5 +1,6 @@
 import csv
 import json
+import re
 import subprocess
 import sys
 
@@ -13,7 +14,7 @@ import visualize
 from conftest import ROOT, SHARED_FER, run_args
 from data_loaders import CLASS_NAMES, DataError, load_split
 from emotion_detector import EmotionDetector
-from model import DeepEmotion, load_model
+from model import CheckpointError, DeepEmotion, load_model
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +116,9 @@ def test_image_folder_output_and_unlabeled_split_refused(checkpoint, prepared, t
     visualize.main(run_args(visualize, "--source", folder, "--no_display", "--output", tmp_path / "annotated",
                             "-m", checkpoint))
     assert sorted(p.name for p in (tmp_path / "annotated").iterdir()) == ["p0.png", "p1.png"]
+    for name in ("p0.png", "p1.png"):  # each picture carries its annotation: at least the green FPS counter
+        original, annotated = cv2.imread(str(folder / name)), cv2.imread(str(tmp_path / "annotated" / name))
+        assert annotated.shape == original.shape and (np.abs(annotated.astype(int) - original).sum(2) > 60).sum() > 50
     # a Kaggle competition download: test.csv has no labels, and --test_cc says where they are
     competition = tmp_path / "competition"
     competition.mkdir()
@@ -154,3 +158,106 @@ def test_shipped_weights_load_and_default_to_the_vgg(name):
     assert path.stat().st_size < 16e6 and (ROOT / "weights" / f"{name}.md").exists()
     assert model(torch.zeros(2, 1, 48, 48)).shape == (2, 7)
     assert visualize.DEFAULT_MODEL == ROOT / "weights" / "deep_emotion_vgg.pt"
+    # the card's one-view PublicTest figure is the checkpoint's own record of its best epoch
+    row = next(line for line in (ROOT / "weights" / f"{name}.md").read_text().splitlines()
+               if line.startswith("| **PublicTest accuracy**"))
+    percent, correct = re.search(r"\*\*([\d.]+)%\*\* \((\d+)/3589\)", row).groups()
+    assert int(correct) == round(checkpoint["metrics"]["val_accuracy"] * 3589) == round(float(percent) / 100 * 3589)
+    assert checkpoint["metrics"]["val_accuracy"] == checkpoint["best_val_accuracy"]
+
+
+def photo_folder(prepared, folder, count=2):
+    images, _, _ = load_split(prepared, "test")
+    folder.mkdir()
+    for i in range(count):
+        cv2.imwrite(str(folder / f"p{i}.png"), cv2.resize(images[i].numpy(), (200, 200)))
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_output_that_would_replace_the_source_is_refused(checkpoint, prepared, tmp_path):
+    folder = tmp_path / "photos"
+    originals = photo_folder(prepared, folder)
+    for output in (folder, folder / "annotated"):
+        with pytest.raises(visualize.SourceError, match="inside the source folder"):
+            visualize.main(run_args(visualize, "--source", folder, "--no_display", "--output", output, "-m", checkpoint))
+    with pytest.raises(visualize.SourceError, match="would overwrite the source"):
+        visualize.main(run_args(visualize, "--source", folder / "p0.png", "--no_display", "--output", folder,
+                                "-m", checkpoint))
+    video = tmp_path / "clip.mp4"
+    write_video(video, [np.full((240, 320, 3), 90, np.uint8)] * 3)
+    before = video.read_bytes()
+    with pytest.raises(visualize.SourceError, match="is the source itself"):
+        visualize.main(run_args(visualize, "--source", video, "--no_display", "--output", video, "-m", checkpoint))
+    assert video.read_bytes() == before
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == originals
+
+
+@pytest.mark.parametrize("flag", ["--output", "--log", "--report", "--figures"])
+def test_unwritable_outputs_are_one_line_errors_before_any_work(checkpoint, prepared, tmp_path, flag):
+    (tmp_path / "file").write_text("not a folder")
+    folder = tmp_path / "photos"
+    photo_folder(prepared, folder, count=1)
+    mode = ["-t", "-d", prepared] if flag in ("--report", "--figures") else ["--source", folder, "--no_display"]
+    result = subprocess.run([sys.executable, str(ROOT / "visualize.py"), *map(str, mode), "-m", str(checkpoint),
+                             flag, str(tmp_path / "file" / "out")], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.startswith("error: cannot write"), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "frame(s)" not in result.stdout
+
+
+def test_test_cc_figures_go_beside_the_report_not_into_imgs(checkpoint, prepared, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    readme_figures = sorted((ROOT / "imgs").iterdir())
+    visualize.main(run_args(visualize, "-t", "-d", prepared, "-m", checkpoint))
+    assert (tmp_path / "figures" / "confusion_deep_emotion_test.png").exists()
+    visualize.main(run_args(visualize, "-t", "-d", prepared, "-m", checkpoint, "--report", tmp_path / "r" / "a.json"))
+    assert (tmp_path / "r" / "confusion_deep_emotion_test.png").exists()
+    assert sorted((ROOT / "imgs").iterdir()) == readme_figures
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--batch_size", "0"], "--batch_size: must be at least 1"),
+    (["--smooth", "5"], "--smooth: must be in [0, 0.95]"),
+    (["--max_frames", "-1"], "--max_frames: must be at least 0"),
+    (["--device", "cuda"], "no such CUDA GPU"),
+    (["--cam", "maybe"], "expected True or False"),
+])
+def test_bad_flags_are_one_line_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as stop:
+        run_args(visualize, *argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_single_source_that_is_not_an_image_is_refused(checkpoint, tmp_path):
+    (tmp_path / "fake.png").write_text("not a picture")
+    with pytest.raises(visualize.SourceError, match="not a readable image"):
+        visualize.main(run_args(visualize, "--source", tmp_path / "fake.png", "--no_display", "-m", checkpoint))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_in_plain_words(tmp_path):
+    path = tmp_path / "pickled.pt"
+    torch.save({"model": Payload(), "arch": "deep_emotion"}, path)
+    with pytest.raises(CheckpointError, match="refused .* loading it would run code"):
+        load_model(path)
+    torch.save({"model": {"conv1.weight": 3}, "arch": "deep_emotion"}, path)
+    with pytest.raises(CheckpointError, match="does not fit"):
+        load_model(path)
+
+
+class Payload:
+    """Any class of the saver's: unpickling it would import and run that code."""
+
+
+def test_original_readme_forms():
+    args = run_args(visualize, "-t", "-c", "--data", "d", "--model", "m.pt")
+    assert args.test_cc and args.cam and (args.data, args.model) == ("d", "m.pt")
+    assert run_args(visualize, "--cam", "True", "--test_cc", "False").cam
+    assert not run_args(visualize, "--cam", "False").cam
+
+
+def test_one_image_to_an_image_file(checkpoint, prepared, tmp_path):
+    folder = tmp_path / "photos"
+    photo_folder(prepared, folder, count=1)
+    visualize.main(run_args(visualize, "--source", folder / "p0.png", "--no_display", "--output", tmp_path / "out.jpg",
+                            "-m", checkpoint))
+    assert cv2.imread(str(tmp_path / "out.jpg")).shape == (200, 200, 3)
