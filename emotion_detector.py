@@ -34,7 +34,7 @@ class EmotionDetector:
     and averages: 2 or 10 times the classification time.
     """
 
-    def __init__(self, model_path, device="cpu", smooth=0.0, min_face=40, tta=None):
+    def __init__(self, model_path, device="cpu", smooth=0.0, min_face=48, tta=None):
         self.device = torch.device(device)
         self.model, checkpoint = load_model(model_path, self.device)
         self.normalization = tuple(checkpoint["normalization"])

@@ -26,6 +26,10 @@ from utils import (BOOL_FLAG, IMAGE_SUFFIXES, ArgumentParser, OutputError, atomi
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "weights" / "deep_emotion_vgg.pt"
 MAX_SMOOTH = 0.95
+# One torch thread for live inference: a batch of 1-3 faces gains little from two, and two threads stall
+# on each other as soon as another program takes a core (benchmarks/live_fps.py --busy 1, width-48 VGG:
+# 34.6 frames/s with one thread, 2.5 with two; 46.9 against 52.1 on a quiet machine).
+LIVE_TORCH_THREADS = 1
 
 
 class SourceError(Exception):
@@ -328,6 +332,7 @@ def run_live(args, device):
     """The live loop; returns the number of frames processed. Raises SourceError or OutputError."""
     source = "0" if args.cam and args.source is None else args.source
     frames, is_images = open_source(source)  # opens now, so a bad source fails before the model loads
+    torch.set_num_threads(LIVE_TORCH_THREADS)
     one_image_file = is_images and Path(args.output).suffix.lower() in IMAGE_SUFFIXES
     # stills are unrelated pictures: never smoothed into each other
     detector = EmotionDetector(args.model, device, smooth=0.0 if is_images else args.smooth, tta=args.tta)

@@ -1,5 +1,7 @@
 """Shared helpers of the benchmark scripts."""
+import contextlib
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,3 +16,15 @@ def median_report(name, values, unit):
     shown = f" ({', '.join(f'{v:.2f}' for v in values)})" if len(values) <= 10 else ""
     print(f"{name}: median {median:.2f} {unit} over {len(values)} runs{shown}")
     return median
+
+
+@contextlib.contextmanager
+def busy_cores(count):
+    """Keeps `count` processes spinning on the CPU for the duration, as a second program would."""
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()

@@ -13,9 +13,10 @@ import cv2
 import numpy as np
 import torch
 
-from common import median_report
+from common import busy_cores, median_report
 from data_loaders import load_split
 from emotion_detector import EmotionDetector, draw
+from visualize import LIVE_TORCH_THREADS
 
 
 def make_frames(faces, count, rng):
@@ -39,27 +40,40 @@ def main():
     parser.add_argument("--model", default="weights/deep_emotion_vgg.pt", help="checkpoint (default: %(default)s)")
     parser.add_argument("--frames", type=int, default=150, help="frames per run (default: 150)")
     parser.add_argument("--repeats", type=int, default=3, help="runs (default: 3)")
+    parser.add_argument("--busy", type=int, default=0,
+                        help="processes kept spinning beside the pipeline, as another program would (default: 0)")
+    parser.add_argument("--threads", type=int, default=LIVE_TORCH_THREADS,
+                        help=f"torch threads, as visualize.py's live mode uses (default: {LIVE_TORCH_THREADS})")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     images, _, _ = load_split(args.data, args.split)
     frames = make_frames(images[:40].numpy(), args.frames, np.random.default_rng(0))
     fps, stages, faces_found = [], {"detect": [], "crop": [], "classify": [], "draw": []}, 0
-    for _ in range(args.repeats):
-        detector = EmotionDetector(args.model)
-        draw_seconds, start = 0.0, time.perf_counter()
-        for frame in frames:
-            results = detector.detect_emotions(frame)
-            tick = time.perf_counter()
-            draw(frame.copy(), results, 30.0)
-            draw_seconds += time.perf_counter() - tick
-            faces_found += len(results)
-        fps.append(len(frames) / (time.perf_counter() - start))
-        for name, seconds in list(detector.timings.items()) + [("draw", draw_seconds)]:
-            stages[name].append(1000 * seconds / len(frames))
-    print(f"{args.model}: {faces_found / args.repeats / len(frames):.2f} faces found per frame (1-3 pasted)")
+    with busy_cores(args.busy):
+        for _ in range(args.repeats):
+            faces_found += run_once(args, frames, fps, stages)
+    print(f"{args.model}: {faces_found / args.repeats / len(frames):.2f} faces found per frame (1-3 pasted)"
+          f"{f', {args.busy} busy process(es) beside it' if args.busy else ''}")
     median_report("pipeline", fps, "frames/s")
     for name, ms in stages.items():
         print(f"  {name:<9} median {statistics.median(ms):.2f} ms/frame")
+
+
+def run_once(args, frames, fps, stages):
+    """One pass over the frames; appends its frames/s and per-stage milliseconds; returns the faces found."""
+    faces_found = 0
+    detector = EmotionDetector(args.model)
+    draw_seconds, start = 0.0, time.perf_counter()
+    for frame in frames:
+        results = detector.detect_emotions(frame)
+        tick = time.perf_counter()
+        draw(frame.copy(), results, 30.0)
+        draw_seconds += time.perf_counter() - tick
+        faces_found += len(results)
+    fps.append(len(frames) / (time.perf_counter() - start))
+    for name, seconds in list(detector.timings.items()) + [("draw", draw_seconds)]:
+        stages[name].append(1000 * seconds / len(frames))
+    return faces_found
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
-from common import median_report
+from common import busy_cores, median_report
 import engine
 import main as trainer
 from data_loaders import FER2013, load_split
@@ -69,14 +69,17 @@ def main():
     parser.add_argument("--arch_args", default="", help='JSON arguments of --arch, e.g. \'{"width": 64}\' (default: the recipe\'s)')
     parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
                         help="math of our loop, as main.py's --precision (default: auto)")
+    parser.add_argument("--busy", type=int, default=0,
+                        help="processes kept spinning beside the training, as another program would (default: 0)")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.busy} busy process(es) beside it")
     ours_name = f"ours (main.py, {args.arch}, batch {args.batch_size or 'of the recipe'})"
     results = {ours_name: [], "original loop (deep_emotion, batch 128)": []}
-    for _ in range(args.repeats):
-        results[ours_name].append(ours(args))
-        if args.arch == "deep_emotion":
-            results["original loop (deep_emotion, batch 128)"].append(original(args))
+    with busy_cores(args.busy):
+        for _ in range(args.repeats):
+            results[ours_name].append(ours(args))
+            if args.arch == "deep_emotion":
+                results["original loop (deep_emotion, batch 128)"].append(original(args))
     for name, values in results.items():
         if values:
             median_report(f"{name:>50}", values, "images/s")
