@@ -6,75 +6,46 @@
         print(face["box"], face["label"], face["confidence"], face["emotions"])
 """
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
-from data_loaders import CLASS_NAMES
-from model import load_model, predict
-
-HAAR_CASCADE = "haarcascade_frontalface_default.xml"
-# A FER2013 face spans 1.03x the Haar box around it, centred on it: the median over
-# 600 Training faces upscaled into a larger frame (benchmarks/haar_framing.py).
-# Crops are taken at this framing so that the network sees what it was trained on.
-FER_CROP_SCALE = 1.03
-DETECT_WIDTH = 320  # faces are found on a frame downscaled to this width, for speed...
-HAAR_WINDOW = 24  # ...but never below the cascade's 24-pixel window at min_face: smaller faces would be lost
+from face_detectors import build_detector, crop_face
+from model import Ensemble
 
 
 class EmotionDetector:
     """Finds every face in a frame and classifies all of them in one batch.
 
+    model_path: one checkpoint, or a list whose probabilities are averaged (an ensemble).
+    detector: "haar" (OpenCV's cascade, the default: nothing to download) or "yunet"
+    (OpenCV's CNN detector; detector_model is its .onnx file, see face_detectors.py);
+    with YuNet each face is turned upright on its eyes before the crop unless align=False.
     `smooth` in [0, 1) averages each face's probabilities with those of the
     overlapping face in the previous frame (exponential moving average), so
     labels do not flicker; 0 turns it off. `tta` ("flip" or "shifts", see
     `model.TTA_MODES`) also classifies mirrored (and shifted) copies of each face
-    and averages: 2 or 10 times the classification time.
+    and averages: 2 or 10 times the classification time. balanced=True divides
+    out FER2013's class prior (`model.balance`).
     """
 
-    def __init__(self, model_path, device="cpu", smooth=0.0, min_face=48, tta=None):
-        self.device = torch.device(device)
-        self.model, checkpoint = load_model(model_path, self.device)
-        self.normalization = tuple(checkpoint["normalization"])
-        self.class_names = list(checkpoint.get("class_names", CLASS_NAMES))
-        self.cascade = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / HAAR_CASCADE))
-        if self.cascade.empty():
-            raise RuntimeError(f"could not load {HAAR_CASCADE} from {cv2.data.haarcascades}")
-        self.smooth = smooth
-        self.tta = tta
-        self.min_face = min_face
+    def __init__(self, model_path, device="cpu", smooth=0.0, min_face=None, tta=None, detector="haar",
+                 detector_model=None, align=True, balanced=False):
+        self.classifier = Ensemble(model_path, device, tta, balanced)
+        self.class_names = self.classifier.class_names
+        self.detector = build_detector(detector, detector_model, min_face)
+        self.smooth, self.align = smooth, align
         self.previous = []  # (box, probabilities) of the last frame, for smoothing
         self.timings = {"detect": 0.0, "crop": 0.0, "classify": 0.0}
 
-    def find_faces(self, gray):
-        """Haar boxes (x, y, w, h) in full-frame pixels, largest first, found on a downscaled copy."""
-        factor = min(1.0, max(DETECT_WIDTH / gray.shape[1], HAAR_WINDOW / self.min_face))
-        small = cv2.resize(gray, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA) if factor < 1 else gray
-        min_side = max(HAAR_WINDOW, int(round(self.min_face * factor)))
-        boxes = self.cascade.detectMultiScale(small, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side))
-        boxes = sorted(boxes, key=lambda box: -box[2] * box[3])
-        return [tuple(int(round(v / factor)) for v in box) for box in boxes]
-
-    @staticmethod
-    def crop(gray, box):
-        """The 48x48 FER-framed face around a Haar box; the frame edge is replicated where needed."""
-        x, y, w, h = box
-        side = int(round(max(w, h) * FER_CROP_SCALE))
-        cx, cy = x + w / 2, y + h / 2
-        left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
-        pad = max(0, -left, -top, left + side - gray.shape[1], top + side - gray.shape[0])
-        if pad:
-            gray = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-            left, top = left + pad, top + pad
-        face = gray[top:top + side, left:left + side]
-        return cv2.resize(face, (48, 48), interpolation=cv2.INTER_AREA)
+    def find_faces(self, frame):
+        """The faces of a frame, largest first: {"box": (x, y, w, h), "landmarks": (5, 2) or None, "score"}."""
+        return self.detector.detect(frame)
 
     def classify(self, faces):
         """Probabilities (N, 7) for uint8 faces (N, 48, 48)."""
-        images = torch.from_numpy(np.stack(faces))
-        return predict(self.model, images, self.normalization, self.device, tta=self.tta).numpy()
+        return self.classifier.predict(torch.from_numpy(np.stack(faces))).numpy()
 
     def _smoothed(self, boxes, probabilities):
         if self.smooth <= 0:
@@ -93,15 +64,16 @@ class EmotionDetector:
         """
         start = time.perf_counter()
         gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
-        boxes = self.find_faces(gray)
+        found = self.find_faces(frame)
         detected = time.perf_counter()
-        if not boxes:
+        if not found:
             self.previous = []
             self.timings["detect"] += detected - start
             return []
-        faces = [self.crop(gray, box) for box in boxes]
+        boxes = [face["box"] for face in found]
+        crops = [crop_face(gray, face, self.align) for face in found]
         cropped = time.perf_counter()
-        probabilities = self._smoothed(boxes, self.classify(faces))
+        probabilities = self._smoothed(boxes, self.classify(crops))
         classified = time.perf_counter()
         self.previous = list(zip(boxes, probabilities))
         self.timings["detect"] += detected - start

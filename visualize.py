@@ -20,7 +20,8 @@ import torch
 
 from data_loaders import CLASS_NAMES, DataError, load_split
 from emotion_detector import EmotionDetector, draw
-from model import SHIFT_PIXELS, TTA_MODES, CheckpointError, device_arg, load_model, pick_device, predict
+from face_detectors import DETECTORS, YUNET_ENV, DetectorError
+from model import SHIFT_PIXELS, TTA_MODES, CheckpointError, Ensemble, device_arg, pick_device
 from utils import (BOOL_FLAG, IMAGE_SUFFIXES, ArgumentParser, OutputError, atomic_write, check_writable_file,
                    check_writable_folder, float_in, int_at_least, run_script, write_text_atomic)
 
@@ -39,8 +40,12 @@ class SourceError(Exception):
 def get_args_parser():
     parser = ArgumentParser(description="Test accuracy, figures and live inference for Deep-Emotion.")
     model = parser.add_argument_group("model")
-    model.add_argument("-m", "--model", default=str(DEFAULT_MODEL),
-                       help="checkpoint: main.py's or an original state_dict (default: weights/deep_emotion_vgg.pt)")
+    model.add_argument("-m", "--model", nargs="+", default=[str(DEFAULT_MODEL)],
+                       help="checkpoint(s): main.py's or an original state_dict; several are an ensemble whose "
+                            "probabilities are averaged (default: weights/deep_emotion_vgg.pt)")
+    model.add_argument("--balanced", **BOOL_FLAG,
+                       help="class-balanced decision: divide out the training set's class prior (post-hoc logit "
+                            "adjustment; model.balance) (default: off)")
     model.add_argument("--tta", nargs="?", const="flip", default=None, choices=TTA_MODES,
                        help="test-time augmentation in --test_cc and live: flip = also the mirrored face (2 views), "
                             f"shifts = also the face moved {SHIFT_PIXELS} pixels each way (10 views); --tta alone = "
@@ -70,6 +75,14 @@ def get_args_parser():
     live.add_argument("--output", default="",
                       help="annotated video, image (one image as --source) or folder (images) to write; never the "
                            "source itself (default: none)")
+    live.add_argument("--detector", choices=DETECTORS, default="haar",
+                      help="face detector: haar (OpenCV's cascade, nothing to download) or yunet (OpenCV's CNN, "
+                           "finds turned and small faces; needs --detector_model) (default: haar)")
+    live.add_argument("--detector_model", default=None,
+                      help=f"YuNet's face_detection_yunet_2023mar.onnx (default: ${YUNET_ENV})")
+    live.add_argument("--no_align", action="store_true",
+                      help="with yunet: crop the box as detected instead of turning the face upright on its eyes "
+                           "(default: aligned)")
     live.add_argument("--no_display", action="store_true", help="never open a window (default: show one if possible)")
     live.add_argument("--log", default="", help="CSV with one row per detected face (default: none)")
     live.add_argument("--smooth", type=float_in(0, MAX_SMOOTH), default=0.0,
@@ -189,15 +202,19 @@ def plot_confusion(metrics, path, title):
     return _save(fig, path)
 
 
-def test_accuracy(args, model, checkpoint, device):
+def test_accuracy(args, classifier):
     """Scores --split; prints and returns the metrics dict, writes the confusion PNG and --report."""
     images, labels, _ = load_split(args.data, args.split)
-    probabilities = predict(model, images, tuple(checkpoint["normalization"]), device, args.batch_size, args.tta)
+    probabilities = classifier.predict(images, args.batch_size)
     metrics = classification_metrics(probabilities.argmax(1).numpy(), labels.numpy())
-    metrics.update({"split": args.split, "model": str(args.model), "tta": args.tta})
-    title = f"{checkpoint['arch']} on {args.split}{f' with {args.tta} TTA' if args.tta else ''}"
+    metrics.update({"split": args.split, "model": [str(m) for m in args.model], "tta": args.tta,
+                    "balanced": args.balanced})
+    name = "+".join(checkpoint["arch"] for _, checkpoint in classifier.members)
+    title = (f"{name} on {args.split}{f' with {args.tta} TTA' if args.tta else ''}"
+             f"{', balanced' if args.balanced else ''}")
     print_metrics(metrics, title)
-    stem = f"confusion_{checkpoint['arch']}_{args.split}{f'_tta_{args.tta}' if args.tta else ''}.png"
+    stem = (f"confusion_{name}_{args.split}{f'_tta_{args.tta}' if args.tta else ''}"
+            f"{'_balanced' if args.balanced else ''}.png")
     print(f"confusion matrix: {plot_confusion(metrics, figures_dir(args) / stem, title)}")
     if args.report:
         print(f"report: {write_text_atomic(args.report, json.dumps(metrics, indent=2))}")
@@ -335,7 +352,9 @@ def run_live(args, device):
     torch.set_num_threads(LIVE_TORCH_THREADS)
     one_image_file = is_images and Path(args.output).suffix.lower() in IMAGE_SUFFIXES
     # stills are unrelated pictures: never smoothed into each other
-    detector = EmotionDetector(args.model, device, smooth=0.0 if is_images else args.smooth, tta=args.tta)
+    detector = EmotionDetector(args.model, device, smooth=0.0 if is_images else args.smooth, tta=args.tta,
+                               detector=args.detector, detector_model=args.detector_model, align=not args.no_align,
+                               balanced=args.balanced)
     show = not args.no_display and display_available()
     if not args.no_display and not show:
         print("no display found: running headless (as with --no_display)")
@@ -392,18 +411,19 @@ def main(args):
     device = pick_device(args.device)
     metrics = None
     if args.test_cc or args.attention or args.samples:
-        model, checkpoint = load_model(args.model, device)
+        classifier = Ensemble(args.model, device, args.tta, args.balanced)
         if args.test_cc:
-            metrics = test_accuracy(args, model, checkpoint, device)
+            metrics = test_accuracy(args, classifier)
         if args.attention or args.samples:
             images, labels, _ = load_split(args.data, args.split)
-            if args.attention:
+            if args.attention:  # the first model's STN
+                model, checkpoint = classifier.members[0]
                 print(f"attention: {plot_attention(model, checkpoint, images, device, figures_dir(args) / 'attention.png')}")
             if args.samples:
                 chosen = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:32]
-                predictions = predict(model, images[chosen], tuple(checkpoint["normalization"]), device).argmax(1)
+                predictions = classifier.predict(images[chosen]).argmax(1)
                 path = plot_samples(images[chosen], labels[chosen].tolist(), predictions.tolist(),
-                                    checkpoint.get("class_names", CLASS_NAMES), figures_dir(args) / "samples.png")
+                                    classifier.class_names, figures_dir(args) / "samples.png")
                 print(f"samples: {path}")
     if args.cam or args.source is not None:
         run_live(args, device)
@@ -413,4 +433,4 @@ def main(args):
 
 
 if __name__ == "__main__":
-    run_script(get_args_parser, main, (DataError, CheckpointError, SourceError, OutputError))
+    run_script(get_args_parser, main, (DataError, CheckpointError, SourceError, OutputError, DetectorError))

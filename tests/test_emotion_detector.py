@@ -9,7 +9,8 @@ import emotion_detector
 import visualize
 from conftest import SHARED_FER
 from data_loaders import CLASS_NAMES
-from emotion_detector import FER_CROP_SCALE, EmotionDetector, iou
+from emotion_detector import EmotionDetector, iou
+from face_detectors import HAAR_CROP_SCALE, crop_box
 from model import DeepEmotion
 
 
@@ -30,7 +31,7 @@ def test_iou_by_hand():
 
 def test_smoothing_averages_the_overlapping_face_of_the_last_frame(detector, monkeypatch):
     scripted = iter([np.eye(7)[[3]], np.eye(7)[[5]], np.eye(7)[[5]]])
-    monkeypatch.setattr(detector, "find_faces", lambda gray: [(10, 10, 60, 60)])
+    monkeypatch.setattr(detector, "find_faces", lambda frame: [{"box": (10, 10, 60, 60), "landmarks": None}])
     monkeypatch.setattr(detector, "classify", lambda faces: next(scripted))
     monkeypatch.setattr(detector, "smooth", 0.5)
     monkeypatch.setattr(detector, "previous", [])
@@ -38,18 +39,18 @@ def test_smoothing_averages_the_overlapping_face_of_the_last_frame(detector, mon
     first, second = detector.detect_emotions(frame)[0], detector.detect_emotions(frame)[0]
     assert first["emotions"]["Happy"] == 1.0
     assert (second["emotions"]["Happy"], second["emotions"]["Surprise"]) == (0.5, 0.5)
-    monkeypatch.setattr(detector, "find_faces", lambda gray: [(70, 70, 20, 20)])  # elsewhere: not the same face
+    monkeypatch.setattr(detector, "find_faces", lambda frame: [{"box": (70, 70, 20, 20), "landmarks": None}])  # elsewhere: not the same face
     assert detector.detect_emotions(frame)[0]["emotions"]["Surprise"] == 1.0
 
 
 def test_crop_is_fer_framed_and_replicates_the_frame_edge():
     gray = np.tile(np.arange(200, dtype=np.uint8), (200, 1))  # brightness = column
-    face = EmotionDetector.crop(gray, (50, 50, 100, 100))
-    side = round(100 * FER_CROP_SCALE)
+    face = crop_box(gray, (50, 50, 100, 100), HAAR_CROP_SCALE)
+    side = round(100 * HAAR_CROP_SCALE)
     expected = cv2.resize(gray[100 - side // 2:100 - side // 2 + side, 100 - side // 2:100 - side // 2 + side],
                           (48, 48), interpolation=cv2.INTER_AREA)
     assert face.shape == (48, 48) and np.abs(face.astype(int) - expected).max() <= 2
-    corner = EmotionDetector.crop(gray, (0, 0, 60, 60))  # reaches past the left and top edges
+    corner = crop_box(gray, (0, 0, 60, 60), HAAR_CROP_SCALE)  # reaches past the left and top edges
     assert corner.shape == (48, 48) and (corner[:, 0] <= 1).all()  # column 0 repeated leftwards
 
 
@@ -61,10 +62,10 @@ def test_minimum_face_size_holds_on_a_1920_wide_frame(detector, monkeypatch):
             seen["width"], seen["min"] = image.shape[1], minSize[0]
             return []
 
-    monkeypatch.setattr(detector, "cascade", Cascade())
+    monkeypatch.setattr(detector.detector, "cascade", Cascade())
     detector.find_faces(np.zeros((1080, 1920), np.uint8))
     smallest_face_found = seen["min"] * 1920 / seen["width"]
-    assert smallest_face_found <= detector.min_face + 1  # not the ~72 pixels of a plain 320-wide downscale
+    assert smallest_face_found <= detector.detector.min_face + 1  # not the ~72 pixels of a plain 320-wide downscale
     detector.find_faces(np.zeros((480, 640), np.uint8))
     assert seen["width"] <= 400  # a small frame is still searched downscaled, for speed
 
@@ -93,11 +94,11 @@ def test_a_real_face_is_detected_where_it_is_and_cropped_as_fer_frames_it(detect
     for face in faces:
         frame = np.full((480, 640), 128, np.uint8)
         frame[100:292, 200:392] = cv2.resize(face, (192, 192), interpolation=cv2.INTER_CUBIC)
-        boxes = detector.find_faces(frame)
+        boxes = [face["box"] for face in detector.find_faces(frame)]
         if boxes:
             pasted_box = (200 + 96 - 93, 100 + 96 - 93, 186, 186)  # the face spans 1.03x its Haar box
             overlaps.append(iou(boxes[0], pasted_box))
-            crop = EmotionDetector.crop(frame, boxes[0]).ravel().astype(float)
+            crop = crop_box(frame, boxes[0], HAAR_CROP_SCALE).ravel().astype(float)
             likeness.append(np.corrcoef(crop, face.ravel().astype(float))[0, 1])
     # Haar boxes are noisy (IoU 0.4 to 0.9 on these faces), so the medians are what is asserted
     assert len(overlaps) >= 12 and np.median(overlaps) > 0.65 and np.median(likeness) > 0.5

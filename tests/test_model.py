@@ -175,3 +175,24 @@ def test_predict_averages_the_probabilities_of_the_tta_views():
                           predict(network, faces, normalization, "cpu", tta="flip"))
     with pytest.raises(ValueError):
         predict(network, faces, normalization, "cpu", tta="ten_crop")
+
+
+def test_ensemble_averages_its_members_and_balance_divides_out_the_prior(tmp_path):
+    from model import FER2013_TRAIN_COUNTS, Ensemble, balance
+    paths = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        network = build_model("deep_emotion_vgg", width=8).eval()
+        paths.append(tmp_path / f"m{seed}.pt")
+        torch.save({"model": network.state_dict(), "arch": "deep_emotion_vgg", "arch_args": {"width": 8},
+                    "normalization": [0.5, 0.25]}, paths[-1])
+    faces = torch.randint(0, 256, (6, 48, 48), dtype=torch.uint8)
+    members = [Ensemble(path).predict(faces) for path in paths]
+    both = Ensemble(paths).predict(faces)
+    assert torch.allclose(both, (members[0] + members[1]) / 2, atol=1e-6)
+    prior = torch.tensor(FER2013_TRAIN_COUNTS, dtype=torch.float32) / sum(FER2013_TRAIN_COUNTS)
+    balanced = Ensemble(paths, balanced=True).predict(faces)
+    by_hand = both / prior / (both / prior).sum(1, keepdim=True)
+    assert torch.allclose(balanced, by_hand, atol=1e-6) and torch.allclose(balanced.sum(1), torch.ones(6))
+    # a flat prediction becomes a vote for the rarest class once FER2013's prior is divided out
+    assert balance(torch.full((1, 7), 1 / 7), prior).argmax().item() == 1  # disgust

@@ -84,9 +84,11 @@ def test_live_loop_headless_with_and_without_faces(checkpoint, tmp_path, monkeyp
     real_find = EmotionDetector.find_faces
     calls = {"n": 0}
 
-    def find_faces(self, gray):
+    def find_faces(self, frame):
         calls["n"] += 1
-        return [(10, 20, 80, 80), (200, 100, 60, 60)] if calls["n"] > 3 else real_find(self, gray)
+        if calls["n"] <= 3:
+            return real_find(self, frame)
+        return [{"box": (10, 20, 80, 80), "landmarks": None}, {"box": (200, 100, 60, 60), "landmarks": None}]
 
     monkeypatch.setattr(EmotionDetector, "find_faces", find_faces)
     out, log = tmp_path / "out.mp4", tmp_path / "faces.csv"
@@ -250,7 +252,7 @@ class Payload:
 
 def test_original_readme_forms():
     args = run_args(visualize, "-t", "-c", "--data", "d", "--model", "m.pt")
-    assert args.test_cc and args.cam and (args.data, args.model) == ("d", "m.pt")
+    assert args.test_cc and args.cam and (args.data, args.model) == ("d", ["m.pt"])
     assert run_args(visualize, "--cam", "True", "--test_cc", "False").cam
     assert not run_args(visualize, "--cam", "False").cam
 

@@ -1,0 +1,161 @@
+"""Scores checkpoints on labelled face sets that are not FER2013's (and on FER2013 PublicTest beside them).
+
+    python benchmarks/cross_dataset.py --sets ../shared/rafdb ../shared/sfew --fer data --mode crop
+    python benchmarks/cross_dataset.py --sets ../shared/rafdb ../shared/sfew --fer data --mode pipeline \\
+        --detector yunet --detector_model face_detection_yunet_2023mar.onnx --out cross.json
+    python benchmarks/cross_dataset.py --model a.pt b.pt --balanced ...   # an ensemble, class-balanced
+
+A set is a folder with a labels.csv (file, label: FER2013's order 0 angry .. 6 neutral) or one
+subfolder per class named as FER2013's classes. Two modes:
+- crop: the image as given (already a face crop), greyscale, resized to 48x48: the network alone.
+- pipeline: the whole live pipeline (detector, framing, crop, classify) on the image with a
+  replicated border of half its size on each side, since these sets hold tight crops that a
+  detector cannot find as they are; the face nearest the image centre is the labelled one. A
+  face not found counts as wrong, and the share found is reported.
+Accuracy, balanced accuracy (the mean of per-class recall), macro-F1, per-class recall and the
+confusion matrix are printed and, with --out, written as JSON. These sets are for evaluation
+only: nothing is trained, calibrated or chosen on them.
+"""
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from common import ROOT
+from data_loaders import CLASS_NAMES, load_split
+from emotion_detector import EmotionDetector
+from face_detectors import DETECTORS
+from model import TTA_MODES
+from utils import IMAGE_SUFFIXES
+
+
+def read_face_set(folder):
+    """(paths, labels) of a labelled face folder: its labels.csv, else its class-named subfolders."""
+    folder = Path(folder)
+    if (folder / "labels.csv").is_file():
+        with open(folder / "labels.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        return [folder / row["file"] for row in rows], [int(row["label"]) for row in rows]
+    index_of = {name.lower(): i for i, name in enumerate(CLASS_NAMES)}
+    paths, labels = [], []
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and p.name.lower() in index_of):
+        for path in sorted(sub.iterdir()):
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                paths.append(path)
+                labels.append(index_of[sub.name.lower()])
+    if not paths:
+        raise SystemExit(f"error: {folder} has neither a labels.csv nor class-named subfolders of images")
+    return paths, labels
+
+
+def scores(predictions, labels):
+    """Accuracy, balanced accuracy, macro-F1, per-class recall and the confusion matrix; -1 = no face found."""
+    predictions, labels = np.asarray(predictions), np.asarray(labels)
+    n = len(CLASS_NAMES)
+    confusion = np.zeros((n, n + 1), dtype=np.int64)  # the last column: no face found
+    np.add.at(confusion, (labels, np.where(predictions < 0, n, predictions)), 1)
+    support = confusion.sum(1)
+    recall = np.diag(confusion[:, :n]) / np.maximum(support, 1)
+    precision = np.diag(confusion[:, :n]) / np.maximum(confusion[:, :n].sum(0), 1)
+    f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
+    present = support > 0
+    return {"faces": int(len(labels)), "found": float((predictions >= 0).mean()),
+            "accuracy": float((predictions == labels).mean()),
+            "accuracy_on_found": float((predictions == labels)[predictions >= 0].mean()) if (predictions >= 0).any() else 0.0,
+            "balanced_accuracy": float(recall[present].mean()), "macro_f1": float(f1[present].mean()),
+            "recall": dict(zip(CLASS_NAMES, map(float, recall))), "confusion": confusion.tolist()}
+
+
+def predict_crops(detector, images):
+    """Predicted classes of 48x48 uint8 faces (N, 48, 48), in batches."""
+    return detector.classifier.predict(torch.from_numpy(images)).argmax(1).numpy()
+
+
+def load_crops(paths):
+    faces = np.empty((len(paths), 48, 48), np.uint8)
+    for i, path in enumerate(tqdm(paths, desc="reading", leave=False)):
+        faces[i] = cv2.resize(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE), (48, 48), interpolation=cv2.INTER_AREA)
+    return faces
+
+
+def bordered(image):
+    """The image with a replicated border of half its size on each side, so a detector can find a tight crop."""
+    if image.shape[0] < 96:  # FER2013's 48x48 faces: upscaled as a photo would show them
+        image = cv2.resize(image, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)
+    pad = max(image.shape[:2]) // 2
+    return cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+
+
+def predict_pipeline(detector, images):
+    """Predicted class of the face nearest the centre of each image (BGR or grey), -1 when none is found."""
+    predictions = []
+    for image in tqdm(images, desc="pipeline", leave=False):
+        frame = bordered(image)
+        results = detector.detect_emotions(frame)
+        if not results:
+            predictions.append(-1)
+            continue
+        centre = np.array(frame.shape[1::-1]) / 2
+        nearest = min(results, key=lambda r: np.linalg.norm(np.array(r["box"][:2]) + np.array(r["box"][2:]) / 2 - centre))
+        predictions.append(detector.class_names.index(nearest["label"]))
+    return np.array(predictions)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", nargs="+", default=[str(ROOT / "weights" / "deep_emotion_vgg.pt")],
+                        help="checkpoint(s); several are averaged (default: weights/deep_emotion_vgg.pt)")
+    parser.add_argument("--sets", nargs="*", default=[], help="labelled face folders (default: none)")
+    parser.add_argument("--fer", default="", help="prepared FER2013 folder: its PublicTest (val) joins the table "
+                                                 "(default: none)")
+    parser.add_argument("--mode", choices=["crop", "pipeline"], default="crop",
+                        help="the given crop, or the whole live pipeline (default: crop)")
+    parser.add_argument("--detector", choices=DETECTORS, default="haar", help="pipeline's detector (default: haar)")
+    parser.add_argument("--detector_model", default=None, help="YuNet's .onnx file (default: $DEEP_EMOTION_YUNET)")
+    parser.add_argument("--no_align", action="store_true", help="YuNet without eye alignment (default: aligned)")
+    parser.add_argument("--tta", nargs="?", const="flip", default=None, choices=TTA_MODES,
+                        help="test-time augmentation (default: off)")
+    parser.add_argument("--balanced", action="store_true", help="class-balanced decision (default: off)")
+    parser.add_argument("--limit", type=int, default=0, help="score only the first N faces of each set (default: all)")
+    parser.add_argument("--out", default="", help="write the results as JSON here (default: none)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # the live pipeline's setting (visualize.LIVE_TORCH_THREADS); crop mode batches anyway
+    detector = EmotionDetector(args.model, tta=args.tta, detector=args.detector, detector_model=args.detector_model,
+                               align=not args.no_align, balanced=args.balanced)
+    results = {"model": args.model, "mode": args.mode, "tta": args.tta, "balanced": args.balanced,
+               "detector": args.detector if args.mode == "pipeline" else None,
+               "aligned": not args.no_align if args.mode == "pipeline" and args.detector == "yunet" else None,
+               "sets": {}}
+    sets = [(Path(folder).name, folder) for folder in args.sets] + ([("fer2013_publictest", None)] if args.fer else [])
+    for name, folder in sets:
+        if folder is None:
+            faces, labels, _ = load_split(args.fer, "val")
+            faces, labels = faces.numpy(), labels.tolist()
+            images = list(faces)
+        else:
+            paths, labels = read_face_set(folder)
+            if args.limit:
+                paths, labels = paths[:args.limit], labels[:args.limit]
+            faces = load_crops(paths) if args.mode == "crop" else None
+            images = None if args.mode == "crop" else [cv2.imread(str(p)) for p in paths]
+        if args.limit:
+            faces, labels = (faces[:args.limit] if faces is not None else None), labels[:args.limit]
+            images = images[:args.limit] if images is not None else None
+        predictions = predict_crops(detector, faces) if args.mode == "crop" else predict_pipeline(detector, images)
+        results["sets"][name] = scores(predictions, labels)
+        r = results["sets"][name]
+        print(f"{name:<20} {r['faces']:>6} faces  found {r['found']:.1%}  accuracy {r['accuracy']:.2%}  "
+              f"balanced {r['balanced_accuracy']:.2%}  macro-F1 {r['macro_f1']:.3f}  recall "
+              + " ".join(f"{k[:3]} {v:.0%}" for k, v in r["recall"].items()), flush=True)
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=2))
+        print(f"results: {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Measures how a FER2013 face is framed relative to what a detector finds (the constants of face_detectors.py).
+
+    python benchmarks/face_framing.py --data data --detector haar --count 600
+    python benchmarks/face_framing.py --data data --detector yunet --detector_model face_detection_yunet_2023mar.onnx
+
+Training faces are upscaled 4x into a grey 480x480 frame. For each detected face: the FER
+crop's side over the box's width and its centre's offset in box units; with landmarks,
+its side over the eye distance and its centre's offset from between the eyes in eye distances.
+"""
+import argparse
+
+import cv2
+import numpy as np
+
+from common import median_report
+from data_loaders import load_split
+from face_detectors import DETECTORS, build_detector
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="data", help="prepared data folder (default: data)")
+    parser.add_argument("--count", type=int, default=600, help="training faces to try (default: 600)")
+    parser.add_argument("--detector", choices=DETECTORS, default="haar", help="face detector (default: haar)")
+    parser.add_argument("--detector_model", default=None, help="YuNet's .onnx file (default: $DEEP_EMOTION_YUNET)")
+    args = parser.parse_args()
+    images, _, _ = load_split(args.data, "train")
+    detector = build_detector(args.detector, args.detector_model, min_face=60)
+    side, corner = 192, 144
+    centre = corner + side / 2
+    chosen = np.random.default_rng(0).choice(len(images), min(args.count, len(images)), replace=False)
+    box_ratio, box_dx, box_dy, eye_ratio, eye_dx, eye_dy, tilt = [], [], [], [], [], [], []
+    for i in chosen:
+        frame = np.full((480, 480), 128, np.uint8)
+        frame[corner:corner + side, corner:corner + side] = cv2.resize(images[i].numpy(), (side, side),
+                                                                       interpolation=cv2.INTER_CUBIC)
+        faces = detector.detect(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
+        if not faces:
+            continue
+        x, y, w, h = faces[0]["box"]
+        box_ratio.append(side / w)
+        box_dx.append((centre - (x + w / 2)) / w)
+        box_dy.append((centre - (y + h / 2)) / h)
+        if faces[0]["landmarks"] is not None:
+            left_eye, right_eye = faces[0]["landmarks"][:2]
+            distance = np.linalg.norm(right_eye - left_eye)
+            middle = (left_eye + right_eye) / 2
+            eye_ratio.append(side / distance)
+            eye_dx.append((centre - middle[0]) / distance)
+            eye_dy.append((centre - middle[1]) / distance)
+            tilt.append(np.degrees(np.arctan2(*(right_eye - left_eye)[::-1])))
+    print(f"{args.detector} detected {len(box_ratio)} of {len(chosen)} faces")
+    median_report("FER side / box width", box_ratio, "")
+    median_report("centre offset x (box widths)", box_dx, "")
+    median_report("centre offset y (box heights)", box_dy, "")
+    if eye_ratio:
+        median_report("FER side / eye distance", eye_ratio, "")
+        median_report("centre offset x (eye distances)", eye_dx, "")
+        median_report("centre below the eyes (eye distances)", eye_dy, "")
+        median_report("eye line tilt (degrees)", tilt, "")
+
+
+if __name__ == "__main__":
+    main()

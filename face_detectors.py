@@ -1,0 +1,161 @@
+"""Face detectors (OpenCV's Haar cascade and YuNet) and the FER2013-framed 48x48 crop of each face.
+
+The network learnt FER2013's framing, so each crop is cut to frame its face as a FER2013
+face is framed; the constants below were measured by benchmarks/face_framing.py, which
+finds FER2013 training faces upscaled into a larger frame with each detector.
+"""
+import hashlib
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+IMAGE_SIZE = 48
+HAAR_CASCADE = "haarcascade_frontalface_default.xml"
+HAAR_WINDOW = 24  # the cascade's smallest face, in pixels of the image it searches
+# A FER2013 face spans 1.02x the Haar box around it, centred on it (median over the 470 of 600 faces found).
+HAAR_CROP_SCALE = 1.02
+# With YuNet: 1.23x its box's width, centred; or, aligned on the eyes, 2.64 eye distances wide with its
+# centre 0.29 eye distances below the point between the eyes (medians over the 589 of 600 faces found).
+YUNET_CROP_SCALE = 1.23
+YUNET_SIDE_PER_EYE_DISTANCE = 2.64
+YUNET_CENTRE_BELOW_EYES = 0.29
+
+YUNET_FILE = "face_detection_yunet_2023mar.onnx"
+YUNET_URL = ("https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/"
+             "face_detection_yunet_2023mar.onnx")
+YUNET_SHA256 = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
+YUNET_ENV = "DEEP_EMOTION_YUNET"  # where to find the model file when --detector_model is not given
+DETECTORS = ("haar", "yunet")
+
+
+class DetectorError(Exception):
+    """A face detector that cannot be set up, reported as one line (exit code 2)."""
+
+
+def yunet_model_path(path=None):
+    """The YuNet model file: path, else $DEEP_EMOTION_YUNET; raises DetectorError when missing or wrong."""
+    path = path or os.environ.get(YUNET_ENV)
+    fetch = f"download {YUNET_URL} (sha256 {YUNET_SHA256}) and pass it as --detector_model or ${YUNET_ENV}"
+    if not path:
+        raise DetectorError(f"--detector yunet needs its model file: {fetch}")
+    if not Path(path).is_file():
+        raise DetectorError(f"YuNet model {path} does not exist: {fetch}")
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    if digest != YUNET_SHA256:
+        raise DetectorError(f"{path} is not the YuNet model (sha256 {digest[:12]}..., expected "
+                            f"{YUNET_SHA256[:12]}...): {fetch}")
+    return str(path)
+
+
+class HaarDetector:
+    """OpenCV's frontal-face Haar cascade, on a copy downscaled to about `detect_width` pixels for speed.
+
+    detect() returns faces as {"box": (x, y, w, h), "landmarks": None, "score": 1.0}, largest first.
+    """
+
+    def __init__(self, min_face=48, detect_width=320):
+        self.cascade = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / HAAR_CASCADE))
+        if self.cascade.empty():
+            raise DetectorError(f"could not load {HAAR_CASCADE} from {cv2.data.haarcascades}")
+        self.min_face, self.detect_width = min_face, detect_width
+
+    def detect(self, frame):
+        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
+        # never so small that a min_face face falls below the cascade's window
+        factor = min(1.0, max(self.detect_width / gray.shape[1], HAAR_WINDOW / self.min_face))
+        small = cv2.resize(gray, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA) if factor < 1 else gray
+        min_side = max(HAAR_WINDOW, int(round(self.min_face * factor)))
+        boxes = self.cascade.detectMultiScale(small, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side))
+        boxes = sorted(boxes, key=lambda box: -box[2] * box[3])
+        return [{"box": tuple(int(round(v / factor)) for v in box), "landmarks": None, "score": 1.0}
+                for box in boxes]
+
+
+class YuNetDetector:
+    """OpenCV's YuNet CNN detector (cv2.FaceDetectorYN): a box, five landmarks and a score per face.
+
+    Frames wider than `detect_width` are searched downscaled. Landmarks are (5, 2): the eyes
+    (image-left first), the nose tip, the mouth corners.
+    """
+
+    def __init__(self, model_path=None, min_face=16, detect_width=640, score_threshold=0.6):
+        path = yunet_model_path(model_path)
+        try:
+            self.net = cv2.FaceDetectorYN.create(path, "", (320, 320), score_threshold, 0.3, 5000)
+        except cv2.error as error:
+            raise DetectorError(f"OpenCV could not load {path} as YuNet: {str(error).strip().splitlines()[-1]}") from None
+        self.min_face, self.detect_width, self.input_size = min_face, detect_width, None
+
+    def detect(self, frame):
+        bgr = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR) if frame.ndim == 2 else frame
+        factor = min(1.0, self.detect_width / bgr.shape[1])
+        small = cv2.resize(bgr, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA) if factor < 1 else bgr
+        size = (small.shape[1], small.shape[0])
+        if size != self.input_size:
+            self.net.setInputSize(size)
+            self.input_size = size
+        _, found = self.net.detect(small)
+        faces = []
+        for row in [] if found is None else found / factor:
+            x, y, w, h = (int(round(v)) for v in row[:4])
+            if min(w, h) >= self.min_face:
+                faces.append({"box": (x, y, w, h), "landmarks": row[4:14].reshape(5, 2), "score": float(row[14])})
+        return sorted(faces, key=lambda face: -face["box"][2] * face["box"][3])
+
+
+def build_detector(name="haar", model_path=None, min_face=None):
+    """A detector by name ("haar" or "yunet"); raises DetectorError."""
+    if name == "haar":
+        return HaarDetector(**({"min_face": min_face} if min_face else {}))
+    if name == "yunet":
+        return YuNetDetector(model_path, **({"min_face": min_face} if min_face else {}))
+    raise DetectorError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
+
+
+def _square(gray, left, top, side):
+    """The side x side square of gray at (left, top), integer pixels; the frame edge is replicated past it."""
+    left, top, side = int(round(left)), int(round(top)), max(1, int(round(side)))
+    pad = max(0, -left, -top, left + side - gray.shape[1], top + side - gray.shape[0])
+    if pad:
+        gray = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        left, top = left + pad, top + pad
+    return gray[top:top + side, left:left + side]
+
+
+def crop_box(gray, box, scale):
+    """The 48x48 face `scale` times the box's width, centred on it (Haar's boxes are square, YuNet's taller)."""
+    x, y, w, h = box
+    side = w * scale
+    face = _square(gray, x + w / 2 - side / 2, y + h / 2 - side / 2, side)
+    return cv2.resize(face, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
+
+
+def crop_aligned(gray, landmarks):
+    """The 48x48 face rotated so the eyes are level, framed as FER2013 frames its faces (YuNet landmarks)."""
+    left_eye, right_eye = np.asarray(landmarks[0], float), np.asarray(landmarks[1], float)
+    eye_distance = max(float(np.linalg.norm(right_eye - left_eye)), 1.0)
+    cos, sin = (right_eye - left_eye) / eye_distance  # the eye line's direction in the frame
+    side = YUNET_SIDE_PER_EYE_DISTANCE * eye_distance
+    centre = (left_eye + right_eye) / 2 + YUNET_CENTRE_BELOW_EYES * eye_distance * np.array([-sin, cos])
+    # cut a square that holds the turned crop, scaled so the crop is 48 pixels wide (area averaging)
+    region = 1.5 * side
+    patch = _square(gray, centre[0] - region / 2, centre[1] - region / 2, region)
+    factor = IMAGE_SIZE / side
+    patch = cv2.resize(patch, None, fx=factor, fy=factor,
+                       interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
+    middle = (np.array(patch.shape[::-1], float) - 1) / 2
+    # turn about the patch's middle (the crop's centre) by the eye line's angle, and move it to (24, 24)
+    rotation = cv2.getRotationMatrix2D((float(middle[0]), float(middle[1])), float(np.degrees(np.arctan2(sin, cos))), 1.0)
+    rotation[:, 2] += (IMAGE_SIZE - 1) / 2 - middle
+    return cv2.warpAffine(patch, rotation, (IMAGE_SIZE, IMAGE_SIZE), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
+def crop_face(gray, face, align=True):
+    """The FER2013-framed 48x48 crop of a detected face: aligned on its eyes when it has landmarks."""
+    if face["landmarks"] is not None and align:
+        return crop_aligned(gray, face["landmarks"])
+    scale = HAAR_CROP_SCALE if face["landmarks"] is None else YUNET_CROP_SCALE
+    return crop_box(gray, face["box"], scale)

@@ -1,0 +1,53 @@
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT
+from data_loaders import CLASS_NAMES
+from model import DeepEmotion
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import cross_dataset  # noqa: E402
+
+
+def test_scores_by_hand():
+    labels = [0, 0, 1, 1, 1, 2]
+    predictions = [0, -1, 1, 0, 1, 2]  # one face not found
+    r = cross_dataset.scores(predictions, labels)
+    assert r["found"] == pytest.approx(5 / 6) and r["accuracy"] == pytest.approx(4 / 6)
+    assert r["accuracy_on_found"] == pytest.approx(4 / 5)
+    assert r["recall"]["Angry"] == 0.5 and r["recall"]["Disgust"] == pytest.approx(2 / 3)
+    assert r["balanced_accuracy"] == pytest.approx((0.5 + 2 / 3 + 1) / 3)  # classes present only
+    assert r["confusion"][0][7] == 1  # the not-found column
+    f1_angry = 2 * 0.5 * 0.5 / (0.5 + 0.5)  # precision 1/2 (one disgust face called angry), recall 1/2
+    f1_disgust = 2 * 1.0 * (2 / 3) / (1 + 2 / 3)
+    assert r["macro_f1"] == pytest.approx((f1_angry + f1_disgust + 1.0) / 3)
+
+
+@pytest.mark.parametrize("layout", ["folders", "labels_csv"])
+def test_face_sets_read_in_both_layouts_and_score_in_crop_mode(tmp_path, layout, monkeypatch, capsys):
+    rng = np.random.default_rng(0)
+    rows = []
+    for k, name in enumerate(CLASS_NAMES):
+        folder = tmp_path / "set" / name.lower()
+        folder.mkdir(parents=True)
+        for i in range(2):
+            cv2.imwrite(str(folder / f"{i}.png"), rng.integers(0, 255, (100, 100, 3), dtype=np.uint8))
+            rows.append(f"{name.lower()}/{i}.png,{k}")
+    if layout == "labels_csv":
+        (tmp_path / "set" / "labels.csv").write_text("file,label\n" + "\n".join(rows[::-1]) + "\n")
+    paths, labels = cross_dataset.read_face_set(tmp_path / "set")
+    assert len(paths) == 14 and sorted(labels) == sorted([k for k in range(7) for _ in range(2)])
+    assert all(p.parent.name == CLASS_NAMES[label].lower() for p, label in zip(paths, labels))
+    checkpoint = tmp_path / "model.pt"
+    torch.save({"model": DeepEmotion().state_dict(), "arch": "deep_emotion", "arch_args": {},
+                "normalization": [0.5, 0.25]}, checkpoint)
+    monkeypatch.setattr(sys, "argv", ["cross_dataset.py", "--model", str(checkpoint), "--sets", str(tmp_path / "set"),
+                                      "--out", str(tmp_path / "r.json")])
+    cross_dataset.main()
+    import json
+    result = json.loads((tmp_path / "r.json").read_text())["sets"]["set"]
+    assert result["faces"] == 14 and result["found"] == 1.0 and sum(map(sum, result["confusion"])) == 14
