@@ -6,6 +6,7 @@
         print(face["box"], face["label"], face["confidence"], face["emotions"])
 """
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -13,6 +14,7 @@ import torch
 
 from face_detectors import build_detector, crop_face
 from model import Ensemble
+from tracking import Tracker
 
 
 class EmotionDetector:
@@ -22,21 +24,23 @@ class EmotionDetector:
     detector: "haar" (OpenCV's cascade, the default: nothing to download) or "yunet"
     (OpenCV's CNN detector; detector_model is its .onnx file, see face_detectors.py);
     with YuNet each face is turned upright on its eyes before the crop unless align=False.
-    `smooth` in [0, 1) averages each face's probabilities with those of the
-    overlapping face in the previous frame (exponential moving average), so
-    labels do not flicker; 0 turns it off. `tta` ("flip" or "shifts", see
+    Each face gets a track id that follows it from frame to frame (tracking.Tracker);
+    `smooth` in [0, 1) averages each track's probabilities over its frames
+    (exponential moving average), so labels do not flicker; 0 turns it off.
+    stills=True treats every frame as an unrelated photo: ids start again at 0 and
+    nothing is smoothed. `tta` ("flip" or "shifts", see
     `model.TTA_MODES`) also classifies mirrored (and shifted) copies of each face
     and averages: 2 or 10 times the classification time. balanced=True divides
     out FER2013's class prior (`model.balance`).
     """
 
     def __init__(self, model_path, device="cpu", smooth=0.0, min_face=None, tta=None, detector="haar",
-                 detector_model=None, align=True, balanced=False):
+                 detector_model=None, align=True, balanced=False, stills=False):
         self.classifier = Ensemble(model_path, device, tta, balanced)
         self.class_names = self.classifier.class_names
         self.detector = build_detector(detector, detector_model, min_face)
-        self.smooth, self.align = smooth, align
-        self.previous = []  # (box, probabilities) of the last frame, for smoothing
+        self.smooth, self.align, self.stills = smooth, align, stills
+        self.tracker = Tracker()
         self.timings = {"detect": 0.0, "crop": 0.0, "classify": 0.0}
 
     def find_faces(self, frame):
@@ -47,52 +51,64 @@ class EmotionDetector:
         """Probabilities (N, 7) for uint8 faces (N, 48, 48)."""
         return self.classifier.predict(torch.from_numpy(np.stack(faces))).numpy()
 
-    def _smoothed(self, boxes, probabilities):
-        if self.smooth <= 0:
-            return probabilities
-        smoothed = probabilities.copy()
-        for i, box in enumerate(boxes):
-            best = max(self.previous, key=lambda prev: iou(box, prev[0]), default=None)
-            if best is not None and iou(box, best[0]) > 0.3:
-                smoothed[i] = self.smooth * best[1] + (1 - self.smooth) * probabilities[i]
-        return smoothed
-
-    def detect_emotions(self, frame):
-        """Every face in a BGR frame: a list of {"box": (x, y, w, h), "label", "confidence", "emotions"}.
-
-        "emotions" maps each class name to its probability, as the `fer` package does.
-        """
+    def _find_and_crop(self, frame):
+        """(boxes, 48x48 crops) of every face in a BGR frame."""
         start = time.perf_counter()
         gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
         found = self.find_faces(frame)
         detected = time.perf_counter()
-        if not found:
-            self.previous = []
-            self.timings["detect"] += detected - start
-            return []
-        boxes = [face["box"] for face in found]
         crops = [crop_face(gray, face, self.align) for face in found]
-        cropped = time.perf_counter()
-        probabilities = self._smoothed(boxes, self.classify(crops))
-        classified = time.perf_counter()
-        self.previous = list(zip(boxes, probabilities))
         self.timings["detect"] += detected - start
-        self.timings["crop"] += cropped - detected
-        self.timings["classify"] += classified - cropped
+        self.timings["crop"] += time.perf_counter() - detected
+        return [face["box"] for face in found], crops
+
+    def _classify_found(self, boxes, crops):
+        """The result dicts of detect_emotions for faces already found and cropped."""
+        if self.stills:
+            self.tracker.reset()
+        tracks = self.tracker.update(boxes)
+        if not boxes:
+            return []
+        start = time.perf_counter()
+        probabilities = self.classify(crops)
+        self.timings["classify"] += time.perf_counter() - start
         results = []
-        for box, p in zip(boxes, probabilities):
+        for box, track, p in zip(boxes, tracks, probabilities):
+            if self.smooth > 0 and not self.stills and track.probabilities is not None:
+                p = self.smooth * track.probabilities + (1 - self.smooth) * p
+            track.probabilities = p
             k = int(p.argmax())
-            results.append({"box": box, "label": self.class_names[k], "confidence": float(p[k]),
+            results.append({"box": box, "face": track.id, "label": self.class_names[k], "confidence": float(p[k]),
                             "emotions": dict(zip(self.class_names, map(float, p)))})
         return results
 
+    def detect_emotions(self, frame):
+        """Every face in a BGR frame: a list of {"box": (x, y, w, h), "face", "label", "confidence", "emotions"}.
 
-def iou(a, b):
-    """Intersection over union of two (x, y, w, h) boxes."""
-    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    return inter / float(a[2] * a[3] + b[2] * b[3] - inter) if inter else 0.0
+        "face" is the track id; "emotions" maps each class name to its probability, as the `fer` package does.
+        """
+        return self._classify_found(*self._find_and_crop(frame))
+
+    def stream(self, frames):
+        """detect_emotions over an iterable of (name, frame): yields (name, frame, results) in order.
+
+        Faces of the next frame are found (on a second thread) while those of this one are
+        classified: both release the GIL, so on two cores a frame costs the slower of the two
+        stages rather than their sum.
+        """
+        frames = iter(frames)
+        with ThreadPoolExecutor(1) as pool:
+            ahead = None
+            for name, frame in frames:
+                ahead = (name, frame, pool.submit(self._find_and_crop, frame))
+                break
+            while ahead is not None:
+                name, frame, found = ahead
+                ahead = None
+                for next_name, next_frame in frames:
+                    ahead = (next_name, next_frame, pool.submit(self._find_and_crop, next_frame))
+                    break
+                yield name, frame, self._classify_found(*found.result())
 
 
 def draw(frame, results, fps=None):
@@ -100,7 +116,8 @@ def draw(frame, results, fps=None):
     for face in results:
         x, y, w, h = face["box"]
         cv2.rectangle(frame, (x, y), (x + w, y + h), (0, 255, 0), 2)
-        cv2.putText(frame, f"{face['label']} {face['confidence']:.0%}", (x, max(12, y - 6)),
+        track = f"#{face['face']} " if "face" in face else ""
+        cv2.putText(frame, f"{track}{face['label']} {face['confidence']:.0%}", (x, max(12, y - 6)),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 255, 0), 2, cv2.LINE_AA)
         bar_x = x + w + 6 if x + w + 96 < frame.shape[1] else max(0, x - 96)
         for i, (name, p) in enumerate(face["emotions"].items()):

@@ -22,6 +22,7 @@ from data_loaders import CLASS_NAMES, DataError, load_split
 from emotion_detector import EmotionDetector, draw
 from face_detectors import DETECTORS, YUNET_ENV, DetectorError
 from model import SHIFT_PIXELS, TTA_MODES, CheckpointError, Ensemble, device_arg, pick_device
+from timeline import LOG_COLUMNS, write_timeline
 from utils import (BOOL_FLAG, IMAGE_SUFFIXES, ArgumentParser, OutputError, atomic_write, check_writable_file,
                    check_writable_folder, float_in, int_at_least, run_script, write_text_atomic)
 
@@ -85,6 +86,9 @@ def get_args_parser():
                            "(default: aligned)")
     live.add_argument("--no_display", action="store_true", help="never open a window (default: show one if possible)")
     live.add_argument("--log", default="", help="CSV with one row per detected face (default: none)")
+    live.add_argument("--timeline", default="",
+                      help="PNG of each face's 7 probabilities over time, with a summary per face beside it as "
+                           ".json (also: python timeline.py faces.csv) (default: none)")
     live.add_argument("--smooth", type=float_in(0, MAX_SMOOTH), default=0.0,
                       help=f"per-face probability smoothing across frames, 0..{MAX_SMOOTH} (default: 0 = off)")
     live.add_argument("--max_frames", type=int_at_least(0), default=0, help="stop after this many frames (default: 0 = all)")
@@ -112,6 +116,8 @@ def check_outputs(args):
         check_writable_file(args.report, "the report")
     if args.log:
         check_writable_file(args.log, "the face log")
+    if args.timeline:
+        check_writable_file(args.timeline, "the timeline")
     if (args.test_cc or args.attention or args.samples) and not (args.cam and args.source is None):
         check_writable_folder(figures_dir(args), "figures")
     if not args.output or not (args.cam or args.source is not None):
@@ -351,10 +357,9 @@ def run_live(args, device):
     frames, is_images = open_source(source)  # opens now, so a bad source fails before the model loads
     torch.set_num_threads(LIVE_TORCH_THREADS)
     one_image_file = is_images and Path(args.output).suffix.lower() in IMAGE_SUFFIXES
-    # stills are unrelated pictures: never smoothed into each other
-    detector = EmotionDetector(args.model, device, smooth=0.0 if is_images else args.smooth, tta=args.tta,
-                               detector=args.detector, detector_model=args.detector_model, align=not args.no_align,
-                               balanced=args.balanced)
+    detector = EmotionDetector(args.model, device, smooth=args.smooth, tta=args.tta, detector=args.detector,
+                               detector_model=args.detector_model, align=not args.no_align, balanced=args.balanced,
+                               stills=is_images)
     show = not args.no_display and display_available()
     if not args.no_display and not show:
         print("no display found: running headless (as with --no_display)")
@@ -362,24 +367,32 @@ def run_live(args, device):
     if args.log:
         log_file = open(args.log, "w", newline="")
         log = csv.writer(log_file)
-        log.writerow(["source", "frame", "x", "y", "w", "h", "label", "confidence"] + list(detector.class_names))
+        log.writerow(LOG_COLUMNS)
+    # seconds on the timeline: from the file's frame rate, or the clock for a camera; none for photos
+    source_fps = None if is_images or str(source).isdigit() else frame_rate(source)
+    rows = []  # what --log holds, kept for --timeline
     count, fps, start = 0, None, time.perf_counter()
     try:
-        for count, (name, frame) in enumerate(frames, start=1):
-            tick = time.perf_counter()
-            results = detector.detect_emotions(frame)
+        tick = time.perf_counter()
+        for count, (name, frame, results) in enumerate(detector.stream(frames), start=1):
             draw(frame, results, fps)
-            elapsed = time.perf_counter() - tick
-            fps = 1 / elapsed if fps is None else 0.9 * fps + 0.1 / max(elapsed, 1e-6)
+            elapsed, tick = time.perf_counter() - tick, time.perf_counter()  # one frame, from the last one's end
+            fps = 1 / max(elapsed, 1e-6) if fps is None else 0.9 * fps + 0.1 / max(elapsed, 1e-6)
+            seconds = (None if is_images else (count - 1) / source_fps if source_fps
+                       else time.perf_counter() - start)
             for face in results:
+                row = dict(zip(LOG_COLUMNS, [name, count, seconds, face["face"], *face["box"], face["label"],
+                                             face["confidence"], *face["emotions"].values()]))
                 if log:
-                    log.writerow([name, count, *face["box"], face["label"], f"{face['confidence']:.4f}"]
-                                 + [f"{p:.4f}" for p in face["emotions"].values()])
+                    log.writerow([f"{v:.4f}" if isinstance(v, float) else "" if v is None else v
+                                  for v in row.values()])
+                if args.timeline:
+                    rows.append(row)
             if args.output and is_images:
                 write_image(args.output if one_image_file else Path(args.output) / name, frame)
             elif args.output:
                 if writer is None:  # the source's own frame rate and size
-                    fps_out = 25.0 if str(source).isdigit() else frame_rate(source)
+                    fps_out = source_fps or 25.0
                     writer = cv2.VideoWriter(args.output, cv2.VideoWriter_fourcc(*"mp4v"), fps_out,
                                              (frame.shape[1], frame.shape[0]))
                     if not writer.isOpened():
@@ -398,6 +411,8 @@ def run_live(args, device):
             log_file.close()
         if show:
             cv2.destroyAllWindows()
+    if args.timeline:
+        write_timeline(rows, args.timeline)
     seconds = time.perf_counter() - start
     print(f"{count} frame(s) from {source} in {seconds:.1f} s ({count / max(seconds, 1e-9):.1f} frames/s, "
           "reading, detection, classification, drawing and writing included)"

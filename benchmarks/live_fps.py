@@ -44,6 +44,9 @@ def main():
                         help="processes kept spinning beside the pipeline, as another program would (default: 0)")
     parser.add_argument("--threads", type=int, default=LIVE_TORCH_THREADS,
                         help=f"torch threads, as visualize.py's live mode uses (default: {LIVE_TORCH_THREADS})")
+    parser.add_argument("--overlap", type=int, default=1, choices=[0, 1],
+                        help="1 = find the next frame's faces while classifying this one's, as visualize.py does "
+                             "(EmotionDetector.stream); 0 = one stage after the other (default: 1)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     images, _, _ = load_split(args.data, args.split)
@@ -64,8 +67,9 @@ def run_once(args, frames, fps, stages):
     faces_found = 0
     detector = EmotionDetector(args.model)
     draw_seconds, start = 0.0, time.perf_counter()
-    for frame in frames:
-        results = detector.detect_emotions(frame)
+    stream = detector.stream((None, frame) for frame in frames) if args.overlap else (
+        (None, frame, detector.detect_emotions(frame)) for frame in frames)
+    for _, frame, results in stream:
         tick = time.perf_counter()
         draw(frame.copy(), results, 30.0)
         draw_seconds += time.perf_counter() - tick

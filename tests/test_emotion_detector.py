@@ -9,7 +9,8 @@ import emotion_detector
 import visualize
 from conftest import SHARED_FER
 from data_loaders import CLASS_NAMES
-from emotion_detector import EmotionDetector, iou
+from emotion_detector import EmotionDetector
+from tracking import Tracker, iou
 from face_detectors import HAAR_CROP_SCALE, crop_box
 from model import DeepEmotion
 
@@ -29,12 +30,12 @@ def test_iou_by_hand():
     assert iou((0, 0, 10, 10), (20, 20, 5, 5)) == 0.0
 
 
-def test_smoothing_averages_the_overlapping_face_of_the_last_frame(detector, monkeypatch):
+def test_smoothing_averages_each_track_over_its_frames(detector, monkeypatch):
     scripted = iter([np.eye(7)[[3]], np.eye(7)[[5]], np.eye(7)[[5]]])
     monkeypatch.setattr(detector, "find_faces", lambda frame: [{"box": (10, 10, 60, 60), "landmarks": None}])
     monkeypatch.setattr(detector, "classify", lambda faces: next(scripted))
     monkeypatch.setattr(detector, "smooth", 0.5)
-    monkeypatch.setattr(detector, "previous", [])
+    monkeypatch.setattr(detector, "tracker", Tracker())
     frame = np.zeros((100, 100, 3), np.uint8)
     first, second = detector.detect_emotions(frame)[0], detector.detect_emotions(frame)[0]
     assert first["emotions"]["Happy"] == 1.0
@@ -102,3 +103,24 @@ def test_a_real_face_is_detected_where_it_is_and_cropped_as_fer_frames_it(detect
             likeness.append(np.corrcoef(crop, face.ravel().astype(float))[0, 1])
     # Haar boxes are noisy (IoU 0.4 to 0.9 on these faces), so the medians are what is asserted
     assert len(overlaps) >= 12 and np.median(overlaps) > 0.65 and np.median(likeness) > 0.5
+
+
+def test_two_faces_crossing_keep_their_ids():
+    tracker = Tracker()
+    ids = []
+    for t in range(30):  # face a moves right, face b left; they cross (overlap fully) at t = 15
+        a, b = (10 + 8 * t, 100, 60, 60), (250 - 8 * t, 110, 60, 60)
+        tracks = tracker.update([a, b] if t % 2 else [b, a])  # the detector's order means nothing
+        ids.append((tracks[0].id, tracks[1].id) if t % 2 else (tracks[1].id, tracks[0].id))
+    assert len(set(ids)) == 1 and set(ids[0]) == {0, 1}  # each face kept the id it started with
+
+
+def test_a_face_that_leaves_for_long_comes_back_under_a_new_id():
+    tracker = Tracker(max_missed=3)
+    assert tracker.update([(100, 100, 50, 50)])[0].id == 0
+    for _ in range(2):
+        tracker.update([])
+    assert tracker.update([(102, 100, 50, 50)])[0].id == 0  # away for 2 frames: the same face
+    for _ in range(4):
+        tracker.update([])
+    assert tracker.update([(102, 100, 50, 50)])[0].id == 1  # away for 4 frames: a new track

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import generate_data
+import timeline
 import visualize
 from conftest import ROOT, SHARED_FER, run_args
 from data_loaders import CLASS_NAMES, DataError, load_split
@@ -91,14 +92,28 @@ def test_live_loop_headless_with_and_without_faces(checkpoint, tmp_path, monkeyp
         return [{"box": (10, 20, 80, 80), "landmarks": None}, {"box": (200, 100, 60, 60), "landmarks": None}]
 
     monkeypatch.setattr(EmotionDetector, "find_faces", find_faces)
-    out, log = tmp_path / "out.mp4", tmp_path / "faces.csv"
+    out, log, timeline_png = tmp_path / "out.mp4", tmp_path / "faces.csv", tmp_path / "timeline.png"
     visualize.main(run_args(visualize, "--source", video, "--no_display", "--output", out, "--log", log,
-                            "-m", checkpoint, "--smooth", "0.5"))
+                            "-m", checkpoint, "--smooth", "0.5", "--timeline", timeline_png))
     rows = list(csv.DictReader(open(log)))
     assert [int(r["frame"]) for r in rows] == [4, 4, 5, 5, 6, 6]
+    assert [int(r["face"]) for r in rows] == [0, 1] * 3  # each face keeps its track id
+    assert [float(r["time_s"]) for r in rows[::2]] == pytest.approx([0.3, 0.4, 0.5])  # the clip's 10 frames/s
+    # the timeline: a picture with one panel per face, and the summary beside it
+    picture = cv2.imread(str(timeline_png))
+    assert picture is not None and picture.shape[0] > 300 and (picture < 250).any()
+    summary = json.loads(timeline_png.with_suffix(".json").read_text())
+    assert set(summary) == {"0", "1"} and summary["0"]["frames"] == 3
+    assert sum(summary["0"]["share"].values()) == pytest.approx(1.0)
+    from_csv = timeline.main(run_args(timeline, log, "--out", tmp_path / "again.png"))  # the same from the CSV
+    for face, info in summary.items():
+        assert from_csv[int(face)]["share"] == info["share"] and from_csv[int(face)]["frames"] == info["frames"]
+        assert from_csv[int(face)]["mean_confidence"] == pytest.approx(info["mean_confidence"], abs=1e-3)
     assert rows[0]["label"] in CLASS_NAMES and set(CLASS_NAMES) <= set(rows[0])
     assert sum(float(rows[0][name]) for name in CLASS_NAMES) == pytest.approx(1, abs=1e-3)
-    assert cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FRAME_COUNT) == 6
+    annotated = cv2.VideoCapture(str(out))
+    assert annotated.get(cv2.CAP_PROP_FRAME_COUNT) == 6 and annotated.get(cv2.CAP_PROP_FPS) == 10  # the source's
+    assert (annotated.get(cv2.CAP_PROP_FRAME_WIDTH), annotated.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (320, 240)
 
 
 @pytest.mark.parametrize("source", ["missing.mp4", "99"])
@@ -263,3 +278,19 @@ def test_one_image_to_an_image_file(checkpoint, prepared, tmp_path):
     visualize.main(run_args(visualize, "--source", folder / "p0.png", "--no_display", "--output", tmp_path / "out.jpg",
                             "-m", checkpoint))
     assert cv2.imread(str(tmp_path / "out.jpg")).shape == (200, 200, 3)
+
+
+def test_photos_in_a_folder_are_never_smoothed_into_each_other(checkpoint, prepared, tmp_path, monkeypatch):
+    folder = tmp_path / "photos"
+    photo_folder(prepared, folder)
+    monkeypatch.setattr(EmotionDetector, "find_faces", lambda self, frame: [{"box": (50, 50, 100, 100),
+                                                                            "landmarks": None}])
+    probabilities = {}
+    for smooth in ("0", "0.9"):
+        log = tmp_path / f"faces-{smooth}.csv"
+        visualize.main(run_args(visualize, "--source", folder, "--no_display", "--log", log, "-m", checkpoint,
+                                "--smooth", smooth))
+        rows = list(csv.DictReader(open(log)))
+        assert [r["face"] for r in rows] == ["0", "0"]  # every photo starts its own ids
+        probabilities[smooth] = [[float(r[name]) for name in CLASS_NAMES] for r in rows]
+    assert probabilities["0"] == probabilities["0.9"] and probabilities["0"][0] != probabilities["0"][1]

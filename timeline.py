@@ -1,0 +1,115 @@
+"""Emotion over time, per tracked face: a plot of the 7 probabilities and a summary, from a --log CSV.
+
+    python timeline.py faces.csv --out timeline.png      # also writes timeline.json and prints the summary
+    python visualize.py --source clip.mp4 --no_display --log faces.csv --timeline timeline.png   # the same, live
+
+The CSV is visualize.py's --log: one row per face per frame, with its track id (`face`),
+the frame number, the time in seconds when the source has a frame rate (`time_s`), the
+label and the 7 probabilities.
+"""
+import csv
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from data_loaders import CLASS_NAMES
+from utils import ArgumentParser, OutputError, atomic_write, check_writable_file, run_script, write_text_atomic
+
+LOG_COLUMNS = ["source", "frame", "time_s", "face", "x", "y", "w", "h", "label", "confidence", *CLASS_NAMES]
+
+
+class LogError(Exception):
+    """A --log CSV that cannot be read, reported as one line (exit code 2)."""
+
+
+def read_log(path):
+    """The rows of a --log CSV as dicts (numbers parsed); raises LogError."""
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as error:
+        raise LogError(f"cannot read {path}: {error.strerror or error}") from None
+    missing = [c for c in ("frame", "face", "label", *CLASS_NAMES) if rows and c not in rows[0]]
+    if missing:
+        raise LogError(f"{path} is not a visualize.py --log CSV (no {', '.join(missing)} column)")
+    for row in rows:
+        row["frame"], row["face"] = int(row["frame"]), int(row["face"])
+        row["time_s"] = float(row["time_s"]) if row.get("time_s") not in (None, "") else None
+        for name in CLASS_NAMES:
+            row[name] = float(row[name])
+    return rows
+
+
+def summarize(rows):
+    """Per track: frames seen, first and last frame, share of frames in each emotion, mean confidence."""
+    tracks = defaultdict(list)
+    for row in rows:
+        tracks[row["face"]].append(row)
+    summary = {}
+    for face, seen in sorted(tracks.items()):
+        labels = [row["label"] for row in seen]
+        summary[face] = {"frames": len(seen), "first_frame": seen[0]["frame"], "last_frame": seen[-1]["frame"],
+                         "share": {name: labels.count(name) / len(seen) for name in CLASS_NAMES},
+                         "mean_confidence": float(np.mean([max(row[n] for n in CLASS_NAMES) for row in seen]))}
+    return summary
+
+
+def print_summary(summary):
+    for face, info in summary.items():
+        shares = ", ".join(f"{name} {share:.0%}" for name, share in
+                           sorted(info["share"].items(), key=lambda item: -item[1]) if share > 0)
+        print(f"face #{face}: {info['frames']} frame(s) ({info['first_frame']}-{info['last_frame']}); "
+              f"{shares}; mean confidence {info['mean_confidence']:.0%}")
+
+
+def plot_timeline(rows, path):
+    """One panel per track: its 7 probabilities over time (seconds when the log has them, else frames)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    tracks = sorted({row["face"] for row in rows})
+    seconds = bool(rows) and all(row["time_s"] is not None for row in rows)
+    fig, axes = plt.subplots(max(1, len(tracks)), 1, figsize=(10, 2.4 * max(1, len(tracks))), sharex=True,
+                             squeeze=False)
+    colours = plt.get_cmap("tab10")
+    for ax, face in zip(axes[:, 0], tracks):
+        seen = [row for row in rows if row["face"] == face]
+        x = [row["time_s"] if seconds else row["frame"] for row in seen]
+        for k, name in enumerate(CLASS_NAMES):
+            ax.plot(x, [row[name] for row in seen], label=name, color=colours(k), lw=1.5)
+        ax.set(ylim=(0, 1), ylabel="probability", title=f"face #{face}")
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(ncol=7, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 1.45))
+    axes[-1, 0].set_xlabel("seconds" if seconds else "frame")
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100))
+    plt.close(fig)
+    return Path(path)
+
+
+def write_timeline(rows, path):
+    """Writes the plot (path) and the summary (path with .json), prints the summary; returns the summary."""
+    summary = summarize(rows)
+    print_summary(summary)
+    print(f"timeline: {plot_timeline(rows, path)}")
+    write_text_atomic(Path(path).with_suffix(".json"), json.dumps(summary, indent=2))
+    return summary
+
+
+def get_args_parser():
+    parser = ArgumentParser(description="Plot and summarise emotion over time per face, from a visualize.py --log CSV.")
+    parser.add_argument("log", help="the --log CSV of visualize.py")
+    parser.add_argument("--out", default="timeline.png", help="the plot; the summary goes beside it as .json "
+                                                              "(default: timeline.png)")
+    return parser
+
+
+def main(args):
+    check_writable_file(args.out, "the timeline")
+    return write_timeline(read_log(args.log), args.out)
+
+
+if __name__ == "__main__":
+    run_script(get_args_parser, main, (LogError, OutputError))

@@ -1,0 +1,88 @@
+"""Faces followed from frame to frame: a track id per face, and smoothing per track.
+
+The tracker is the simple kind that holds up for a webcam or a film: each track predicts
+its box in the next frame from its last two boxes (constant velocity), and each new box
+goes to the track whose prediction it overlaps most (IoU), else to the track whose
+predicted centre is nearest (within one face width), else to a new track. A track that is
+not seen for `max_missed` frames ends. When two faces cross, their predictions carry each
+past the other, so they keep their ids as long as they keep moving; two faces that meet
+and stop can swap ids. A face that leaves for longer than `max_missed` frames comes back
+under a new id.
+"""
+import numpy as np
+
+
+def iou(a, b):
+    """Intersection over union of two (x, y, w, h) boxes."""
+    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / float(a[2] * a[3] + b[2] * b[3] - inter) if inter else 0.0
+
+
+def _centre(box):
+    return np.array([box[0] + box[2] / 2, box[1] + box[3] / 2], dtype=float)
+
+
+class Track:
+    """One face's id, last box, velocity (of the box's corner, pixels per frame) and smoothed probabilities."""
+
+    def __init__(self, track_id, box):
+        self.id, self.box, self.velocity, self.missed, self.probabilities = track_id, tuple(box), np.zeros(2), 0, None
+
+    def predicted(self):
+        """Where the box should be in the next frame, at constant velocity (missed frames included)."""
+        dx, dy = self.velocity * (self.missed + 1)
+        return (self.box[0] + dx, self.box[1] + dy, self.box[2], self.box[3])
+
+    def see(self, box):
+        steps = self.missed + 1
+        self.velocity = (np.array(box[:2], dtype=float) - np.array(self.box[:2], dtype=float)) / steps
+        self.box, self.missed = tuple(box), 0
+
+
+class Tracker:
+    """Assigns a stable id to each face box across frames; see the module docstring for how."""
+
+    def __init__(self, iou_threshold=0.3, max_missed=5):
+        self.iou_threshold, self.max_missed = iou_threshold, max_missed
+        self.tracks, self.next_id = [], 0
+
+    def reset(self):
+        """Forgets every track (e.g. between unrelated photos); ids start again from 0."""
+        self.tracks, self.next_id = [], 0
+
+    def update(self, boxes):
+        """The tracks of this frame's boxes, in the boxes' order."""
+        predictions = [track.predicted() for track in self.tracks]
+        pairs = sorted(((iou(box, predicted), i, j) for i, box in enumerate(boxes)
+                        for j, predicted in enumerate(predictions)), reverse=True)
+        assigned, taken = {}, set()
+        for overlap, i, j in pairs:  # greedy: the best overlaps first
+            if overlap >= self.iou_threshold and i not in assigned and j not in taken:
+                assigned[i] = j
+                taken.add(j)
+        for i, box in enumerate(boxes):  # no overlap (a fast move): the nearest predicted centre
+            if i in assigned:
+                continue
+            near = [(np.linalg.norm(_centre(box) - _centre(predictions[j])), j)
+                    for j in range(len(self.tracks)) if j not in taken]
+            distance, j = min(near, default=(np.inf, None))
+            if j is not None and distance <= box[2]:
+                assigned[i] = j
+                taken.add(j)
+        result = []
+        for i, box in enumerate(boxes):
+            if i in assigned:
+                track = self.tracks[assigned[i]]
+                track.see(box)
+            else:
+                track = Track(self.next_id, box)
+                self.next_id += 1
+                self.tracks.append(track)
+            result.append(track)
+        for j, track in enumerate(self.tracks):
+            if j not in taken and track not in result:
+                track.missed += 1
+        self.tracks = [track for track in self.tracks if track.missed <= self.max_missed]
+        return result
