@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
+from utils import IMAGE_SUFFIXES
+
 CLASS_NAMES = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
 SPLITS = ("train", "val", "test", "unlabeled")
 PREPARED_DIRNAME = "prepared"
@@ -197,3 +199,36 @@ def augment_batch(x, generator, max_rotation=10.0, max_scale=0.1, max_shift=0.1,
         chosen = (rand(batch) < erase_prob).view(-1, 1, 1)
         x = x.masked_fill((box & chosen).unsqueeze(1), 0.0)
     return x
+
+
+# ---------------------------------------------------------------- labelled face folders (evaluation only)
+
+def read_face_set(folder):
+    """(paths, labels) of a labelled face folder (RAF-DB, SFEW, your own): its labels.csv (file, label in
+    FER2013's order), else its class-named subfolders (angry/, disgust/, ...)."""
+    folder = Path(folder)
+    if (folder / "labels.csv").is_file():
+        with open(folder / "labels.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        return [folder / row["file"] for row in rows], [int(row["label"]) for row in rows]
+    index_of = {name.lower(): i for i, name in enumerate(CLASS_NAMES)}
+    paths, labels = [], []
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and p.name.lower() in index_of):
+        for path in sorted(sub.iterdir()):
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                paths.append(path)
+                labels.append(index_of[sub.name.lower()])
+    if not paths:
+        raise DataError(f"{folder} has neither a labels.csv nor class-named subfolders of images")
+    return paths, labels
+
+
+def load_face_crops(paths):
+    """Face images as given, greyscale, resized to 48x48 (area): uint8 (N, 48, 48)."""
+    faces = np.empty((len(paths), 48, 48), np.uint8)
+    for i, path in enumerate(paths):
+        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if image is None:
+            raise DataError(f"{path} is not a readable image")
+        faces[i] = cv2.resize(image, (48, 48), interpolation=cv2.INTER_AREA)
+    return faces

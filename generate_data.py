@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from data_loaders import CLASS_NAMES, PREPARED_DIRNAME, SPLITS, UNLABELED, DataError, split_dir
+from data_loaders import CLASS_NAMES, SPLITS, UNLABELED, DataError, split_dir
 from synthetic_faces import SYNTHETIC_CSV, write_synthetic_csv
 from utils import (BOOL_FLAG, IMAGE_SUFFIXES, ArgumentParser, OutputError, check_writable_folder, float_in,
                    int_at_least, run_script, write_text_atomic)

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 import generate_data
 from data_loaders import CLASS_NAMES, DataError, load_split, split_dir
-from engine import (CHANNELS_LAST_DEVICES, TrainingError, autocast_dtype, evaluate, lr_factor, make_optimizer,
+from engine import (TrainingError, autocast_dtype, evaluate, lr_factor, make_optimizer,
                     pick_precision, to_fast_layout, train_one_epoch)
 from model import ARCHS, CheckpointError, build_model, count_parameters, device_arg, load_checkpoint, load_model, \
     pick_device, predict

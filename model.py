@@ -280,10 +280,12 @@ def tta_views(x, tta):
 
 
 @torch.no_grad()
-def predict(model, images, normalization, device, batch_size=512, tta=None, autocast_dtype=None, progress=None):
+def predict(model, images, normalization, device, batch_size=512, tta=None, autocast_dtype=None, progress=None,
+            temperature=1.0):
     """Class probabilities (N, 7) of uint8 faces (N, 48, 48), averaged over the views of `tta`.
 
     tta: None/False (one view), "flip" (True means this too) or "shifts"; see TTA_MODES.
+    temperature divides the logits before the softmax (a checkpoint's calibration; 1 = none).
     autocast_dtype (e.g. torch.bfloat16) runs the network under autocast; None = fp32.
     progress: a callable given the number of faces done after each batch (a progress bar's update).
     """
@@ -297,7 +299,8 @@ def predict(model, images, normalization, device, batch_size=512, tta=None, auto
         x = normalize(images[start:start + batch_size].to(device), *normalization)
         views = tta_views(x, tta)
         with torch.autocast(device.type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None):
-            probabilities.append((sum(model(view).float().softmax(1) for view in views) / len(views)).cpu())
+            probabilities.append((sum((model(view).float() / temperature).softmax(1) for view in views)
+                                  / len(views)).cpu())
         if progress is not None:
             progress(len(x))
     return torch.cat(probabilities) if probabilities else torch.zeros(0, len(CLASS_NAMES))
@@ -327,6 +330,7 @@ def balance(probabilities, prior):
 class Ensemble:
     """One or more checkpoints read as one classifier: their class probabilities are averaged.
 
+    Each checkpoint's calibration temperature (calibrate.py) is applied to its own logits;
     balanced=True divides out the training prior (`balance`) after averaging.
     """
 
@@ -341,5 +345,6 @@ class Ensemble:
     def predict(self, images, batch_size=512):
         """Class probabilities (N, 7) of uint8 faces (N, 48, 48)."""
         probabilities = sum(predict(model, images, tuple(checkpoint["normalization"]), self.device, batch_size,
-                                    self.tta) for model, checkpoint in self.members) / len(self.members)
+                                    self.tta, temperature=checkpoint.get("temperature", 1.0))
+                            for model, checkpoint in self.members) / len(self.members)
         return balance(probabilities, self.prior) if self.balanced else probabilities

@@ -17,7 +17,6 @@ confusion matrix are printed and, with --out, written as JSON. These sets are fo
 only: nothing is trained, calibrated or chosen on them.
 """
 import argparse
-import csv
 import json
 from pathlib import Path
 
@@ -27,30 +26,10 @@ import torch
 from tqdm import tqdm
 
 from common import ROOT
-from data_loaders import CLASS_NAMES, load_split
+from data_loaders import CLASS_NAMES, DataError, load_face_crops, load_split, read_face_set
 from emotion_detector import EmotionDetector
 from face_detectors import DETECTORS
 from model import TTA_MODES
-from utils import IMAGE_SUFFIXES
-
-
-def read_face_set(folder):
-    """(paths, labels) of a labelled face folder: its labels.csv, else its class-named subfolders."""
-    folder = Path(folder)
-    if (folder / "labels.csv").is_file():
-        with open(folder / "labels.csv", newline="") as f:
-            rows = list(csv.DictReader(f))
-        return [folder / row["file"] for row in rows], [int(row["label"]) for row in rows]
-    index_of = {name.lower(): i for i, name in enumerate(CLASS_NAMES)}
-    paths, labels = [], []
-    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and p.name.lower() in index_of):
-        for path in sorted(sub.iterdir()):
-            if path.suffix.lower() in IMAGE_SUFFIXES:
-                paths.append(path)
-                labels.append(index_of[sub.name.lower()])
-    if not paths:
-        raise SystemExit(f"error: {folder} has neither a labels.csv nor class-named subfolders of images")
-    return paths, labels
 
 
 def scores(predictions, labels):
@@ -74,13 +53,6 @@ def scores(predictions, labels):
 def predict_crops(detector, images):
     """Predicted classes of 48x48 uint8 faces (N, 48, 48), in batches."""
     return detector.classifier.predict(torch.from_numpy(images)).argmax(1).numpy()
-
-
-def load_crops(paths):
-    faces = np.empty((len(paths), 48, 48), np.uint8)
-    for i, path in enumerate(tqdm(paths, desc="reading", leave=False)):
-        faces[i] = cv2.resize(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE), (48, 48), interpolation=cv2.INTER_AREA)
-    return faces
 
 
 def bordered(image):
@@ -138,10 +110,13 @@ def main():
             faces, labels = faces.numpy(), labels.tolist()
             images = list(faces)
         else:
-            paths, labels = read_face_set(folder)
+            try:
+                paths, labels = read_face_set(folder)
+            except DataError as error:
+                raise SystemExit(f"error: {error}") from None
             if args.limit:
                 paths, labels = paths[:args.limit], labels[:args.limit]
-            faces = load_crops(paths) if args.mode == "crop" else None
+            faces = load_face_crops(paths) if args.mode == "crop" else None
             images = None if args.mode == "crop" else [cv2.imread(str(p)) for p in paths]
         if args.limit:
             faces, labels = (faces[:args.limit] if faces is not None else None), labels[:args.limit]

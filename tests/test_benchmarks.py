@@ -11,6 +11,7 @@ from model import DeepEmotion
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import cross_dataset  # noqa: E402
+import data_loaders  # noqa: E402
 
 
 def test_scores_by_hand():
@@ -39,7 +40,7 @@ def test_face_sets_read_in_both_layouts_and_score_in_crop_mode(tmp_path, layout,
             rows.append(f"{name.lower()}/{i}.png,{k}")
     if layout == "labels_csv":
         (tmp_path / "set" / "labels.csv").write_text("file,label\n" + "\n".join(rows[::-1]) + "\n")
-    paths, labels = cross_dataset.read_face_set(tmp_path / "set")
+    paths, labels = data_loaders.read_face_set(tmp_path / "set")
     assert len(paths) == 14 and sorted(labels) == sorted([k for k in range(7) for _ in range(2)])
     assert all(p.parent.name == CLASS_NAMES[label].lower() for p, label in zip(paths, labels))
     checkpoint = tmp_path / "model.pt"

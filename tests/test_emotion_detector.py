@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 
-import emotion_detector
 import visualize
 from conftest import SHARED_FER
 from data_loaders import CLASS_NAMES

@@ -1,0 +1,127 @@
+"""Fit a checkpoint's temperature on FER2013 PublicTest, so that its confidence means what it says.
+
+    python calibrate.py --data data --model weights/deep_emotion_vgg.pt --write   # fit, store in the checkpoint
+    python calibrate.py --data data --model weights/deep_emotion_vgg.pt --sets ../shared/rafdb   # a cross-check
+
+The temperature T divides the network's logits before the softmax (Guo et al. 2017): it is
+the T that minimises the negative log-likelihood on PublicTest (the validation split), so the
+argmax, and with it the accuracy, never changes. The expected calibration error (15 equal-width
+confidence bins) is printed before and after, on PublicTest and on each --sets folder, which
+is only measured, never fitted on. With --write the temperature is stored in the checkpoint
+(atomically), where visualize.py, EmotionDetector and the ONNX export read it.
+"""
+import json
+from pathlib import Path
+
+import torch
+
+from data_loaders import DataError, load_face_crops, load_split, read_face_set
+from model import CheckpointError, load_checkpoint, load_model, pick_device, predict
+from utils import ArgumentParser, OutputError, atomic_write, check_writable_folder, run_script
+
+ECE_BINS = 15
+
+
+def fit_temperature(log_probabilities, labels):
+    """The temperature T > 0 that minimises the NLL of softmax(log_probabilities / T)."""
+    log_t = torch.zeros(1, requires_grad=True)  # T = exp(log_t) stays positive
+    optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200, line_search_fn="strong_wolfe")
+
+    def nll():
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(log_probabilities / log_t.exp(), labels)
+        loss.backward()
+        return loss
+
+    optimizer.step(nll)
+    return float(log_t.detach().exp())
+
+
+def reliability(probabilities, labels, bins=ECE_BINS):
+    """Expected calibration error and the per-bin (confidence, accuracy, count) of a reliability diagram."""
+    confidence, predictions = probabilities.max(1)
+    correct = (predictions == labels).float()
+    edges = torch.linspace(0, 1, bins + 1)
+    table, ece = [], 0.0
+    for low, high in zip(edges[:-1], edges[1:]):
+        inside = (confidence > low) & (confidence <= high)
+        if inside.any():
+            gap = (correct[inside].mean() - confidence[inside].mean()).abs().item()
+            ece += gap * inside.float().mean().item()
+            table.append((confidence[inside].mean().item(), correct[inside].mean().item(), int(inside.sum())))
+    return ece, table
+
+
+def plot_reliability(tables, path, title):
+    """Reliability diagram: accuracy against confidence per bin, one line per {name: table}."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", label="perfectly calibrated")
+    for name, table in tables.items():
+        ax.plot([t[0] for t in table], [t[1] for t in table], marker="o", label=name)
+    ax.set(xlabel="confidence", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1), title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight"))
+    plt.close(fig)
+    return Path(path)
+
+
+def face_set_crops(folder):
+    """(uint8 faces (N, 48, 48), labels (N,)) of a labelled face folder, each image resized as given."""
+    paths, labels = read_face_set(folder)
+    return torch.from_numpy(load_face_crops(paths)), torch.tensor(labels)
+
+
+def get_args_parser():
+    parser = ArgumentParser(description="Fit a checkpoint's calibration temperature on FER2013 PublicTest.")
+    parser.add_argument("-d", "--data", default="data", help="prepared FER2013 folder (default: data)")
+    parser.add_argument("-m", "--model", required=True, help="checkpoint to calibrate")
+    parser.add_argument("--sets", nargs="*", default=[],
+                        help="labelled face folders to measure the calibration on, never fitted (default: none)")
+    parser.add_argument("--figures", default="figures", help="folder for the reliability diagram (default: figures)")
+    parser.add_argument("--write", action="store_true", help="store the temperature in the checkpoint (default: off)")
+    return parser
+
+
+def main(args):
+    """Fits, reports and (with --write) stores the temperature; returns the report dict."""
+    check_writable_folder(args.figures, "the reliability diagram")
+    device = pick_device("auto")
+    model, checkpoint = load_model(args.model, device)
+    normalization = tuple(checkpoint["normalization"])
+    images, labels, _ = load_split(args.data, "val")
+    raw = predict(model, images, normalization, device)  # temperature 1, whatever the checkpoint holds
+    temperature = fit_temperature(raw.clamp_min(1e-12).log(), labels)
+    report = {"model": str(args.model), "temperature": temperature, "ece": {}}
+    curves = {}
+    evaluations = [("PublicTest", images, labels)] + [(Path(f).name, *face_set_crops(f)) for f in args.sets]
+    for name, faces, truth in evaluations:
+        before = raw if name == "PublicTest" else predict(model, faces, normalization, device)
+        after = predict(model, faces, normalization, device, temperature=temperature)
+        assert torch.equal(before.argmax(1), after.argmax(1))  # a temperature never moves the argmax
+        (ece_before, table_before), (ece_after, table_after) = reliability(before, truth), reliability(after, truth)
+        report["ece"][name] = {"before": ece_before, "after": ece_after,
+                               "accuracy": (after.argmax(1) == truth).float().mean().item()}
+        curves[f"{name}, T = 1 (ECE {ece_before:.1%})"] = table_before
+        curves[f"{name}, T = {temperature:.2f} (ECE {ece_after:.1%})"] = table_after
+        print(f"{name}: ECE {ece_before:.2%} -> {ece_after:.2%} (accuracy {report['ece'][name]['accuracy']:.2%}, "
+              "unchanged)")
+    print(f"temperature {temperature:.3f} (fitted on PublicTest)")
+    path = plot_reliability(curves, Path(args.figures) / f"reliability_{checkpoint['arch']}.png",
+                            f"{checkpoint['arch']}: reliability")
+    print(f"reliability diagram: {path}")
+    if args.write:
+        stored = load_checkpoint(args.model)
+        stored["temperature"] = temperature
+        stored["calibration"] = report
+        atomic_write(args.model, lambda tmp: torch.save(stored, tmp))
+        print(f"stored in {args.model}")
+    print(json.dumps(report["ece"], indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    run_script(get_args_parser, main, (DataError, CheckpointError, OutputError))
