@@ -5,16 +5,36 @@
     for face in detector.detect_emotions(frame):   # frame: BGR uint8 (H, W, 3)
         print(face["box"], face["label"], face["confidence"], face["emotions"])
 """
+import os
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
 from face_detectors import build_detector, crop_face
-from model import Ensemble
 from tracking import Tracker
+
+BACKENDS = ("torch", "onnx")
+
+
+def build_classifier(model_paths, device="cpu", tta=None, balanced=False, backend="torch"):
+    """The classifier of one or more checkpoints: model.Ensemble (PyTorch), or OnnxClassifier (onnxruntime).
+
+    The ONNX backend takes .onnx files as they are, and exports .pt checkpoints to a temporary
+    folder first; given only .onnx files it runs without PyTorch installed.
+    """
+    paths = [model_paths] if isinstance(model_paths, (str, os.PathLike)) else list(model_paths)
+    if backend == "onnx" or any(str(p).endswith(".onnx") for p in paths):
+        from onnx_classifier import OnnxClassifier, export
+        with tempfile.TemporaryDirectory(prefix="deep-emotion-onnx-") as exported:  # sessions load the files
+            paths = [p if str(p).endswith(".onnx") else export(p, Path(exported) / f"{i}.onnx")
+                     for i, p in enumerate(paths)]
+            return OnnxClassifier(paths, tta, balanced)
+    from model import Ensemble  # here, so that the ONNX backend never imports PyTorch
+    return Ensemble(paths, device, tta, balanced)
 
 
 class EmotionDetector:
@@ -31,12 +51,13 @@ class EmotionDetector:
     nothing is smoothed. `tta` ("flip" or "shifts", see
     `model.TTA_MODES`) also classifies mirrored (and shifted) copies of each face
     and averages: 2 or 10 times the classification time. balanced=True divides
-    out FER2013's class prior (`model.balance`).
+    out FER2013's class prior (`model.balance`). backend="onnx" runs the network with
+    onnxruntime (see build_classifier).
     """
 
     def __init__(self, model_path, device="cpu", smooth=0.0, min_face=None, tta=None, detector="haar",
-                 detector_model=None, align=True, balanced=False, stills=False):
-        self.classifier = Ensemble(model_path, device, tta, balanced)
+                 detector_model=None, align=True, balanced=False, stills=False, backend="torch"):
+        self.classifier = build_classifier(model_path, device, tta, balanced, backend)
         self.class_names = self.classifier.class_names
         self.detector = build_detector(detector, detector_model, min_face)
         self.smooth, self.align, self.stills = smooth, align, stills
@@ -49,7 +70,7 @@ class EmotionDetector:
 
     def classify(self, faces):
         """Probabilities (N, 7) for uint8 faces (N, 48, 48)."""
-        return self.classifier.predict(torch.from_numpy(np.stack(faces))).numpy()
+        return np.asarray(self.classifier.predict(np.stack(faces)))
 
     def _find_and_crop(self, frame):
         """(boxes, 48x48 crops) of every face in a BGR frame."""

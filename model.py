@@ -343,7 +343,8 @@ class Ensemble:
         self.tta, self.balanced = tta, balanced
 
     def predict(self, images, batch_size=512):
-        """Class probabilities (N, 7) of uint8 faces (N, 48, 48)."""
+        """Class probabilities (N, 7) of uint8 faces (N, 48, 48), a tensor or an array."""
+        images = torch.as_tensor(images)
         probabilities = sum(predict(model, images, tuple(checkpoint["normalization"]), self.device, batch_size,
                                     self.tta, temperature=checkpoint.get("temperature", 1.0))
                             for model, checkpoint in self.members) / len(self.members)

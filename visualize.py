@@ -19,9 +19,10 @@ import numpy as np
 import torch
 
 from data_loaders import CLASS_NAMES, DataError, load_split
-from emotion_detector import EmotionDetector, draw
+from emotion_detector import BACKENDS, EmotionDetector, build_classifier, draw
 from face_detectors import DETECTORS, YUNET_ENV, DetectorError
-from model import SHIFT_PIXELS, TTA_MODES, CheckpointError, Ensemble, device_arg, pick_device
+from model import SHIFT_PIXELS, TTA_MODES, CheckpointError, device_arg, pick_device
+from onnx_classifier import OnnxError
 from timeline import LOG_COLUMNS, write_timeline
 from utils import (BOOL_FLAG, IMAGE_SUFFIXES, ArgumentParser, OutputError, atomic_write, check_writable_file,
                    check_writable_folder, float_in, int_at_least, run_script, write_text_atomic)
@@ -52,6 +53,9 @@ def get_args_parser():
                             f"shifts = also the face moved {SHIFT_PIXELS} pixels each way (10 views); --tta alone = "
                             "flip (default: off)")
     model.add_argument("--device", type=device_arg, default="auto", help="auto, cpu, cuda, mps (default: auto)")
+    model.add_argument("--backend", choices=BACKENDS, default="torch",
+                       help="run the network with PyTorch or onnxruntime (.pt checkpoints are exported on the fly; "
+                            "an .onnx --model always runs on onnxruntime) (default: torch)")
 
     accuracy = parser.add_argument_group("accuracy")
     accuracy.add_argument("-t", "--test_cc", "--test_acc", dest="test_cc", **BOOL_FLAG,
@@ -211,11 +215,12 @@ def plot_confusion(metrics, path, title):
 def test_accuracy(args, classifier):
     """Scores --split; prints and returns the metrics dict, writes the confusion PNG and --report."""
     images, labels, _ = load_split(args.data, args.split)
-    probabilities = classifier.predict(images, args.batch_size)
-    metrics = classification_metrics(probabilities.argmax(1).numpy(), labels.numpy())
+    probabilities = np.asarray(classifier.predict(images, args.batch_size))
+    metrics = classification_metrics(probabilities.argmax(1), labels.numpy())
     metrics.update({"split": args.split, "model": [str(m) for m in args.model], "tta": args.tta,
                     "balanced": args.balanced})
-    name = "+".join(checkpoint["arch"] for _, checkpoint in classifier.members)
+    name = "+".join(checkpoint["arch"] for _, checkpoint in classifier.members) if hasattr(
+        classifier, "members") else "+".join(Path(m).stem for m in args.model)
     title = (f"{name} on {args.split}{f' with {args.tta} TTA' if args.tta else ''}"
              f"{', balanced' if args.balanced else ''}")
     print_metrics(metrics, title)
@@ -359,7 +364,7 @@ def run_live(args, device):
     one_image_file = is_images and Path(args.output).suffix.lower() in IMAGE_SUFFIXES
     detector = EmotionDetector(args.model, device, smooth=args.smooth, tta=args.tta, detector=args.detector,
                                detector_model=args.detector_model, align=not args.no_align, balanced=args.balanced,
-                               stills=is_images)
+                               stills=is_images, backend=args.backend)
     show = not args.no_display and display_available()
     if not args.no_display and not show:
         print("no display found: running headless (as with --no_display)")
@@ -426,17 +431,19 @@ def main(args):
     device = pick_device(args.device)
     metrics = None
     if args.test_cc or args.attention or args.samples:
-        classifier = Ensemble(args.model, device, args.tta, args.balanced)
+        classifier = build_classifier(args.model, device, args.tta, args.balanced, args.backend)
         if args.test_cc:
             metrics = test_accuracy(args, classifier)
         if args.attention or args.samples:
             images, labels, _ = load_split(args.data, args.split)
             if args.attention:  # the first model's STN
+                if not hasattr(classifier, "members"):
+                    raise OnnxError("--attention shows a PyTorch network's STN: use --backend torch and a .pt model")
                 model, checkpoint = classifier.members[0]
                 print(f"attention: {plot_attention(model, checkpoint, images, device, figures_dir(args) / 'attention.png')}")
             if args.samples:
                 chosen = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:32]
-                predictions = classifier.predict(images[chosen]).argmax(1)
+                predictions = np.asarray(classifier.predict(images[chosen])).argmax(1)
                 path = plot_samples(images[chosen], labels[chosen].tolist(), predictions.tolist(),
                                     classifier.class_names, figures_dir(args) / "samples.png")
                 print(f"samples: {path}")
@@ -448,4 +455,4 @@ def main(args):
 
 
 if __name__ == "__main__":
-    run_script(get_args_parser, main, (DataError, CheckpointError, SourceError, OutputError, DetectorError))
+    run_script(get_args_parser, main, (DataError, CheckpointError, SourceError, OutputError, DetectorError, OnnxError))

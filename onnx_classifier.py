@@ -1,0 +1,139 @@
+"""A Deep-Emotion network exported to ONNX (export_onnx.py), run by onnxruntime: no PyTorch needed.
+
+    from onnx_classifier import OnnxClassifier
+    classifier = OnnxClassifier("deep_emotion_vgg.onnx")
+    probabilities = classifier.predict(faces)    # uint8 (N, 48, 48) -> (N, 7)
+
+The graph takes greyscale faces as float32 (N, 48, 48) in 0..255 and returns probabilities:
+the input normalisation and the calibration temperature are inside it. Its metadata holds
+the class names, the training prior, the normalisation and the temperature, for reference.
+"""
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from utils import atomic_write
+
+OPSET = 18
+# the views of test-time augmentation, as model.tta_views makes them (kept in step by a test)
+TTA_MODES = ("flip", "shifts")
+SHIFT_PIXELS = 2
+
+
+class OnnxError(Exception):
+    """An ONNX file or runtime that cannot be used, reported as one line (exit code 2)."""
+
+
+def tta_views(faces, tta):
+    """The views (numpy (N, 48, 48) each) that test-time augmentation `tta` averages; see model.tta_views."""
+    views = [faces]
+    if tta == "shifts":
+        p, (h, w) = SHIFT_PIXELS, faces.shape[-2:]
+        padded = np.pad(faces, ((0, 0), (p, p), (p, p)), mode="edge")
+        for top, left in ((0, p), (2 * p, p), (p, 0), (p, 2 * p)):
+            views.append(padded[:, top:top + h, left:left + w])
+    if tta:
+        views += [view[:, :, ::-1] for view in views]
+    return views
+
+
+class OnnxClassifier:
+    """The ONNX counterpart of model.Ensemble: one or more exported checkpoints, their probabilities averaged.
+
+    balanced=True divides out the training prior stored in the files' metadata.
+    """
+
+    def __init__(self, paths, tta=None, balanced=False, threads=0):
+        try:
+            import onnxruntime
+        except ImportError:
+            raise OnnxError("the ONNX backend needs onnxruntime: pip install onnxruntime") from None
+        paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads  # 0 = onnxruntime's own choice
+        self.sessions, priors = [], []
+        for path in paths:
+            try:
+                session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            except Exception as error:  # onnxruntime raises its own kinds for missing and malformed files
+                raise OnnxError(f"onnxruntime cannot load {path}: {str(error).strip().splitlines()[0][:160]}") from None
+            metadata = session.get_modelmeta().custom_metadata_map
+            if "class_names" not in metadata:
+                raise OnnxError(f"{path} was not written by export_onnx.py (no class_names in its metadata)")
+            self.class_names = json.loads(metadata["class_names"])
+            priors.append(json.loads(metadata["class_prior"]))
+            self.sessions.append(session)
+        self.prior = np.mean(priors, axis=0).astype(np.float32)
+        self.tta, self.balanced = tta, balanced
+
+    def predict(self, images, batch_size=512):
+        """Class probabilities (N, 7) of uint8 faces (N, 48, 48), as a numpy array."""
+        images = np.asarray(images)
+        probabilities = []
+        for start in range(0, len(images), batch_size):
+            views = [np.ascontiguousarray(view, dtype=np.float32)
+                     for view in tta_views(images[start:start + batch_size], self.tta)]
+            probabilities.append(sum(session.run(None, {session.get_inputs()[0].name: view})[0]
+                                     for session in self.sessions for view in views)
+                                 / (len(views) * len(self.sessions)))
+        result = np.concatenate(probabilities) if probabilities else np.zeros((0, len(self.class_names)), np.float32)
+        if self.balanced:
+            result = result / self.prior
+            result /= result.sum(1, keepdims=True)
+        return result
+
+
+def export(checkpoint_path, out_path, int8=False):
+    """Writes a checkpoint as ONNX (atomically), normalisation and temperature inside; returns out_path.
+
+    int8=True quantises the weights to 8 bits (onnxruntime's dynamic quantisation). Needs
+    PyTorch, onnx and onnxscript, unlike running the file.
+    """
+    import torch
+
+    from model import class_prior, load_model
+
+    class Deployable(torch.nn.Module):
+        """The network with its input normalisation and temperature: 0..255 faces in, probabilities out."""
+
+        def __init__(self, model, normalization, temperature):
+            super().__init__()
+            self.model, self.temperature = model, float(temperature)
+            self.mean, self.std = (float(v) for v in normalization)
+
+        def forward(self, faces):  # (B, 48, 48) in 0..255
+            x = (faces.unsqueeze(1) / 255.0 - self.mean) / self.std
+            return (self.model(x) / self.temperature).softmax(1)
+
+    model, checkpoint = load_model(checkpoint_path, "cpu")
+    deployable = Deployable(model, checkpoint["normalization"], checkpoint.get("temperature", 1.0)).eval()
+    example = torch.rand(2, 48, 48) * 255
+    with tempfile.TemporaryDirectory() as folder:
+        raw = Path(folder) / "model.onnx"
+        program = torch.onnx.export(deployable, (example,), dynamo=True, opset_version=OPSET,
+                                    input_names=["faces"], output_names=["probabilities"],
+                                    dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)
+        program.save(str(raw))
+        import onnx
+        graph = onnx.load(str(raw))
+        metadata = {"class_names": json.dumps(list(checkpoint.get("class_names", []))),
+                    "class_prior": json.dumps(class_prior(checkpoint).tolist()),
+                    "normalization": json.dumps(list(checkpoint["normalization"])),
+                    "temperature": json.dumps(checkpoint.get("temperature", 1.0)),
+                    "arch": checkpoint["arch"], "input": "faces: float32 (batch, 48, 48) greyscale 0..255",
+                    "source_sha256": hashlib.sha256(Path(checkpoint_path).read_bytes()).hexdigest()}
+        for key, value in metadata.items():
+            entry = graph.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.save(graph, str(raw))
+        if int8:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+            quantized = Path(folder) / "int8.onnx"
+            quantize_dynamic(str(raw), str(quantized), weight_type=QuantType.QInt8)
+            raw = quantized
+        atomic_write(out_path, lambda tmp: os.replace(raw, tmp))
+    return Path(out_path)

@@ -1,0 +1,75 @@
+import gzip
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import onnx_classifier
+import visualize
+from conftest import ROOT, SHARED_FER, run_args
+from data_loaders import load_split
+from model import Ensemble, tta_views
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """The shipped checkpoints as ONNX files: {name: path}."""
+    folder = tmp_path_factory.mktemp("onnx")
+    return {name: onnx_classifier.export(ROOT / "weights" / f"{name}.pt", folder / f"{name}.onnx")
+            for name in ("deep_emotion", "deep_emotion_vgg")}
+
+
+def real_faces(prepared):
+    """FER2013 PublicTest faces where ../shared has them, else the synthetic test faces."""
+    if SHARED_FER.exists():
+        with gzip.open(SHARED_FER, "rt") as f:
+            f.readline()
+            rows = [next(f) for _ in range(64)]
+        return np.stack([np.array(r.split(",")[1].split(), dtype=np.uint8).reshape(48, 48) for r in rows])
+    return load_split(prepared, "test")[0].numpy()
+
+
+@pytest.mark.parametrize("name", ["deep_emotion", "deep_emotion_vgg"])
+def test_onnxruntime_matches_pytorch_on_faces(exported, prepared, name):
+    faces = real_faces(prepared)
+    expected = Ensemble(ROOT / "weights" / f"{name}.pt").predict(faces).numpy()  # temperature included
+    got = onnx_classifier.OnnxClassifier(exported[name]).predict(faces)
+    assert got.shape == expected.shape and np.abs(got - expected).max() < 1e-4
+    # any batch size: the batch dimension is dynamic
+    assert np.abs(onnx_classifier.OnnxClassifier(exported[name]).predict(faces[:3], batch_size=2)
+                  - expected[:3]).max() < 1e-4
+
+
+@pytest.mark.parametrize("tta", [None, "flip", "shifts"])
+def test_numpy_tta_views_are_the_torch_ones(tta):
+    faces = np.random.default_rng(0).integers(0, 256, (3, 48, 48), dtype=np.uint8)
+    ours = onnx_classifier.tta_views(faces, tta)
+    theirs = tta_views(torch.from_numpy(faces).unsqueeze(1), tta)
+    assert len(ours) == len(theirs)
+    assert all(np.array_equal(a, b.squeeze(1).numpy()) for a, b in zip(ours, theirs))
+
+
+def test_the_onnx_runtime_needs_no_pytorch(exported, tmp_path):
+    script = (f"import sys\nsys.path.insert(0, {str(ROOT)!r})\nsys.modules['torch'] = None  # any import fails\n"
+              "import numpy as np\nfrom emotion_detector import EmotionDetector\n"
+              f"detector = EmotionDetector({str(exported['deep_emotion'])!r})\n"
+              "p = detector.classify([np.full((48, 48), 128, np.uint8)])\n"
+              "print(p.shape, round(float(p.sum()), 4), detector.class_names[0])\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "(1, 7) 1.0 Angry"
+
+
+def test_visualize_backend_onnx_scores_as_torch(prepared, exported, tmp_path):
+    common = ["-t", "-d", prepared, "--figures", tmp_path]
+    torch_run = visualize.main(run_args(visualize, *common, "-m", ROOT / "weights" / "deep_emotion.pt"))
+    onnx_run = visualize.main(run_args(visualize, *common, "-m", ROOT / "weights" / "deep_emotion.pt",
+                                       "--backend", "onnx"))
+    onnx_file = visualize.main(run_args(visualize, *common, "-m", exported["deep_emotion"], "--tta"))
+    assert torch_run["confusion"] == onnx_run["confusion"] and onnx_file["tta"] == "flip"
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not onnx")
+    with pytest.raises(onnx_classifier.OnnxError, match="cannot load"):
+        visualize.main(run_args(visualize, *common, "-m", broken))
