@@ -15,7 +15,8 @@ import torch
 
 from common import busy_cores, median_report
 from data_loaders import load_split
-from emotion_detector import EmotionDetector, draw
+from emotion_detector import BACKENDS, EmotionDetector, draw
+from face_detectors import DETECTORS
 from visualize import LIVE_TORCH_THREADS
 
 
@@ -40,6 +41,9 @@ def main():
     parser.add_argument("--model", default="weights/deep_emotion_vgg.pt", help="checkpoint (default: %(default)s)")
     parser.add_argument("--frames", type=int, default=150, help="frames per run (default: 150)")
     parser.add_argument("--repeats", type=int, default=3, help="runs (default: 3)")
+    parser.add_argument("--detector", choices=DETECTORS, default="haar", help="face detector (default: haar)")
+    parser.add_argument("--detector_model", default=None, help="YuNet's .onnx file (default: $DEEP_EMOTION_YUNET)")
+    parser.add_argument("--backend", choices=BACKENDS, default="torch", help="classifier backend (default: torch)")
     parser.add_argument("--busy", type=int, default=0,
                         help="processes kept spinning beside the pipeline, as another program would (default: 0)")
     parser.add_argument("--threads", type=int, default=LIVE_TORCH_THREADS,
@@ -55,7 +59,9 @@ def main():
     with busy_cores(args.busy):
         for _ in range(args.repeats):
             faces_found += run_once(args, frames, fps, stages)
-    print(f"{args.model}: {faces_found / args.repeats / len(frames):.2f} faces found per frame (1-3 pasted)"
+    pasted = sum(1 + t % 3 for t in range(len(frames)))  # make_frames pastes 1, 2, 3, 1, ... faces
+    print(f"{args.model}, {args.detector}, {args.backend}: found {faces_found / args.repeats / pasted:.1%} of the "
+          f"faces pasted ({faces_found / args.repeats / len(frames):.2f} per frame)"
           f"{f', {args.busy} busy process(es) beside it' if args.busy else ''}")
     median_report("pipeline", fps, "frames/s")
     for name, ms in stages.items():
@@ -65,7 +71,8 @@ def main():
 def run_once(args, frames, fps, stages):
     """One pass over the frames; appends its frames/s and per-stage milliseconds; returns the faces found."""
     faces_found = 0
-    detector = EmotionDetector(args.model)
+    detector = EmotionDetector(args.model, detector=args.detector, detector_model=args.detector_model,
+                               backend=args.backend)
     draw_seconds, start = 0.0, time.perf_counter()
     stream = detector.stream((None, frame) for frame in frames) if args.overlap else (
         (None, frame, detector.detect_emotions(frame)) for frame in frames)

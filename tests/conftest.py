@@ -2,11 +2,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import generate_data  # noqa: E402
+from data_loaders import CLASS_NAMES  # noqa: E402
+from model import DeepEmotion  # noqa: E402
 from synthetic_faces import SYNTHETIC_CSV, write_synthetic_csv  # noqa: E402
 
 SHARED_FER = ROOT.parent / "shared" / "fer2013" / "fer2013-dev.csv.gz"
@@ -24,3 +27,21 @@ def prepared(tmp_path_factory):
 def run_args(module, *argv):
     """Parses argv with a script's own parser, as its command line would."""
     return module.get_args_parser().parse_args([str(a) for a in argv])
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory):
+    """An untrained deep_emotion checkpoint in main.py's format."""
+    path = tmp_path_factory.mktemp("ck") / "model.pt"
+    torch.manual_seed(0)
+    torch.save({"model": DeepEmotion().state_dict(), "arch": "deep_emotion", "arch_args": {},
+                "class_names": list(CLASS_NAMES), "normalization": [0.5, 0.25]}, path)
+    return path
+
+
+def assert_one_line_usage_error(module, argv, message, capsys):
+    """argv, parsed by module's parser, stops with exit code 2 and one line that holds message."""
+    with pytest.raises(SystemExit) as stop:
+        run_args(module, *argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and message in err and len(err.strip().splitlines()) == 1, err

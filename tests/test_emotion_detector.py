@@ -3,24 +3,17 @@ import gzip
 import cv2
 import numpy as np
 import pytest
-import torch
 
 import visualize
 from conftest import SHARED_FER
-from data_loaders import CLASS_NAMES
 from emotion_detector import EmotionDetector
 from tracking import Tracker, iou
 from face_detectors import HAAR_CROP_SCALE, crop_box
-from model import DeepEmotion
 
 
 @pytest.fixture(scope="module")
-def detector(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ck") / "model.pt"
-    torch.manual_seed(0)
-    torch.save({"model": DeepEmotion().state_dict(), "arch": "deep_emotion", "arch_args": {},
-                "class_names": list(CLASS_NAMES), "normalization": [0.5, 0.25]}, path)
-    return EmotionDetector(path)
+def detector(checkpoint):
+    return EmotionDetector(checkpoint)
 
 
 def test_iou_by_hand():

@@ -9,7 +9,7 @@ import torch
 
 import engine
 import main
-from conftest import ROOT, run_args
+from conftest import ROOT, assert_one_line_usage_error, run_args
 from model import load_model
 from synthetic_faces import SYNTHETIC_CSV, write_synthetic_csv
 
@@ -328,10 +328,7 @@ def test_each_process_augments_with_its_own_seed():
     (["--label_smoothing", "1.5"], "--label_smoothing: must be in [0, 1)"),
 ])
 def test_bad_flags_are_one_line_errors(argv, message, capsys):
-    with pytest.raises(SystemExit) as stop:
-        run_args(main, "--train", *argv)
-    err = capsys.readouterr().err
-    assert stop.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert_one_line_usage_error(main, ["--train", *argv], message, capsys)
 
 
 def test_unwritable_out_fails_before_any_work(prepared, tmp_path, monkeypatch):

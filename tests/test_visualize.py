@@ -12,20 +12,10 @@ import torch
 import generate_data
 import timeline
 import visualize
-from conftest import ROOT, SHARED_FER, run_args
+from conftest import ROOT, SHARED_FER, assert_one_line_usage_error, run_args
 from data_loaders import CLASS_NAMES, DataError, load_split
 from emotion_detector import EmotionDetector
 from model import CheckpointError, DeepEmotion, load_model
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """An untrained deep_emotion checkpoint in main.py's format."""
-    path = tmp_path_factory.mktemp("ck") / "model.pt"
-    torch.manual_seed(0)
-    torch.save({"model": DeepEmotion().state_dict(), "arch": "deep_emotion", "arch_args": {},
-                "class_names": list(CLASS_NAMES), "normalization": [0.5, 0.25]}, path)
-    return path
 
 
 def test_accuracy_arithmetic_by_hand():
@@ -239,10 +229,7 @@ def test_test_cc_figures_go_beside_the_report_not_into_imgs(checkpoint, prepared
     (["--cam", "maybe"], "expected True or False"),
 ])
 def test_bad_flags_are_one_line_errors(argv, message, capsys):
-    with pytest.raises(SystemExit) as stop:
-        run_args(visualize, *argv)
-    err = capsys.readouterr().err
-    assert stop.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert_one_line_usage_error(visualize, argv, message, capsys)
 
 
 def test_a_single_source_that_is_not_an_image_is_refused(checkpoint, tmp_path):

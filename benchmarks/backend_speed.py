@@ -1,0 +1,73 @@
+"""Classification speed of each backend: one face (latency) and batches of 64 (throughput), on this CPU.
+
+    python benchmarks/backend_speed.py --model weights/deep_emotion_vgg.pt --data data --repeats 5
+
+Backends: PyTorch fp32, PyTorch bf16 autocast (where the CPU has native bf16), onnxruntime
+fp32 and onnxruntime with int8 weights (export_onnx.py --int8). With --data, each backend's
+PublicTest accuracy is printed too (int8 is worth shipping only within 0.5 points of fp32).
+"""
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common import ROOT, median_report
+from data_loaders import load_split
+from engine import cpu_has_native_bf16
+from model import load_model, predict
+from onnx_classifier import OnnxClassifier, export
+
+
+def timed(function, repeats, calls):
+    """Seconds per call: the median over repeats of the mean over calls."""
+    function()  # warm-up
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            function()
+        runs.append((time.perf_counter() - start) / calls)
+    return runs
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=str(ROOT / "weights" / "deep_emotion_vgg.pt"),
+                        help="checkpoint (default: weights/deep_emotion_vgg.pt)")
+    parser.add_argument("--data", default="", help="prepared FER2013 folder, for PublicTest accuracy (default: none)")
+    parser.add_argument("--threads", type=int, default=1, help="threads of each backend (default: 1, as live)")
+    parser.add_argument("--repeats", type=int, default=5, help="measurements of each (default: 5)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    model, checkpoint = load_model(args.model)
+    normalization, temperature = tuple(checkpoint["normalization"]), checkpoint.get("temperature", 1.0)
+    folder = Path(tempfile.mkdtemp())
+    backends = {
+        "pytorch fp32": lambda faces: predict(model, torch.from_numpy(faces), normalization, "cpu",
+                                              temperature=temperature),
+        "onnxruntime fp32": OnnxClassifier(export(args.model, folder / "fp32.onnx"), threads=args.threads).predict,
+        "onnxruntime int8": OnnxClassifier(export(args.model, folder / "int8.onnx", int8=True),
+                                           threads=args.threads).predict,
+    }
+    if cpu_has_native_bf16():
+        backends["pytorch bf16"] = lambda faces: predict(model, torch.from_numpy(faces), normalization, "cpu",
+                                                         autocast_dtype=torch.bfloat16, temperature=temperature)
+    rng = np.random.default_rng(0)
+    one, batch = rng.integers(0, 256, (1, 48, 48), dtype=np.uint8), rng.integers(0, 256, (64, 48, 48), dtype=np.uint8)
+    print(f"{args.model}, {args.threads} thread(s)")
+    for name, run in backends.items():
+        latency = median_report(f"{name:>17}: one face", [1000 * s for s in timed(lambda: run(one), args.repeats, 50)],
+                                "ms")
+        per_batch = timed(lambda: run(batch), args.repeats, 5)
+        median_report(f"{name:>17}: batch of 64", [64 / s for s in per_batch], "faces/s")
+        if args.data:
+            images, labels, _ = load_split(args.data, "val")
+            accuracy = (np.asarray(run(images.numpy())).argmax(1) == labels.numpy()).mean()
+            print(f"{name:>17}: PublicTest {100 * accuracy:.2f}% (latency {latency:.2f} ms)")
+
+
+if __name__ == "__main__":
+    main()
