@@ -281,6 +281,15 @@ def build_training(args, device, steps_per_epoch, world_size):
     return model, optimizer, scheduler
 
 
+def restore_training(checkpoint, model, optimizer, scheduler):
+    """Loads a last.pt into the run's objects; returns (epochs done, best val accuracy, history)."""
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    scheduler.load_state_dict(checkpoint["scheduler"])
+    torch.set_rng_state(checkpoint["rng"]["torch"])
+    return checkpoint["epoch"], checkpoint["best_val_accuracy"], checkpoint["history"]
+
+
 def load_initial_weights(model, path, arch):
     """--init: the weights of a checkpoint of the same architecture, with a fresh optimizer and schedule."""
     initial = load_checkpoint(path, "cpu")
@@ -355,6 +364,7 @@ def train(args):
     val_images, val_labels, _ = load_split(args.data, "val")
     if len(train_images) < args.batch_size:
         raise TrainingError(f"the train split has {len(train_images)} faces, fewer than --batch_size {args.batch_size}")
+    train_class_counts = torch.bincount(train_labels, minlength=len(CLASS_NAMES)).tolist()  # the class prior
     args.data_identity = data_identity(args.data)
     args.teacher_sha256 = file_sha256(resolve_teacher(args.teacher)) if args.teacher else None
     if checkpoint:
@@ -375,11 +385,7 @@ def train(args):
     model, optimizer, scheduler = build_training(args, device, steps_per_epoch, world_size)
     start_epoch, best_accuracy, history = 0, None, []
     if checkpoint:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        torch.set_rng_state(checkpoint["rng"]["torch"])
-        start_epoch, best_accuracy, history = checkpoint["epoch"], checkpoint["best_val_accuracy"], checkpoint["history"]
+        start_epoch, best_accuracy, history = restore_training(checkpoint, model, optimizer, scheduler)
         run_dir = Path(args.resume).parent
     elif rank == 0:
         run_dir = new_run_dir(args.out, args.arch)
@@ -413,7 +419,8 @@ def train(args):
             best_accuracy = val["accuracy"] if is_best else best_accuracy
             state = {"model": model.state_dict(), "arch": args.arch, "arch_args": args.arch_args,
                      "class_names": list(CLASS_NAMES), "normalization": list(normalization),
-                     "epoch": epoch + 1, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                     "train_class_counts": train_class_counts, "epoch": epoch + 1,
+                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                      "rng": {"torch": torch.get_rng_state()}, "metrics": row, "best_val_accuracy": best_accuracy,
                      "history": history, "config": config}
             save_epoch(run_dir, state, is_best, history)

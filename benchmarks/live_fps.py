@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import torch
 
-from common import busy_cores, median_report
+from common import ROOT, busy_cores, median_report
 from data_loaders import load_split
 from emotion_detector import BACKENDS, EmotionDetector, draw
 from face_detectors import DETECTORS
@@ -38,7 +38,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="data", help="prepared data folder (default: data)")
     parser.add_argument("--split", default="val", help="split the faces come from (default: val)")
-    parser.add_argument("--model", default="weights/deep_emotion_vgg.pt", help="checkpoint (default: %(default)s)")
+    parser.add_argument("--model", nargs="+", default=[str(ROOT / "weights" / "deep_emotion_vgg.pt")],
+                        help="checkpoint(s); several are an ensemble (default: weights/deep_emotion_vgg.pt)")
     parser.add_argument("--frames", type=int, default=150, help="frames per run (default: 150)")
     parser.add_argument("--repeats", type=int, default=3, help="runs (default: 3)")
     parser.add_argument("--detector", choices=DETECTORS, default="haar", help="face detector (default: haar)")
