@@ -43,7 +43,7 @@ class EmotionDetector:
     model_path: one checkpoint, or a list whose probabilities are averaged (an ensemble).
     detector: "haar" (OpenCV's cascade, the default: nothing to download) or "yunet"
     (OpenCV's CNN detector; detector_model is its .onnx file, see face_detectors.py);
-    with YuNet each face is turned upright on its eyes before the crop unless align=False.
+    with YuNet, align=True turns each face so its eyes are level before the crop.
     Each face gets a track id that follows it from frame to frame (tracking.Tracker);
     `smooth` in [0, 1) averages each track's probabilities over its frames
     (exponential moving average), so labels do not flicker; 0 turns it off.
@@ -56,10 +56,10 @@ class EmotionDetector:
     """
 
     def __init__(self, model_path, device="cpu", smooth=0.0, min_face=None, tta=None, detector="haar",
-                 detector_model=None, align=True, balanced=False, stills=False, backend="torch"):
+                 detector_model=None, align=False, balanced=False, stills=False, backend="torch"):
         self.classifier = build_classifier(model_path, device, tta, balanced, backend)
         self.class_names = self.classifier.class_names
-        self.detector = build_detector(detector, detector_model, min_face)
+        self.detector = build_detector(detector, detector_model, min_face, photos=stills)
         self.smooth, self.align, self.stills = smooth, align, stills
         self.tracker = Tracker()
         self.timings = {"detect": 0.0, "crop": 0.0, "classify": 0.0}

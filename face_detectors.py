@@ -16,11 +16,8 @@ HAAR_CASCADE = "haarcascade_frontalface_default.xml"
 HAAR_WINDOW = 24  # the cascade's smallest face, in pixels of the image it searches
 # A FER2013 face spans 1.02x the Haar box around it, centred on it (median over the 470 of 600 faces found).
 HAAR_CROP_SCALE = 1.02
-# With YuNet: 1.23x its box's width, centred; or, aligned on the eyes, 2.64 eye distances wide with its
-# centre 0.29 eye distances below the point between the eyes (medians over the 589 of 600 faces found).
+# With YuNet: 1.23x its box's width, centred (median over the 589 of 600 faces found).
 YUNET_CROP_SCALE = 1.23
-YUNET_SIDE_PER_EYE_DISTANCE = 2.64
-YUNET_CENTRE_BELOW_EYES = 0.29
 
 YUNET_FILE = "face_detection_yunet_2023mar.onnx"
 YUNET_URL = ("https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/"
@@ -80,7 +77,7 @@ class YuNetDetector:
     (image-left first), the nose tip, the mouth corners.
     """
 
-    def __init__(self, model_path=None, min_face=16, detect_width=640, score_threshold=0.6):
+    def __init__(self, model_path=None, min_face=16, detect_width=320, score_threshold=0.6):
         path = yunet_model_path(model_path)
         try:
             self.net = cv2.FaceDetectorYN.create(path, "", (320, 320), score_threshold, 0.3, 5000)
@@ -105,12 +102,18 @@ class YuNetDetector:
         return sorted(faces, key=lambda face: -face["box"][2] * face["box"][3])
 
 
-def build_detector(name="haar", model_path=None, min_face=None):
-    """A detector by name ("haar" or "yunet"); raises DetectorError."""
+# YuNet searches a video frame at 320 pixels wide, as the cascade does, to keep a webcam above 60
+# frames/s; a photo at up to 1280, since its faces may be small and there is time.
+YUNET_VIDEO_WIDTH, YUNET_PHOTO_WIDTH = 320, 1280
+
+
+def build_detector(name="haar", model_path=None, min_face=None, photos=False):
+    """A detector by name ("haar" or "yunet"), for video frames or (photos=True) photos; raises DetectorError."""
+    options = {"min_face": min_face} if min_face else {}
     if name == "haar":
-        return HaarDetector(**({"min_face": min_face} if min_face else {}))
+        return HaarDetector(**options)
     if name == "yunet":
-        return YuNetDetector(model_path, **({"min_face": min_face} if min_face else {}))
+        return YuNetDetector(model_path, detect_width=YUNET_PHOTO_WIDTH if photos else YUNET_VIDEO_WIDTH, **options)
     raise DetectorError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
 
 
@@ -132,30 +135,31 @@ def crop_box(gray, box, scale):
     return cv2.resize(face, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
 
 
-def crop_aligned(gray, landmarks):
-    """The 48x48 face rotated so the eyes are level, framed as FER2013 frames its faces (YuNet landmarks)."""
+def crop_aligned(gray, box, landmarks, scale=None):
+    """The 48x48 face turned so its eyes are level, then framed from its box as crop_box frames it.
+
+    The turn comes from the eye landmarks; the size and centre from the box, since YuNet's eye
+    distance is a noisier measure of a face's size (it shrinks as the head turns aside).
+    """
+    scale = scale or YUNET_CROP_SCALE
     left_eye, right_eye = np.asarray(landmarks[0], float), np.asarray(landmarks[1], float)
-    eye_distance = max(float(np.linalg.norm(right_eye - left_eye)), 1.0)
-    cos, sin = (right_eye - left_eye) / eye_distance  # the eye line's direction in the frame
-    side = YUNET_SIDE_PER_EYE_DISTANCE * eye_distance
-    centre = (left_eye + right_eye) / 2 + YUNET_CENTRE_BELOW_EYES * eye_distance * np.array([-sin, cos])
-    # cut a square that holds the turned crop, scaled so the crop is 48 pixels wide (area averaging)
-    region = 1.5 * side
-    patch = _square(gray, centre[0] - region / 2, centre[1] - region / 2, region)
-    factor = IMAGE_SIZE / side
-    patch = cv2.resize(patch, None, fx=factor, fy=factor,
-                       interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
-    middle = (np.array(patch.shape[::-1], float) - 1) / 2
-    # turn about the patch's middle (the crop's centre) by the eye line's angle, and move it to (24, 24)
-    rotation = cv2.getRotationMatrix2D((float(middle[0]), float(middle[1])), float(np.degrees(np.arctan2(sin, cos))), 1.0)
-    rotation[:, 2] += (IMAGE_SIZE - 1) / 2 - middle
-    return cv2.warpAffine(patch, rotation, (IMAGE_SIZE, IMAGE_SIZE), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
+    angle = float(np.degrees(np.arctan2(*(right_eye - left_eye)[::-1])))  # the eye line's tilt
+    x, y, w, h = box
+    side = w * scale
+    # turn a square that holds the crop at the frame's own resolution (little blur), then
+    # cut the crop from its middle and shrink it by area averaging, as crop_box does
+    region = int(np.ceil(1.5 * side))
+    patch = _square(gray, x + w / 2 - region / 2, y + h / 2 - region / 2, region)
+    middle = (region - 1) / 2
+    upright = cv2.warpAffine(patch, cv2.getRotationMatrix2D((middle, middle), angle, 1.0), (region, region),
+                             flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    face = _square(upright, middle + 0.5 - side / 2, middle + 0.5 - side / 2, side)
+    return cv2.resize(face, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
 
 
-def crop_face(gray, face, align=True):
-    """The FER2013-framed 48x48 crop of a detected face: aligned on its eyes when it has landmarks."""
+def crop_face(gray, face, align=False):
+    """The FER2013-framed 48x48 crop of a detected face; align=True turns it upright first (needs landmarks)."""
     if face["landmarks"] is not None and align:
-        return crop_aligned(gray, face["landmarks"])
+        return crop_aligned(gray, face["box"], face["landmarks"])
     scale = HAAR_CROP_SCALE if face["landmarks"] is None else YUNET_CROP_SCALE
     return crop_box(gray, face["box"], scale)

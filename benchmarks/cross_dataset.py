@@ -89,7 +89,7 @@ def main():
                         help="the given crop, or the whole live pipeline (default: crop)")
     parser.add_argument("--detector", choices=DETECTORS, default="haar", help="pipeline's detector (default: haar)")
     parser.add_argument("--detector_model", default=None, help="YuNet's .onnx file (default: $DEEP_EMOTION_YUNET)")
-    parser.add_argument("--no_align", action="store_true", help="YuNet without eye alignment (default: aligned)")
+    parser.add_argument("--align", action="store_true", help="YuNet with eye alignment (default: off)")
     parser.add_argument("--tta", nargs="?", const="flip", default=None, choices=TTA_MODES,
                         help="test-time augmentation (default: off)")
     parser.add_argument("--balanced", action="store_true", help="class-balanced decision (default: off)")
@@ -98,10 +98,10 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(1)  # the live pipeline's setting (visualize.LIVE_TORCH_THREADS); crop mode batches anyway
     detector = EmotionDetector(args.model, tta=args.tta, detector=args.detector, detector_model=args.detector_model,
-                               align=not args.no_align, balanced=args.balanced)
+                               align=args.align, balanced=args.balanced, stills=True)
     results = {"model": args.model, "mode": args.mode, "tta": args.tta, "balanced": args.balanced,
                "detector": args.detector if args.mode == "pipeline" else None,
-               "aligned": not args.no_align if args.mode == "pipeline" and args.detector == "yunet" else None,
+               "aligned": args.align if args.mode == "pipeline" and args.detector == "yunet" else None,
                "sets": {}}
     sets = [(Path(folder).name, folder) for folder in args.sets] + ([("fer2013_publictest", None)] if args.fer else [])
     for name, folder in sets:

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, SHARED_FER
-from face_detectors import (IMAGE_SIZE, YUNET_CENTRE_BELOW_EYES, YUNET_SHA256, YUNET_SIDE_PER_EYE_DISTANCE,
-                            YUNET_URL, DetectorError, YuNetDetector, crop_aligned, crop_box, yunet_model_path)
+from face_detectors import (IMAGE_SIZE, YUNET_CROP_SCALE, YUNET_SHA256, YUNET_URL, DetectorError, YuNetDetector,
+                            crop_aligned, crop_box, yunet_model_path)
 
 SHARED_YUNET = ROOT.parent / "shared" / "models" / "face_detection_yunet_2023mar.onnx"
 needs_yunet = pytest.mark.skipif(not SHARED_YUNET.exists(), reason="../shared/models has no YuNet file")
@@ -26,17 +26,16 @@ def two_eyes(angle_degrees, eye_distance=40.0, centre=(160.0, 120.0)):
 
 
 @pytest.mark.parametrize("angle", [0, 25, -40])
-def test_aligned_crop_levels_the_eyes_where_fer2013_frames_them(angle):
+def test_aligned_crop_levels_the_eyes_and_frames_the_box(angle):
     frame, eyes = two_eyes(angle)
-    crop = crop_aligned(frame, np.vstack([eyes, np.zeros((3, 2))]))
+    box = (160 - 40, 120 - 40, 80, 80)  # centred between the eyes
+    crop = crop_aligned(frame, box, np.vstack([eyes, np.zeros((3, 2))]))
     assert crop.shape == (IMAGE_SIZE, IMAGE_SIZE)
     ys, xs = np.nonzero(crop > 100)
     left, right = xs < IMAGE_SIZE / 2, xs >= IMAGE_SIZE / 2
-    # level: both eyes on one row; apart by 48 / 2.64 pixels; above the centre by 0.29 eye distances
-    assert abs(ys[left].mean() - ys[right].mean()) < 1.0
-    expected_distance = IMAGE_SIZE / YUNET_SIDE_PER_EYE_DISTANCE
-    assert xs[right].mean() - xs[left].mean() == pytest.approx(expected_distance, abs=1.0)
-    assert ys.mean() == pytest.approx((IMAGE_SIZE - 1) / 2 - YUNET_CENTRE_BELOW_EYES * expected_distance, abs=1.0)
+    # level: both eyes on one row, through the middle; apart by 40 of the crop's 80 * 1.23 pixels
+    assert abs(ys[left].mean() - ys[right].mean()) < 1.0 and ys.mean() == pytest.approx(23.5, abs=1.0)
+    assert xs[right].mean() - xs[left].mean() == pytest.approx(40 * IMAGE_SIZE / (80 * YUNET_CROP_SCALE), abs=1.0)
 
 
 def test_box_crop_replicates_the_frame_edge():
@@ -71,19 +70,25 @@ def test_yunet_finds_turned_faces_and_alignment_undoes_the_turn():
     with gzip.open(SHARED_FER, "rt") as f:
         f.readline()
         faces = [np.array(next(f).split(",")[1].split(), dtype=np.uint8).reshape(48, 48) for _ in range(12)]
-    detector = YuNetDetector(SHARED_YUNET)
-    found, aligned_better = 0, 0
-    for face in faces:
-        big = cv2.resize(face, (192, 192), interpolation=cv2.INTER_CUBIC)
-        turned = cv2.warpAffine(big, cv2.getRotationMatrix2D((96, 96), 25, 1.0), (192, 192),
-                                borderMode=cv2.BORDER_REPLICATE)
+    detector = YuNetDetector(SHARED_YUNET, detect_width=640)
+
+    def framed(face, angle):
+        big = cv2.warpAffine(cv2.resize(face, (192, 192), interpolation=cv2.INTER_CUBIC),
+                             cv2.getRotationMatrix2D((96, 96), angle, 1.0), (192, 192), borderMode=cv2.BORDER_REPLICATE)
         frame = np.full((480, 640), 128, np.uint8)
-        frame[100:292, 200:392] = turned
-        results = detector.detect(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
-        if not results:
+        frame[100:292, 200:392] = big
+        found = detector.detect(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
+        return (frame, found[0]) if found else (None, None)
+
+    likeness = lambda a, b: np.corrcoef(a.ravel().astype(float), b.ravel().astype(float))[0, 1]  # noqa: E731
+    found, aligned_steadier = 0, 0
+    for face in faces:
+        (upright, a), (turned, b) = framed(face, 0), framed(face, 25)
+        if a is None or b is None:
             continue
         found += 1
-        likeness = lambda crop: np.corrcoef(crop.ravel().astype(float), face.ravel().astype(float))[0, 1]  # noqa
-        aligned_better += likeness(crop_aligned(frame, results[0]["landmarks"])) > likeness(
-            crop_box(frame, results[0]["box"], 1.23))
-    assert found >= 10 and aligned_better >= 0.8 * found
+        # turned by 25 degrees, the aligned crop stays the upright face's aligned crop; the box crop turns with it
+        aligned_steadier += likeness(crop_aligned(upright, a["box"], a["landmarks"]),
+                                     crop_aligned(turned, b["box"], b["landmarks"])) > \
+            likeness(crop_box(upright, a["box"], 1.23), crop_box(turned, b["box"], 1.23))
+    assert found >= 10 and aligned_steadier >= 2 * found / 3  # turned the wrong way, it would be none
