@@ -78,7 +78,8 @@ def plot_timeline(rows, path):
         seen = [row for row in rows if row["face"] == face]
         x = [row["time_s"] if seconds else row["frame"] for row in seen]
         for k, name in enumerate(CLASS_NAMES):
-            ax.plot(x, [row[name] for row in seen], label=name, color=colours(k), lw=1.5)
+            ax.plot(x, [row[name] for row in seen], label=name, color=colours(k), lw=1.5,
+                    marker="o" if len(seen) < 5 else None, ms=3)  # a track of a frame or two is dots, not lines
         ax.set(ylim=(0, 1), ylabel="probability", title=f"face #{face}")
         ax.grid(alpha=0.3)
     axes[0, 0].legend(ncol=7, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 1.45))
