@@ -114,21 +114,18 @@ class EmotionDetector:
         """detect_emotions over an iterable of (name, frame): yields (name, frame, results) in order.
 
         Faces of the next frame are found (on a second thread) while those of this one are
-        classified: both release the GIL, so on two cores a frame costs the slower of the two
-        stages rather than their sum.
+        classified: both release the GIL, so the two stages can overlap. (With the Haar cascade,
+        which uses both cores itself, this gained little here: 46.3 against 45.0 frames/s.)
         """
         frames = iter(frames)
         with ThreadPoolExecutor(1) as pool:
-            ahead = None
-            for name, frame in frames:
-                ahead = (name, frame, pool.submit(self._find_and_crop, frame))
-                break
+            def ahead_of(item):  # (name, frame, the future of its faces), or None past the last frame
+                return None if item is None else (*item, pool.submit(self._find_and_crop, item[1]))
+
+            ahead = ahead_of(next(frames, None))
             while ahead is not None:
                 name, frame, found = ahead
-                ahead = None
-                for next_name, next_frame in frames:
-                    ahead = (next_name, next_frame, pool.submit(self._find_and_crop, next_frame))
-                    break
+                ahead = ahead_of(next(frames, None))
                 yield name, frame, self._classify_found(*found.result())
 
 

@@ -122,7 +122,7 @@ def check_outputs(args):
         check_writable_file(args.log, "the face log")
     if args.timeline:
         check_writable_file(args.timeline, "the timeline")
-    if (args.test_cc or args.attention or args.samples) and not (args.cam and args.source is None):
+    if args.test_cc or args.attention or args.samples:
         check_writable_folder(figures_dir(args), "figures")
     if not args.output or not (args.cam or args.source is not None):
         return

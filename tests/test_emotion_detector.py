@@ -116,3 +116,16 @@ def test_a_face_that_leaves_for_long_comes_back_under_a_new_id():
     for _ in range(4):
         tracker.update([])
     assert tracker.update([(102, 100, 50, 50)])[0].id == 1  # away for 4 frames: a new track
+
+
+def test_stream_gives_what_detect_emotions_gives_frame_by_frame(checkpoint, monkeypatch):
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (120, 160, 3), dtype=np.uint8) for _ in range(5)]
+    boxes = iter([[(10 + 5 * i, 10, 60, 60)] for i in range(5)] * 2)
+    monkeypatch.setattr(EmotionDetector, "find_faces",
+                        lambda self, frame: [{"box": box, "landmarks": None} for box in next(boxes)])
+    one_by_one = EmotionDetector(checkpoint, smooth=0.5)
+    expected = [one_by_one.detect_emotions(frame) for frame in frames]
+    streamed = list(EmotionDetector(checkpoint, smooth=0.5).stream((f"f{i}", frame) for i, frame in enumerate(frames)))
+    assert [name for name, _, _ in streamed] == [f"f{i}" for i in range(5)]
+    assert [results for _, _, results in streamed] == expected
