@@ -102,18 +102,20 @@ class YuNetDetector:
         return sorted(faces, key=lambda face: -face["box"][2] * face["box"][3])
 
 
-# YuNet searches a video frame at 320 pixels wide, as the cascade does, to keep a webcam above 60
-# frames/s; a photo at up to 1280, since its faces may be small and there is time.
-YUNET_VIDEO_WIDTH, YUNET_PHOTO_WIDTH = 320, 1280
+# A video frame is searched at 320 pixels wide, to keep a webcam fast; a photo at up to 1280, and
+# for faces down to the cascade's 24-pixel window, since a photo's faces may be small and there is time.
+VIDEO_WIDTH, PHOTO_WIDTH, PHOTO_MIN_FACE = 320, 1280, 24
 
 
 def build_detector(name="haar", model_path=None, min_face=None, photos=False):
     """A detector by name ("haar" or "yunet"), for video frames or (photos=True) photos; raises DetectorError."""
-    options = {"min_face": min_face} if min_face else {}
+    options = {"detect_width": PHOTO_WIDTH if photos else VIDEO_WIDTH}
+    if min_face or photos:
+        options["min_face"] = min_face or PHOTO_MIN_FACE
     if name == "haar":
         return HaarDetector(**options)
     if name == "yunet":
-        return YuNetDetector(model_path, detect_width=YUNET_PHOTO_WIDTH if photos else YUNET_VIDEO_WIDTH, **options)
+        return YuNetDetector(model_path, **options)
     raise DetectorError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
 
 

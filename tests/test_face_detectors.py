@@ -92,3 +92,21 @@ def test_yunet_finds_turned_faces_and_alignment_undoes_the_turn():
                                      crop_aligned(turned, b["box"], b["landmarks"])) > \
             likeness(crop_box(upright, a["box"], 1.23), crop_box(turned, b["box"], 1.23))
     assert found >= 10 and aligned_steadier >= 2 * found / 3  # turned the wrong way, it would be none
+
+
+def test_photos_are_searched_larger_and_for_smaller_faces_than_video():
+    from face_detectors import build_detector
+    video, photos = build_detector("haar"), build_detector("haar", photos=True)
+    assert (video.detect_width, video.min_face) == (320, 48)
+    assert photos.detect_width >= 1280 and photos.min_face == 24
+    gray = np.zeros((960, 1280), np.uint8)
+    seen = {}
+
+    class Cascade:
+        def detectMultiScale(self, image, scaleFactor, minNeighbors, minSize):
+            seen["width"] = image.shape[1]
+            return []
+
+    photos.cascade = Cascade()
+    photos.detect(gray)
+    assert seen["width"] == 1280  # a 1280-wide photo is searched as it is
