@@ -19,7 +19,6 @@ HAAR_CROP_SCALE = 1.02
 # With YuNet: 1.23x its box's width, centred (median over the 589 of 600 faces found).
 YUNET_CROP_SCALE = 1.23
 
-YUNET_FILE = "face_detection_yunet_2023mar.onnx"
 YUNET_URL = ("https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/"
              "face_detection_yunet_2023mar.onnx")
 YUNET_SHA256 = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"

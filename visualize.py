@@ -361,7 +361,8 @@ def run_live(args, device):
     source = "0" if args.cam and args.source is None else args.source
     frames, is_images = open_source(source)  # opens now, so a bad source fails before the model loads
     torch.set_num_threads(LIVE_TORCH_THREADS)
-    one_image_file = is_images and Path(args.output).suffix.lower() in IMAGE_SUFFIXES
+    # one photo to a file name with an image suffix writes that file; anything else writes into a folder
+    one_image_file = is_images and Path(source).is_file() and Path(args.output).suffix.lower() in IMAGE_SUFFIXES
     detector = EmotionDetector(args.model, device, smooth=args.smooth, tta=args.tta, detector=args.detector,
                                detector_model=args.detector_model, align=args.align, balanced=args.balanced,
                                stills=is_images, backend=args.backend)
