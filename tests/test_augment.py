@@ -38,3 +38,15 @@ def test_sharpening_adds_detail_and_keeps_brightness():
 def test_random_erasing_blanks_a_rectangle_in_every_chosen_face():
     erased = augment(faces() + 1, erase_prob=1.0)  # faces in [1, 2], so only erasing makes zeros
     assert all((face == 0).any() for face in erased)
+
+
+def test_camera_degradations_stay_in_range_repeat_with_the_seed_and_vanish_at_strength_zero():
+    from data_loaders import degrade_batch
+    x = faces(64)  # in [0, 1]
+    degrade = lambda seed, strength: degrade_batch(x, torch.Generator().manual_seed(seed), strength)  # noqa: E731
+    degraded = degrade(0, 1.0)
+    assert degraded.min() >= 0 and degraded.max() <= 1 and degraded.shape == x.shape
+    assert torch.equal(degraded, degrade(0, 1.0)) and not torch.equal(degraded, degrade(1, 1.0))
+    changed = (degraded - x).abs().flatten(1).max(1).values > 1e-3
+    assert changed.float().mean() > 0.8  # each of five changes hits half the faces: few escape all five
+    torch.testing.assert_close(degrade(0, 0.0), x, atol=1e-5, rtol=0)
