@@ -91,16 +91,16 @@ def main(args):
     check_writable_folder(args.figures, "the reliability diagram")
     device = pick_device("auto")
     model, checkpoint = load_model(args.model, device)
-    normalization = tuple(checkpoint["normalization"])
+    normalization, clahe = tuple(checkpoint["normalization"]), checkpoint.get("clahe", False)
     images, labels, _ = load_split(args.data, "val")
-    raw = predict(model, images, normalization, device)  # temperature 1, whatever the checkpoint holds
+    raw = predict(model, images, normalization, device, clahe=clahe)  # temperature 1, whatever the checkpoint holds
     temperature = fit_temperature(raw.clamp_min(1e-12).log(), labels)
     report = {"model": str(args.model), "temperature": temperature, "ece": {}}
     curves = {}
     evaluations = [("PublicTest", images, labels)] + [(Path(f).name, *face_set_crops(f)) for f in args.sets]
     for name, faces, truth in evaluations:
-        before = raw if name == "PublicTest" else predict(model, faces, normalization, device)
-        after = predict(model, faces, normalization, device, temperature=temperature)
+        before = raw if name == "PublicTest" else predict(model, faces, normalization, device, clahe=clahe)
+        after = predict(model, faces, normalization, device, temperature=temperature, clahe=clahe)
         assert torch.equal(before.argmax(1), after.argmax(1))  # a temperature never moves the argmax
         (ece_before, table_before), (ece_after, table_after) = reliability(before, truth), reliability(after, truth)
         report["ece"][name] = {"before": ece_before, "after": ece_after,

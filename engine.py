@@ -12,7 +12,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from data_loaders import augment_batch, degrade_batch
+from data_loaders import CLASS_NAMES, augment_batch, degrade_batch
 from model import predict
 
 
@@ -98,13 +98,19 @@ def epoch_seeds(seed, epoch, rank):
 
 
 def train_one_epoch(model, images, labels, optimizer, scheduler, epoch, args, normalization, device,
-                    rank=0, world_size=1, show_bar=True, teacher_probabilities=None, autocast_dtype=None):
+                    rank=0, world_size=1, show_bar=True, teacher_probabilities=None, autocast_dtype=None,
+                    average=None):
     """One pass over the training split; returns {"loss", "accuracy", "images_per_s"} over all processes.
 
     The batch order and the augmentation come from generators seeded by
     (seed, epoch, rank), so an epoch is the same whether or not the run was resumed.
     With teacher_probabilities (N, 7), the loss mixes in the cross-entropy to
-    the teacher's predictions, weighted by args.distill_weight. autocast_dtype
+    the teacher's predictions, weighted by args.distill_weight. With args.logit_adjust = tau > 0,
+    both terms see logits + tau * log(prior of the training labels) (Menon et al. 2021): the
+    network's own logits then learn the class-balanced decision, and their adjusted sum still
+    follows the teacher's FER2013 posterior. With args.mixup = a > 0, each batch is blended
+    with its own shuffle by a Beta(a, a) share, and so are its labels and teacher targets.
+    average: a torch.optim.swa_utils.AveragedModel (--ema) updated after every step. autocast_dtype
     (e.g. torch.bfloat16) runs the forward pass under autocast; None = fp32.
     """
     model.train()
@@ -117,6 +123,10 @@ def train_one_epoch(model, images, labels, optimizer, scheduler, epoch, args, no
     if args.max_steps:
         steps = min(steps, args.max_steps)
     totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, seen
+    adjustment = 0.0
+    if getattr(args, "logit_adjust", 0.0) > 0:
+        counts = torch.bincount(labels.cpu(), minlength=len(CLASS_NAMES)).float().clamp_min(1)
+        adjustment = (args.logit_adjust * (counts / counts.sum()).log()).to(device)
     start = time.perf_counter()
     bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{args.epochs}", leave=False, disable=not show_bar)
     for step in bar:
@@ -128,13 +138,24 @@ def train_one_epoch(model, images, labels, optimizer, scheduler, epoch, args, no
         x = (x - normalization[0]) / normalization[1]
         x = augment_batch(x, generator, args.rotation, args.scale, args.shift, not args.no_flip, args.erase_prob,
                           args.sharpness)
+        share, partner = 1.0, None
+        if getattr(args, "mixup", 0.0) > 0:  # the Beta draw uses the global RNG, seeded per epoch above
+            share = torch.distributions.Beta(args.mixup, args.mixup).sample().item()
+            partner = torch.randperm(len(y), generator=generator).to(device)
+            x = share * x + (1 - share) * x[partner]
         if device.type in CHANNELS_LAST_DEVICES:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None):
             logits = model(x)
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=args.label_smoothing)
+        fitted = logits.float() + adjustment
+        loss = F.cross_entropy(fitted, y, label_smoothing=args.label_smoothing)
+        if partner is not None:
+            loss = share * loss + (1 - share) * F.cross_entropy(fitted, y[partner], label_smoothing=args.label_smoothing)
         if teacher_probabilities is not None:
-            soft = -(teacher_probabilities[batch].to(device) * logits.float().log_softmax(1)).sum(1).mean()
+            targets = teacher_probabilities[batch].to(device)
+            if partner is not None:
+                targets = share * targets + (1 - share) * targets[partner]
+            soft = -(targets * fitted.log_softmax(1)).sum(1).mean()
             loss = (1 - args.distill_weight) * loss + args.distill_weight * soft
         if not torch.isfinite(loss):
             raise TrainingError(f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
@@ -145,6 +166,8 @@ def train_one_epoch(model, images, labels, optimizer, scheduler, epoch, args, no
             torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
         optimizer.step()
         scheduler.step()
+        if average is not None:
+            average.update_parameters(model.module if hasattr(model, "module") else model)
         totals += torch.tensor([loss.item() * len(y), (logits.argmax(1) == y).sum().item(), len(y)],
                                dtype=torch.float64)
         bar.set_postfix(loss=f"{totals[0] / totals[2]:.3f}", acc=f"{totals[1] / totals[2]:.3f}")

@@ -164,3 +164,19 @@ def crop_face(gray, face, align=False):
         return crop_aligned(gray, face["box"], face["landmarks"])
     scale = HAAR_CROP_SCALE if face["landmarks"] is None else YUNET_CROP_SCALE
     return crop_box(gray, face["box"], scale)
+
+
+# CLAHE on 48x48 faces: 4x4 tiles of 12 pixels (an eye, a mouth corner), OpenCV's default clip limit
+CLAHE_CLIP_LIMIT, CLAHE_TILES = 2.0, (4, 4)
+
+
+def equalize_contrast(faces):
+    """Contrast-limited adaptive histogram equalisation (CLAHE) of uint8 faces (N, H, W): numpy in and out.
+
+    Why: a network that only ever sees contrast-equalised faces, in training (main.py --clahe) and
+    at inference (checkpoints record it), cannot depend on a face's exposure or a camera's contrast
+    curve. Here, not in data_loaders, so that the ONNX runtime path needs no PyTorch.
+    """
+    clahe = cv2.createCLAHE(clipLimit=CLAHE_CLIP_LIMIT, tileGridSize=CLAHE_TILES)
+    faces = np.asarray(faces, dtype=np.uint8)
+    return np.stack([clahe.apply(np.ascontiguousarray(face)) for face in faces]) if len(faces) else faces.copy()

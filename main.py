@@ -23,10 +23,11 @@ import generate_data
 from data_loaders import CLASS_NAMES, DataError, load_split, split_dir
 from engine import (TrainingError, autocast_dtype, evaluate, lr_factor, make_optimizer,
                     pick_precision, to_fast_layout, train_one_epoch)
+from face_detectors import equalize_contrast
 from model import ARCHS, CheckpointError, build_model, count_parameters, device_arg, load_checkpoint, load_model, \
     pick_device, predict
 from utils import (BOOL_FLAG, ArgumentParser, OutputError, atomic_write, check_writable_folder, float_in,
-                   int_at_least, run_script, write_text_atomic)
+                   int_at_least, run_script, str2bool, write_text_atomic)
 
 REPO = Path(__file__).resolve().parent
 
@@ -34,11 +35,13 @@ REPO = Path(__file__).resolve().parent
 RECIPES = {
     "deep_emotion": dict(epochs=200, batch_size=256, learning_rate=0.003, optimizer="adamw", weight_decay=1e-4,
                          warmup_epochs=2, label_smoothing=0.1, rotation=10.0, scale=0.1, shift=0.1,
-                         erase_prob=0.0, sharpness=1.5, photometric=0.0, loc_lr_scale=1.0, clip_grad=0.0, arch_args={"dropout": 0.0},
+                         erase_prob=0.0, sharpness=1.5, photometric=0.0, clahe=False, logit_adjust=0.0,
+                         ema=0.0, mixup=0.0, loc_lr_scale=1.0, clip_grad=0.0, arch_args={"dropout": 0.0},
                          teacher="weights/deep_emotion_vgg.pt", distill_weight=0.5),
     "deep_emotion_vgg": dict(epochs=60, batch_size=256, learning_rate=0.03, optimizer="sgd", weight_decay=5e-4,
                              warmup_epochs=3, label_smoothing=0.1, rotation=10.0, scale=0.1, shift=0.1,
-                             erase_prob=0.5, sharpness=1.5, photometric=0.0, loc_lr_scale=0.1, clip_grad=5.0, arch_args={"width": 48},
+                             erase_prob=0.5, sharpness=1.5, photometric=0.0, clahe=False, logit_adjust=0.0,
+                             ema=0.0, mixup=0.0, loc_lr_scale=0.1, clip_grad=5.0, arch_args={"width": 48},
                              teacher="", distill_weight=0.5),
 }
 
@@ -47,7 +50,8 @@ RECIPES = {
 # checkpoint, and refuses a command line that asks for other values. What they are when not given:
 RUN_DEFAULTS = dict(arch="deep_emotion", seed=0, precision="auto", no_flip=False, max_steps=0, init="")
 # what main.py did before a key was recorded in config.json, for resuming older runs
-LEGACY_CONFIG = dict(precision="fp32", sharpness=0.0, photometric=0.0, teacher="", distill_weight=0.5)
+LEGACY_CONFIG = dict(precision="fp32", sharpness=0.0, photometric=0.0, clahe=False, logit_adjust=0.0, ema=0.0,
+                     mixup=0.0, teacher="", distill_weight=0.5)
 
 
 def recipe_help(key):
@@ -102,9 +106,22 @@ def get_args_parser():
     parser.add_argument("--photometric", type=float_in(0, 2), default=None,
                         help="strength of random camera-like degradations (contrast, brightness, gamma, low "
                              "resolution, noise; data_loaders.degrade_batch), 0 = off" + recipe_help("photometric"))
+    parser.add_argument("--clahe", type=str2bool, nargs="?", const=True, default=None,
+                        help="equalise each face's contrast (CLAHE) in training and, recorded in the checkpoint, "
+                             "at inference" + recipe_help("clahe"))
+    parser.add_argument("--logit_adjust", type=nonnegative, default=None,
+                        help="logit-adjusted loss (Menon et al. 2021): the loss sees logits + tau * log(class prior), "
+                             "so the network's own logits are those of a class-balanced training set; tau "
+                             + recipe_help("logit_adjust")[1:])
+    parser.add_argument("--ema", type=float_in(0, 1, high_open=True), default=None,
+                        help="decay of an exponential moving average of the weights, updated every step; the average "
+                             "is what is evaluated and saved as the model, 0 = off" + recipe_help("ema"))
+    parser.add_argument("--mixup", type=nonnegative, default=None,
+                        help="mixup: each batch is blended with itself shuffled, by a Beta(a, a) share, labels and "
+                             "teacher targets alike; a, 0 = off" + recipe_help("mixup"))
     parser.add_argument("--teacher", default=None,
-                        help="checkpoint whose predictions the network also learns from (knowledge distillation; "
-                             "'' = none)" + recipe_help("teacher"))
+                        help="checkpoint(s) whose predictions the network also learns from (knowledge distillation; "
+                             "several, comma-separated, are averaged; '' = none)" + recipe_help("teacher"))
     parser.add_argument("--distill_weight", type=float_in(0, 1), default=None,
                         help="share of the loss that follows the teacher" + recipe_help("distill_weight"))
     parser.add_argument("--no_flip", action="store_true", default=None, help="no random horizontal flips (default: flips on)")
@@ -207,14 +224,23 @@ def data_identity(data_dir):
     return digest.hexdigest()[:16]
 
 
-def resolve_teacher(teacher):
-    """The teacher checkpoint's path: as given, else relative to this repo (the recipe's default)."""
-    path = Path(teacher)
-    if not path.exists() and not path.is_absolute() and (REPO / path).exists():
-        path = REPO / path
-    if not path.is_file():
-        raise TrainingError(f"--teacher {teacher} does not exist")
-    return path
+def resolve_teachers(teacher):
+    """The paths of --teacher's comma-separated checkpoints: as given, else relative to this repo (the recipe's)."""
+    paths = []
+    for name in teacher.split(","):
+        path = Path(name.strip())
+        if not path.exists() and not path.is_absolute() and (REPO / path).exists():
+            path = REPO / path
+        if not path.is_file():
+            raise TrainingError(f"--teacher {name.strip()} does not exist")
+        paths.append(path)
+    return paths
+
+
+def teachers_sha256(teacher):
+    """One sha256 for --teacher: the file's own for one checkpoint, else that of the files' hashes in order."""
+    hashes = [file_sha256(path) for path in resolve_teachers(teacher)]
+    return hashes[0] if len(hashes) == 1 else hashlib.sha256("".join(hashes).encode()).hexdigest()
 
 
 def check_resumed_inputs(args, saved):
@@ -231,19 +257,26 @@ def check_resumed_inputs(args, saved):
 # ---------------------------------------------------------------- steps of a run
 
 def teacher_targets(args, images, device, show_bar):
-    """The teacher's flip-averaged probabilities (N, 7) on the clean training faces.
+    """The teacher's flip-averaged probabilities (N, 7) on the clean training faces (averaged over teachers).
 
     Computed once under the training precision and cached in DIR/prepared/cache/, keyed by the
     teacher's and the data's hashes, so a second run with the same teacher does not redo them.
+    Each teacher reads the faces its own way (its normalisation, its --clahe).
     """
     cache = split_dir(args.data, "") / "cache" / (
         f"teacher-{args.teacher_sha256[:16]}-{args.data_identity}-{args.precision}.pt")
     if cache.is_file():
         return torch.load(cache, map_location="cpu", weights_only=True)
-    teacher, teacher_checkpoint = load_model(resolve_teacher(args.teacher), device)
-    with tqdm(total=len(images), desc="teacher targets", unit="face", leave=False, disable=not show_bar) as bar:
-        probabilities = predict(teacher, images, tuple(teacher_checkpoint["normalization"]), device, tta="flip",
-                                autocast_dtype=autocast_dtype(args.precision), progress=bar.update)
+    paths = resolve_teachers(args.teacher)
+    probabilities = 0
+    with tqdm(total=len(images) * len(paths), desc="teacher targets", unit="face", leave=False,
+              disable=not show_bar) as bar:
+        for path in paths:
+            teacher, teacher_checkpoint = load_model(path, device)
+            probabilities = probabilities + predict(
+                teacher, images, tuple(teacher_checkpoint["normalization"]), device, tta="flip",
+                autocast_dtype=autocast_dtype(args.precision), progress=bar.update,
+                clahe=teacher_checkpoint.get("clahe", False)) / len(paths)
     try:
         cache.parent.mkdir(exist_ok=True)
         atomic_write(cache, lambda tmp: torch.save(probabilities, tmp))
@@ -281,9 +314,25 @@ def build_training(args, device, steps_per_epoch, world_size):
     return model, optimizer, scheduler
 
 
-def restore_training(checkpoint, model, optimizer, scheduler):
-    """Loads a last.pt into the run's objects; returns (epochs done, best val accuracy, history)."""
-    model.load_state_dict(checkpoint["model"])
+def weight_average(model, decay):
+    """--ema: an exponential moving average of model's weights and batch-norm statistics (None when off)."""
+    if not decay:
+        return None
+    return torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay),
+                                               use_buffers=True)
+
+
+def restore_training(checkpoint, model, optimizer, scheduler, average=None):
+    """Loads a last.pt into the run's objects; returns (epochs done, best val accuracy, history).
+
+    With an average (--ema), checkpoint["model"] is the average and "trained_model" the weights that trained.
+    """
+    if average is not None:
+        model.load_state_dict(checkpoint["trained_model"])
+        average.module.load_state_dict(checkpoint["model"])
+        average.n_averaged.fill_(checkpoint["averaged_steps"])
+    else:
+        model.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
     scheduler.load_state_dict(checkpoint["scheduler"])
     torch.set_rng_state(checkpoint["rng"]["torch"])
@@ -366,16 +415,20 @@ def train(args):
         raise TrainingError(f"the train split has {len(train_images)} faces, fewer than --batch_size {args.batch_size}")
     train_class_counts = torch.bincount(train_labels, minlength=len(CLASS_NAMES)).tolist()  # the class prior
     args.data_identity = data_identity(args.data)
-    args.teacher_sha256 = file_sha256(resolve_teacher(args.teacher)) if args.teacher else None
+    args.teacher_sha256 = teachers_sha256(args.teacher) if args.teacher else None
     if checkpoint:
         check_resumed_inputs(args, checkpoint["config"])
+    teacher_probabilities = None
+    if args.teacher:  # on the faces as they are: a teacher reads them its own way
+        teacher_probabilities = teacher_targets(args, train_images, device, rank == 0 and not args.quiet).to(device)
+    if args.clahe:
+        train_images, val_images = (torch.from_numpy(equalize_contrast(split.numpy()))
+                                    for split in (train_images, val_images))
+    if checkpoint:
         normalization = tuple(checkpoint["normalization"])
     else:
         pixels = train_images.float() / 255
         normalization = (pixels.mean().item(), pixels.std().item())
-    teacher_probabilities = None
-    if args.teacher:
-        teacher_probabilities = teacher_targets(args, train_images, device, rank == 0 and not args.quiet).to(device)
     if device.type == "cuda":  # the whole split fits in GPU memory; batches are gathered there
         train_images, train_labels = train_images.to(device), train_labels.to(device)
 
@@ -383,14 +436,16 @@ def train(args):
     if args.max_steps:
         steps_per_epoch = min(steps_per_epoch, args.max_steps)
     model, optimizer, scheduler = build_training(args, device, steps_per_epoch, world_size)
+    average = weight_average(model, args.ema)
     start_epoch, best_accuracy, history = 0, None, []
     if checkpoint:
-        start_epoch, best_accuracy, history = restore_training(checkpoint, model, optimizer, scheduler)
+        start_epoch, best_accuracy, history = restore_training(checkpoint, model, optimizer, scheduler, average)
         run_dir = Path(args.resume).parent
     elif rank == 0:
         run_dir = new_run_dir(args.out, args.arch)
     if args.init and not checkpoint:
         load_initial_weights(model, args.init, args.arch)
+        average = weight_average(model, args.ema)  # the average starts from the initial weights too
     net = torch.nn.parallel.DistributedDataParallel(model) if world_size > 1 else model
 
     config = dict(vars(args))
@@ -406,10 +461,11 @@ def train(args):
                                       normalization, device, rank, world_size,
                                       show_bar=rank == 0 and not args.quiet,
                                       teacher_probabilities=teacher_probabilities,
-                                      autocast_dtype=autocast_dtype(args.precision))
+                                      autocast_dtype=autocast_dtype(args.precision), average=average)
             if rank != 0:
                 continue
-            val, _ = evaluate(model, val_images, val_labels, normalization, device)
+            evaluated = average.module if average is not None else model  # what is saved as the model
+            val, _ = evaluate(evaluated, val_images, val_labels, normalization, device)
             row = {"epoch": epoch + 1, "train_loss": metrics["loss"], "train_accuracy": metrics["accuracy"],
                    "val_loss": val["loss"], "val_accuracy": val["accuracy"],
                    "lr": optimizer.param_groups[0]["lr"], "images_per_s": metrics["images_per_s"],
@@ -417,12 +473,14 @@ def train(args):
             history.append(row)
             is_best = best_accuracy is None or val["accuracy"] > best_accuracy  # the first epoch is best, even at 0%
             best_accuracy = val["accuracy"] if is_best else best_accuracy
-            state = {"model": model.state_dict(), "arch": args.arch, "arch_args": args.arch_args,
+            state = {"model": evaluated.state_dict(), "arch": args.arch, "arch_args": args.arch_args,
                      "class_names": list(CLASS_NAMES), "normalization": list(normalization),
-                     "train_class_counts": train_class_counts, "epoch": epoch + 1,
+                     "train_class_counts": train_class_counts, "clahe": args.clahe, "epoch": epoch + 1,
                      "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                      "rng": {"torch": torch.get_rng_state()}, "metrics": row, "best_val_accuracy": best_accuracy,
                      "history": history, "config": config}
+            if average is not None:
+                state.update(trained_model=model.state_dict(), averaged_steps=int(average.n_averaged))
             save_epoch(run_dir, state, is_best, history)
             print(f"epoch {epoch + 1:>3}/{args.epochs}  train loss {metrics['loss']:.4f} acc {metrics['accuracy']:.2%}"
                   f"  val loss {val['loss']:.4f} acc {val['accuracy']:.2%}  lr {row['lr']:.2e}"

@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from data_loaders import CLASS_NAMES, normalize
+from face_detectors import equalize_contrast
 from utils import atomic_write
 
 IMAGE_SIZE = 48
@@ -222,7 +223,8 @@ def export_weights(checkpoint_path, out_path, half=False):
     With half=True the floating-point weights are stored as fp16 (load_model restores fp32).
     """
     checkpoint = load_checkpoint(checkpoint_path)
-    shipped = {k: v for k, v in checkpoint.items() if k not in ("optimizer", "scheduler", "rng")}
+    shipped = {k: v for k, v in checkpoint.items()
+               if k not in ("optimizer", "scheduler", "rng", "trained_model", "averaged_steps")}
     if half:
         shipped["model"] = {k: v.half() if v.is_floating_point() else v for k, v in checkpoint["model"].items()}
     return atomic_write(out_path, lambda tmp: torch.save(shipped, tmp))
@@ -281,12 +283,13 @@ def tta_views(x, tta):
 
 @torch.no_grad()
 def predict(model, images, normalization, device, batch_size=512, tta=None, autocast_dtype=None, progress=None,
-            temperature=1.0):
+            temperature=1.0, clahe=False):
     """Class probabilities (N, 7) of uint8 faces (N, 48, 48), averaged over the views of `tta`.
 
     tta: None/False (one view), "flip" (True means this too) or "shifts"; see TTA_MODES.
     temperature divides the logits before the softmax (a checkpoint's calibration; 1 = none).
     autocast_dtype (e.g. torch.bfloat16) runs the network under autocast; None = fp32.
+    clahe: equalise each face's contrast first, as a checkpoint trained with --clahe expects.
     progress: a callable given the number of faces done after each batch (a progress bar's update).
     """
     tta = "flip" if tta is True else (tta or None)
@@ -296,7 +299,10 @@ def predict(model, images, normalization, device, batch_size=512, tta=None, auto
     model.eval()
     probabilities = []
     for start in range(0, len(images), batch_size):
-        x = normalize(images[start:start + batch_size].to(device), *normalization)
+        batch = images[start:start + batch_size]
+        if clahe:
+            batch = torch.from_numpy(equalize_contrast(batch.cpu().numpy()))
+        x = normalize(batch.to(device), *normalization)
         views = tta_views(x, tta)
         with torch.autocast(device.type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None):
             probabilities.append((sum((model(view).float() / temperature).softmax(1) for view in views)
@@ -346,6 +352,7 @@ class Ensemble:
         """Class probabilities (N, 7) of uint8 faces (N, 48, 48), a tensor or an array."""
         images = torch.as_tensor(images)
         probabilities = sum(predict(model, images, tuple(checkpoint["normalization"]), self.device, batch_size,
-                                    self.tta, temperature=checkpoint.get("temperature", 1.0))
+                                    self.tta, temperature=checkpoint.get("temperature", 1.0),
+                                    clahe=checkpoint.get("clahe", False))
                             for model, checkpoint in self.members) / len(self.members)
         return balance(probabilities, self.prior) if self.balanced else probabilities

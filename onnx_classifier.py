@@ -6,7 +6,9 @@
 
 The graph takes greyscale faces as float32 (N, 48, 48) in 0..255 and returns probabilities:
 the input normalisation and the calibration temperature are inside it. Its metadata holds
-the class names, the training prior, the normalisation and the temperature, for reference.
+the class names, the training prior, the normalisation and the temperature, for reference,
+and whether the faces' contrast is equalised first (CLAHE, for checkpoints trained with --clahe:
+ONNX has no such operator, so OnnxClassifier does it with OpenCV before the graph).
 """
 import hashlib
 import json
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from face_detectors import equalize_contrast
 from utils import atomic_write
 
 OPSET = 18
@@ -55,7 +58,7 @@ class OnnxClassifier:
         paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads  # 0 = onnxruntime's own choice
-        self.sessions, priors = [], []
+        self.sessions, self.clahe, priors = [], [], []
         for path in paths:
             try:
                 session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -66,6 +69,7 @@ class OnnxClassifier:
                 raise OnnxError(f"{path} was not written by export_onnx.py (no class_names in its metadata)")
             self.class_names = json.loads(metadata["class_names"])
             priors.append(json.loads(metadata["class_prior"]))
+            self.clahe.append(json.loads(metadata.get("clahe", "false")))
             self.sessions.append(session)
         self.prior = np.mean(priors, axis=0).astype(np.float32)
         self.tta, self.balanced = tta, balanced
@@ -75,11 +79,13 @@ class OnnxClassifier:
         images = np.asarray(images)
         probabilities = []
         for start in range(0, len(images), batch_size):
-            views = [np.ascontiguousarray(view, dtype=np.float32)
-                     for view in tta_views(images[start:start + batch_size], self.tta)]
-            probabilities.append(sum(session.run(None, {session.get_inputs()[0].name: view})[0]
-                                     for session in self.sessions for view in views)
-                                 / (len(views) * len(self.sessions)))
+            batch = images[start:start + batch_size]
+            total = 0
+            for session, clahe in zip(self.sessions, self.clahe):
+                views = [np.ascontiguousarray(view, dtype=np.float32)
+                         for view in tta_views(equalize_contrast(batch) if clahe else batch, self.tta)]
+                total = total + sum(session.run(None, {session.get_inputs()[0].name: view})[0] for view in views)
+            probabilities.append(total / (len(views) * len(self.sessions)))
         result = np.concatenate(probabilities) if probabilities else np.zeros((0, len(self.class_names)), np.float32)
         if self.balanced:
             result = result / self.prior
@@ -124,6 +130,7 @@ def export(checkpoint_path, out_path, int8=False):
                     "class_prior": json.dumps(class_prior(checkpoint).tolist()),
                     "normalization": json.dumps(list(checkpoint["normalization"])),
                     "temperature": json.dumps(checkpoint.get("temperature", 1.0)),
+                    "clahe": json.dumps(bool(checkpoint.get("clahe", False))),
                     "arch": checkpoint["arch"], "input": "faces: float32 (batch, 48, 48) greyscale 0..255",
                     "source_sha256": hashlib.sha256(Path(checkpoint_path).read_bytes()).hexdigest()}
         for key, value in metadata.items():

@@ -20,7 +20,7 @@ import torch
 
 from data_loaders import CLASS_NAMES, DataError, load_split
 from emotion_detector import BACKENDS, EmotionDetector, build_classifier, draw
-from face_detectors import DETECTORS, YUNET_ENV, DetectorError
+from face_detectors import DETECTORS, YUNET_ENV, DetectorError, equalize_contrast
 from model import SHIFT_PIXELS, TTA_MODES, CheckpointError, device_arg, pick_device
 from onnx_classifier import OnnxError
 from timeline import LOG_COLUMNS, write_timeline
@@ -238,7 +238,8 @@ def plot_attention(model, checkpoint, images, device, path, count=8):
     """Faces (top row) beside what the STN makes of them (bottom row)."""
     plt = _pyplot()
     mean, std = checkpoint["normalization"]
-    x = ((images[:count].unsqueeze(1).float() / 255 - mean) / std).to(device)
+    images = torch.from_numpy(equalize_contrast(images[:count].numpy())) if checkpoint.get("clahe") else images[:count]
+    x = ((images.unsqueeze(1).float() / 255 - mean) / std).to(device)
     with torch.no_grad():
         warped, _ = model.stn(x)
     warped = (warped.cpu() * std + mean).clamp(0, 1)

@@ -44,17 +44,19 @@ def main():
     torch.set_num_threads(args.threads)
     model, checkpoint = load_model(args.model)
     normalization, temperature = tuple(checkpoint["normalization"]), checkpoint.get("temperature", 1.0)
+    clahe = checkpoint.get("clahe", False)
     folder = Path(tempfile.mkdtemp())
     backends = {
         "pytorch fp32": lambda faces: predict(model, torch.from_numpy(faces), normalization, "cpu",
-                                              temperature=temperature),
+                                              temperature=temperature, clahe=clahe),
         "onnxruntime fp32": OnnxClassifier(export(args.model, folder / "fp32.onnx"), threads=args.threads).predict,
         "onnxruntime int8": OnnxClassifier(export(args.model, folder / "int8.onnx", int8=True),
                                            threads=args.threads).predict,
     }
     if cpu_has_native_bf16():
         backends["pytorch bf16"] = lambda faces: predict(model, torch.from_numpy(faces), normalization, "cpu",
-                                                         autocast_dtype=torch.bfloat16, temperature=temperature)
+                                                         autocast_dtype=torch.bfloat16, temperature=temperature,
+                                                         clahe=clahe)
     rng = np.random.default_rng(0)
     one, batch = rng.integers(0, 256, (1, 48, 48), dtype=np.uint8), rng.integers(0, 256, (64, 48, 48), dtype=np.uint8)
     print(f"{args.model}, {args.threads} thread(s)")

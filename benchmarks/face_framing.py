@@ -6,6 +6,8 @@
 Training faces are upscaled 4x into a grey 480x480 frame. For each detected face: the FER
 crop's side over the box's width and its centre's offset in box units; with landmarks,
 its side over the eye distance and its centre's offset from between the eyes in eye distances.
+Each figure comes with its 10th-90th percentile range: how much a detector's box wanders
+around the FER2013 framing from face to face, which main.py's --scale and --shift imitate.
 """
 import argparse
 
@@ -13,6 +15,14 @@ import cv2
 import numpy as np
 
 from common import median_report
+
+
+def spread_report(name, values):
+    """The median, as median_report prints it, and the 10th-90th percentile range."""
+    median = median_report(name, values, "")
+    low, high = np.percentile(values, [10, 90])
+    print(f"    10th-90th percentile: {low:.3f} .. {high:.3f}")
+    return median
 from data_loaders import load_split
 from face_detectors import DETECTORS, build_detector
 
@@ -50,14 +60,14 @@ def main():
             eye_dy.append((centre - middle[1]) / distance)
             tilt.append(np.degrees(np.arctan2(*(right_eye - left_eye)[::-1])))
     print(f"{args.detector} detected {len(box_ratio)} of {len(chosen)} faces")
-    median_report("FER side / box width", box_ratio, "")
-    median_report("centre offset x (box widths)", box_dx, "")
-    median_report("centre offset y (box heights)", box_dy, "")
+    spread_report("FER side / box width", box_ratio)
+    spread_report("centre offset x (box widths)", box_dx)
+    spread_report("centre offset y (box heights)", box_dy)
     if eye_ratio:
-        median_report("FER side / eye distance", eye_ratio, "")
-        median_report("centre offset x (eye distances)", eye_dx, "")
-        median_report("centre below the eyes (eye distances)", eye_dy, "")
-        median_report("eye line tilt (degrees)", tilt, "")
+        spread_report("FER side / eye distance", eye_ratio)
+        spread_report("centre offset x (eye distances)", eye_dx)
+        spread_report("centre below the eyes (eye distances)", eye_dy)
+        spread_report("eye line tilt (degrees)", tilt)
 
 
 if __name__ == "__main__":

@@ -217,12 +217,13 @@ def test_resume_on_other_data_or_another_teacher_is_refused(prepared, tmp_path):
 def test_resuming_a_config_from_an_older_main_py(prepared, tmp_path):
     first = train(prepared, tmp_path, "--epochs", "1", "--max_steps", "1", "--precision", "fp32")
     state = torch.load(first / "last.pt", weights_only=True)
-    for key in ("precision", "sharpness", "photometric", "data_identity"):  # what older runs did not record
+    for key in ("precision", "sharpness", "photometric", "clahe", "logit_adjust", "data_identity"):  # not recorded before
         del state["config"][key]
     torch.save(state, first / "last.pt")
     resumed = train(prepared, tmp_path, "--epochs", "2", "--max_steps", "1", "--resume", first / "last.pt")
     config = json.loads((resumed / "config.json").read_text())
-    assert (config["precision"], config["sharpness"], config["photometric"]) == ("fp32", 0.0, 0.0)
+    assert (config["precision"], config["sharpness"], config["photometric"], config["clahe"],
+            config["logit_adjust"]) == ("fp32", 0.0, 0.0, False, 0.0)
 
 
 def test_best_is_chosen_on_val_and_written_before_last(prepared, tmp_path, monkeypatch):
@@ -336,3 +337,129 @@ def test_unwritable_out_fails_before_any_work(prepared, tmp_path, monkeypatch):
     monkeypatch.setattr(main, "load_split", lambda *a: pytest.fail("loaded data before checking --out"))
     with pytest.raises(main.TrainingError, match="cannot write the run folder"):
         train(prepared, tmp_path / "file" / "runs", "--epochs", "1")
+
+
+def test_clahe_run_trains_and_predicts_on_equalised_faces(prepared, tmp_path):
+    run_dir = train(prepared, tmp_path, "--epochs", "1", "--max_steps", "1", "--clahe")
+    model, checkpoint = load_model(run_dir / "last.pt")
+    assert checkpoint["clahe"] is True and json.loads((run_dir / "config.json").read_text())["clahe"] is True
+    images, _, _ = main.load_split(prepared, "train")
+    equalised = torch.from_numpy(main.equalize_contrast(images.numpy()))
+    pixels = equalised.float() / 255  # the normalisation is that of the faces the network saw
+    assert checkpoint["normalization"] == pytest.approx([pixels.mean().item(), pixels.std().item()], rel=1e-5)
+    # every reader of the checkpoint equalises first: Ensemble on raw faces = the network on equalised ones
+    val, _, _ = main.load_split(prepared, "val")
+    from model import Ensemble
+    read = Ensemble([run_dir / "last.pt"]).predict(val)
+    direct = main.predict(model, torch.from_numpy(main.equalize_contrast(val.numpy())),
+                          tuple(checkpoint["normalization"]), "cpu")
+    assert torch.allclose(read, direct, atol=1e-6)
+    assert not torch.allclose(read, main.predict(model, val, tuple(checkpoint["normalization"]), "cpu"), atol=1e-4)
+
+
+class PriorOnly(torch.nn.Module):
+    """A 'network' that is one bias per class: what it learns is the decision's prior."""
+
+    def __init__(self):
+        super().__init__()
+        self.bias = torch.nn.Parameter(torch.zeros(7))
+
+    def forward(self, x):
+        return self.bias.expand(len(x), 7)
+
+
+@pytest.mark.parametrize("tau", [0.0, 1.0])
+def test_logit_adjusted_loss_learns_the_balanced_decision(tau):
+    # labels with a skewed prior: plain cross-entropy learns log(prior); tau = 1 learns uniform logits
+    counts = torch.tensor([400, 20, 200, 800, 300, 100, 180])
+    labels = torch.repeat_interleave(torch.arange(7), counts)
+    images = torch.zeros(len(labels), 48, 48, dtype=torch.uint8)
+    model = PriorOnly()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    args = main.fill_recipe(run_args(main, "--batch_size", "500", "--label_smoothing", "0", "--logit_adjust", tau,
+                                     "--teacher", ""))
+    for epoch in range(60):
+        engine.train_one_epoch(model, images, labels, optimizer, scheduler, epoch, args, (0.5, 0.25),
+                               torch.device("cpu"), show_bar=False)
+    learnt = model.bias.detach().softmax(0)
+    prior = counts / counts.sum()
+    expected = torch.full((7,), 1 / 7) if tau else prior.float()
+    assert torch.allclose(learnt, expected, atol=0.01), (learnt, expected)
+
+
+def test_several_teachers_are_averaged(prepared, tmp_path):
+    a = train(prepared, tmp_path / "a", "--epochs", "1", "--max_steps", "1") / "last.pt"
+    b = train(prepared, tmp_path / "b", "--epochs", "1", "--max_steps", "1", "--seed", "1", "--clahe") / "last.pt"
+    images, _, _ = main.load_split(prepared, "train")
+    args = main.fill_recipe(run_args(main, "--data", prepared, "--teacher", f"{a},{b}", "--precision", "fp32"))
+    args.teacher_sha256, args.data_identity = main.teachers_sha256(args.teacher), "test"
+    both = main.teacher_targets(args, images, torch.device("cpu"), show_bar=False)
+    singles = []
+    for path in (a, b):  # each teacher reads the faces its own way (b equalises them)
+        model, checkpoint = load_model(path)
+        singles.append(main.predict(model, images, tuple(checkpoint["normalization"]), "cpu", tta="flip",
+                                    clahe=checkpoint.get("clahe", False)))
+    assert torch.allclose(both, (singles[0] + singles[1]) / 2, atol=1e-6)
+    assert main.teachers_sha256(f"{a},{b}") not in (main.file_sha256(a), main.file_sha256(b))
+    with pytest.raises(main.TrainingError, match="does not exist"):
+        main.resolve_teachers(f"{a},{tmp_path / 'missing.pt'}")
+
+
+def test_ema_saves_the_average_and_resumes_exactly(prepared, tmp_path):
+    # no warm-up, so the first step's learning rate does not depend on the number of steps per epoch
+    common = ["--warmup_epochs", "0", "--precision", "fp32", "--max_steps", "2"]
+    one_step = train(prepared, tmp_path / "one", *common[:-1], "2", "--epochs", "1", "--max_steps", "1")
+    averaged = train(prepared, tmp_path / "ema", *common, "--epochs", "1", "--ema", "0.25")
+    state = torch.load(averaged / "last.pt", weights_only=True)
+    first, second = weights_of(one_step), state["trained_model"]
+    assert state["averaged_steps"] == 2
+    for key, value in state["model"].items():  # the first update copies, the second blends with decay 0.25
+        if value.is_floating_point():
+            assert torch.allclose(value, 0.25 * first[key] + 0.75 * second[key], atol=1e-6), key
+    assert not torch.equal(state["model"]["fc2.weight"], second["fc2.weight"])
+    # resuming continues both the trained weights and their average
+    straight = train(prepared, tmp_path / "a", *common, "--epochs", "2", "--ema", "0.25")
+    resumed = train(prepared, tmp_path / "b", "--epochs", "2", "--resume", averaged / "last.pt")
+    for name in ("model", "trained_model"):
+        a = torch.load(straight / "last.pt", weights_only=True)[name]
+        b = torch.load(resumed / "last.pt", weights_only=True)[name]
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+
+
+def test_mixup_blends_faces_labels_and_teacher_targets():
+    # two faces, black of class 0 and white of class 1, and a network whose logits grow with brightness:
+    # the loss must be that of the blended face against the blended labels and blended teacher targets
+    images = torch.stack([torch.zeros(48, 48), torch.full((48, 48), 255.0)]).to(torch.uint8)
+    labels = torch.tensor([0, 1])
+    seen = []
+
+    class Brightness(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.tensor([-3.0, 3.0, 0, 0, 0, 0, 0]))
+
+        def forward(self, x):
+            seen.append(x.detach().clone())
+            return x.mean(dim=(1, 2, 3))[:, None] * self.weight
+
+    model = Brightness()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    args = main.fill_recipe(run_args(main, "--batch_size", "2", "--mixup", "1.0", "--label_smoothing", "0",
+                                     "--rotation", "0", "--scale", "0", "--shift", "0", "--sharpness", "0",
+                                     "--distill_weight", "0.5", "--no_flip"))
+    teacher = torch.nn.functional.one_hot(labels, 7).float()  # mixed as the labels are, the loss is unchanged
+    blends = 0
+    for epoch in range(8):
+        loss = engine.train_one_epoch(model, images, labels, optimizer, scheduler, epoch, args, (0.0, 1.0),
+                                      torch.device("cpu"), show_bar=False, teacher_probabilities=teacher)["loss"]
+        brightness = seen[-1].mean(dim=(1, 2, 3))
+        share = 1 - brightness[0].item()  # the black face's share of its own blend (1 when not mixed)
+        swapped = labels.flip(0) if share < 1 - 1e-6 else labels
+        logits = brightness[:, None] * model.weight.detach()
+        expected = (share * torch.nn.functional.cross_entropy(logits, labels)
+                    + (1 - share) * torch.nn.functional.cross_entropy(logits, swapped)).item()
+        assert loss == pytest.approx(expected, abs=1e-5), epoch
+        blends += 0.01 < share < 0.99
+    assert blends >= 3  # most draws of Beta(1, 1) blend the two faces

@@ -73,3 +73,18 @@ def test_visualize_backend_onnx_scores_as_torch(prepared, exported, tmp_path):
     broken.write_bytes(b"not onnx")
     with pytest.raises(onnx_classifier.OnnxError, match="cannot load"):
         visualize.main(run_args(visualize, *common, "-m", broken))
+
+
+def test_a_clahe_checkpoint_equalises_before_the_onnx_graph(checkpoint, prepared, tmp_path):
+    # ONNX has no CLAHE operator: the runtime equalises the faces itself when the metadata says so
+    equalised = tmp_path / "clahe.pt"
+    torch.save({**torch.load(checkpoint, weights_only=True), "clahe": True}, equalised)
+    path = onnx_classifier.export(equalised, tmp_path / "clahe.onnx")
+    faces = real_faces(prepared)
+    alone = onnx_classifier.OnnxClassifier(path).predict(faces)
+    assert np.abs(alone - Ensemble(equalised).predict(faces).numpy()).max() < 1e-4
+    assert np.abs(alone - Ensemble(checkpoint).predict(faces).numpy()).max() > 1e-3  # equalising changed the input
+    # beside a plain member, each equalises or not on its own, with test-time views too
+    mixed = onnx_classifier.OnnxClassifier([path, onnx_classifier.export(checkpoint, tmp_path / "plain.onnx")],
+                                           tta="flip").predict(faces)
+    assert np.abs(mixed - Ensemble([equalised, checkpoint], tta="flip").predict(faces).numpy()).max() < 1e-4
