@@ -436,16 +436,15 @@ def train(args):
     if args.max_steps:
         steps_per_epoch = min(steps_per_epoch, args.max_steps)
     model, optimizer, scheduler = build_training(args, device, steps_per_epoch, world_size)
-    average = weight_average(model, args.ema)
+    if args.init and not checkpoint:
+        load_initial_weights(model, args.init, args.arch)
+    average = weight_average(model, args.ema)  # from the initial weights
     start_epoch, best_accuracy, history = 0, None, []
     if checkpoint:
         start_epoch, best_accuracy, history = restore_training(checkpoint, model, optimizer, scheduler, average)
         run_dir = Path(args.resume).parent
     elif rank == 0:
         run_dir = new_run_dir(args.out, args.arch)
-    if args.init and not checkpoint:
-        load_initial_weights(model, args.init, args.arch)
-        average = weight_average(model, args.ema)  # the average starts from the initial weights too
     net = torch.nn.parallel.DistributedDataParallel(model) if world_size > 1 else model
 
     config = dict(vars(args))

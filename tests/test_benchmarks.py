@@ -52,3 +52,19 @@ def test_face_sets_read_in_both_layouts_and_score_in_crop_mode(tmp_path, layout,
     import json
     result = json.loads((tmp_path / "r.json").read_text())["sets"]["set"]
     assert result["faces"] == 14 and result["found"] == 1.0 and sum(map(sum, result["confusion"])) == 14
+
+
+@pytest.mark.parametrize("brief", [False, True])
+def test_cross_table_prints_a_row_per_run(tmp_path, monkeypatch, capsys, brief):
+    import json
+
+    import cross_table
+    run = {"model": ["weights/a.pt", "weights/b.pt"], "mode": "crop", "tta": None, "balanced": True,
+           "sets": {"rafdb": {"found": 1.0, "accuracy": 0.6125, "balanced_accuracy": 0.5}}}
+    (tmp_path / "ens.json").write_text(json.dumps(run))
+    monkeypatch.setattr(sys, "argv", ["cross_table.py", str(tmp_path / "ens.json")] + (["--brief"] if brief else []))
+    cross_table.main()
+    header, _, row = capsys.readouterr().out.strip().splitlines()
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells == ["ens", "a+b", "crop, balanced"] + ([] if brief else ["100.0%"]) + ["61.25%", "50.00%"]
+    assert ("rafdb found" in header) != brief
