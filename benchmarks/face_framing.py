@@ -15,6 +15,8 @@ import cv2
 import numpy as np
 
 from common import median_report
+from data_loaders import load_split
+from face_detectors import DETECTORS, build_detector
 
 
 def spread_report(name, values):
@@ -23,8 +25,6 @@ def spread_report(name, values):
     low, high = np.percentile(values, [10, 90])
     print(f"    10th-90th percentile: {low:.3f} .. {high:.3f}")
     return median
-from data_loaders import load_split
-from face_detectors import DETECTORS, build_detector
 
 
 def main():
