@@ -124,7 +124,7 @@ def train_one_epoch(model, images, labels, optimizer, scheduler, epoch, args, no
         steps = min(steps, args.max_steps)
     totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, seen
     adjustment = 0.0
-    if getattr(args, "logit_adjust", 0.0) > 0:
+    if args.logit_adjust > 0:
         counts = torch.bincount(labels.cpu(), minlength=len(CLASS_NAMES)).float().clamp_min(1)
         adjustment = (args.logit_adjust * (counts / counts.sum()).log()).to(device)
     start = time.perf_counter()
@@ -139,7 +139,7 @@ def train_one_epoch(model, images, labels, optimizer, scheduler, epoch, args, no
         x = augment_batch(x, generator, args.rotation, args.scale, args.shift, not args.no_flip, args.erase_prob,
                           args.sharpness)
         share, partner = 1.0, None
-        if getattr(args, "mixup", 0.0) > 0:  # the Beta draw uses the global RNG, seeded per epoch above
+        if args.mixup > 0:  # the Beta draw uses the global RNG, seeded per epoch above
             share = torch.distributions.Beta(args.mixup, args.mixup).sample().item()
             partner = torch.randperm(len(y), generator=generator).to(device)
             x = share * x + (1 - share) * x[partner]

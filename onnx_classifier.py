@@ -80,12 +80,13 @@ class OnnxClassifier:
         probabilities = []
         for start in range(0, len(images), batch_size):
             batch = images[start:start + batch_size]
-            total = 0
-            for session, clahe in zip(self.sessions, self.clahe):
+            members = []
+            for session, clahe in zip(self.sessions, self.clahe):  # each member reads the faces its own way
                 views = [np.ascontiguousarray(view, dtype=np.float32)
                          for view in tta_views(equalize_contrast(batch) if clahe else batch, self.tta)]
-                total = total + sum(session.run(None, {session.get_inputs()[0].name: view})[0] for view in views)
-            probabilities.append(total / (len(views) * len(self.sessions)))
+                members.append(np.mean([session.run(None, {session.get_inputs()[0].name: view})[0]
+                                        for view in views], axis=0))
+            probabilities.append(np.mean(members, axis=0))
         result = np.concatenate(probabilities) if probabilities else np.zeros((0, len(self.class_names)), np.float32)
         if self.balanced:
             result = result / self.prior

@@ -10,7 +10,7 @@ import torch
 import engine
 import main
 from conftest import ROOT, assert_one_line_usage_error, run_args
-from model import load_model
+from model import Ensemble, load_model
 from synthetic_faces import SYNTHETIC_CSV, write_synthetic_csv
 
 FAST = ["--batch_size", "16", "--workers", "1", "--quiet"]
@@ -349,7 +349,6 @@ def test_clahe_run_trains_and_predicts_on_equalised_faces(prepared, tmp_path):
     assert checkpoint["normalization"] == pytest.approx([pixels.mean().item(), pixels.std().item()], rel=1e-5)
     # every reader of the checkpoint equalises first: Ensemble on raw faces = the network on equalised ones
     val, _, _ = main.load_split(prepared, "val")
-    from model import Ensemble
     read = Ensemble([run_dir / "last.pt"]).predict(val)
     direct = main.predict(model, torch.from_numpy(main.equalize_contrast(val.numpy())),
                           tuple(checkpoint["normalization"]), "cpu")
