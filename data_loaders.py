@@ -201,6 +201,33 @@ def augment_batch(x, generator, max_rotation=10.0, max_scale=0.1, max_shift=0.1,
     return x
 
 
+def mix_batch(x, generator, mixup=0.0, cutmix=0.0):
+    """Mixes each face with another of its batch: (mixed x, share, partner), partner None when unmixed.
+
+    share ~ Beta(a, a) is each face's own part of the result; the labels and teacher targets
+    of x[partner] make up the rest. mixup > 0 blends whole faces (Zhang et al. 2018);
+    cutmix > 0 pastes a rectangle of the partner (Yun et al. 2019), and share becomes the
+    area actually left to the face once the rectangle is clipped to the image. The Beta
+    draw uses the global RNG (seeded per epoch by the caller), the partner and the
+    rectangle `generator`.
+    """
+    alpha = mixup or cutmix
+    if alpha <= 0:
+        return x, 1.0, None
+    share = torch.distributions.Beta(alpha, alpha).sample().item()
+    partner = torch.randperm(len(x), generator=generator).to(x.device)
+    if mixup > 0:
+        return share * x + (1 - share) * x[partner], share, partner
+    h, w = x.shape[-2:]
+    centre_row, centre_col = (torch.rand(2, generator=generator) * torch.tensor([h, w])).tolist()
+    half_h, half_w = h * math.sqrt(1 - share) / 2, w * math.sqrt(1 - share) / 2
+    top, bottom = max(0, round(centre_row - half_h)), min(h, round(centre_row + half_h))
+    left, right = max(0, round(centre_col - half_w)), min(w, round(centre_col + half_w))
+    x = x.clone()
+    x[..., top:bottom, left:right] = x[partner][..., top:bottom, left:right]
+    return x, 1 - (bottom - top) * (right - left) / (h * w), partner
+
+
 # ---------------------------------------------------------------- labelled face folders (evaluation only)
 
 def read_face_set(folder):

@@ -12,7 +12,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from data_loaders import CLASS_NAMES, augment_batch, degrade_batch
+from data_loaders import CLASS_NAMES, augment_batch, degrade_batch, mix_batch
 from model import predict
 
 
@@ -108,8 +108,9 @@ def train_one_epoch(model, images, labels, optimizer, scheduler, epoch, args, no
     the teacher's predictions, weighted by args.distill_weight. With args.logit_adjust = tau > 0,
     both terms see logits + tau * log(prior of the training labels) (Menon et al. 2021): the
     network's own logits then learn the class-balanced decision, and their adjusted sum still
-    follows the teacher's FER2013 posterior. With args.mixup = a > 0, each batch is blended
-    with its own shuffle by a Beta(a, a) share, and so are its labels and teacher targets.
+    follows the teacher's FER2013 posterior. With args.mixup or args.cutmix = a > 0, each batch
+    is mixed with its own shuffle (data_loaders.mix_batch), and so are its labels and teacher
+    targets. With args.sam = rho > 0, each step follows the sharpness-aware gradient.
     average: a torch.optim.swa_utils.AveragedModel (--ema) updated after every step. autocast_dtype
     (e.g. torch.bfloat16) runs the forward pass under autocast; None = fp32.
     """
@@ -138,30 +139,37 @@ def train_one_epoch(model, images, labels, optimizer, scheduler, epoch, args, no
         x = (x - normalization[0]) / normalization[1]
         x = augment_batch(x, generator, args.rotation, args.scale, args.shift, not args.no_flip, args.erase_prob,
                           args.sharpness)
-        share, partner = 1.0, None
-        if args.mixup > 0:  # the Beta draw uses the global RNG, seeded per epoch above
-            share = torch.distributions.Beta(args.mixup, args.mixup).sample().item()
-            partner = torch.randperm(len(y), generator=generator).to(device)
-            x = share * x + (1 - share) * x[partner]
+        x, share, partner = mix_batch(x, generator, args.mixup, args.cutmix)
         if device.type in CHANNELS_LAST_DEVICES:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None):
-            logits = model(x)
-        fitted = logits.float() + adjustment
-        loss = F.cross_entropy(fitted, y, label_smoothing=args.label_smoothing)
-        if partner is not None:
-            loss = share * loss + (1 - share) * F.cross_entropy(fitted, y[partner], label_smoothing=args.label_smoothing)
+        targets = None
         if teacher_probabilities is not None:
             targets = teacher_probabilities[batch].to(device)
             if partner is not None:
                 targets = share * targets + (1 - share) * targets[partner]
-            soft = -(targets * fitted.log_softmax(1)).sum(1).mean()
-            loss = (1 - args.distill_weight) * loss + args.distill_weight * soft
+
+        def batch_loss():
+            with torch.autocast(device.type, dtype=autocast_dtype or torch.bfloat16,
+                                enabled=autocast_dtype is not None):
+                logits = model(x)
+            fitted = logits.float() + adjustment
+            loss = F.cross_entropy(fitted, y, label_smoothing=args.label_smoothing)
+            if partner is not None:
+                loss = share * loss + (1 - share) * F.cross_entropy(fitted, y[partner],
+                                                                    label_smoothing=args.label_smoothing)
+            if targets is not None:
+                soft = -(targets * fitted.log_softmax(1)).sum(1).mean()
+                loss = (1 - args.distill_weight) * loss + args.distill_weight * soft
+            return loss, logits
+
+        loss, logits = batch_loss()
         if not torch.isfinite(loss):
             raise TrainingError(f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
                                 "lower --learning_rate or set --clip_grad")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if args.sam > 0:
+            sharpness_aware_gradient(model, batch_loss, args.sam)
         if args.clip_grad > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
         optimizer.step()
@@ -177,6 +185,35 @@ def train_one_epoch(model, images, labels, optimizer, scheduler, epoch, args, no
     loss_sum, correct, seen = totals.tolist()
     return {"loss": loss_sum / max(seen, 1), "accuracy": correct / max(seen, 1),
             "images_per_s": seen / max(elapsed, 1e-9)}
+
+
+def sharpness_aware_gradient(model, batch_loss, rho):
+    """Replaces model's gradients by those at the worst nearby weights (SAM, Foret et al. 2021).
+
+    The weights step rho along the current gradient's direction, batch_loss() is
+    differentiated there, and the weights step back: the optimizer then follows a
+    gradient that also lowers the loss of the neighbourhood, i.e. seeks flat minima.
+    Batch-norm statistics do not move in the second pass, so a step counts each batch once.
+    """
+    weights = [p for p in model.parameters() if p.grad is not None]
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in weights]))
+    with torch.no_grad():
+        steps = [p.grad * (rho / (norm + 1e-12)) for p in weights]
+        for p, step in zip(weights, steps):
+            p.add_(step)
+            p.grad = None
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.momentum = 0.0
+    try:
+        batch_loss()[0].backward()
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        with torch.no_grad():
+            for p, step in zip(weights, steps):
+                p.sub_(step)
 
 
 def evaluate(model, images, labels, normalization, device, batch_size=512, tta=None):

@@ -36,12 +36,12 @@ RECIPES = {
     "deep_emotion": dict(epochs=200, batch_size=256, learning_rate=0.003, optimizer="adamw", weight_decay=1e-4,
                          warmup_epochs=2, label_smoothing=0.1, rotation=10.0, scale=0.1, shift=0.1,
                          erase_prob=0.0, sharpness=1.5, photometric=0.0, clahe=False, logit_adjust=0.0,
-                         ema=0.0, mixup=0.0, loc_lr_scale=1.0, clip_grad=0.0, arch_args={"dropout": 0.0},
+                         ema=0.0, mixup=0.0, cutmix=0.0, sam=0.0, loc_lr_scale=1.0, clip_grad=0.0, arch_args={"dropout": 0.0},
                          teacher="weights/deep_emotion_vgg.pt", distill_weight=0.5),
     "deep_emotion_vgg": dict(epochs=60, batch_size=256, learning_rate=0.03, optimizer="sgd", weight_decay=5e-4,
                              warmup_epochs=3, label_smoothing=0.1, rotation=10.0, scale=0.1, shift=0.1,
                              erase_prob=0.5, sharpness=1.5, photometric=0.0, clahe=False, logit_adjust=0.0,
-                             ema=0.0, mixup=0.0, loc_lr_scale=0.1, clip_grad=5.0, arch_args={"width": 48},
+                             ema=0.0, mixup=0.0, cutmix=0.0, sam=0.0, loc_lr_scale=0.1, clip_grad=5.0, arch_args={"width": 48},
                              teacher="", distill_weight=0.5),
 }
 
@@ -51,7 +51,7 @@ RECIPES = {
 RUN_DEFAULTS = dict(arch="deep_emotion", seed=0, precision="auto", no_flip=False, max_steps=0, init="")
 # what main.py did before a key was recorded in config.json, for resuming older runs
 LEGACY_CONFIG = dict(precision="fp32", sharpness=0.0, photometric=0.0, clahe=False, logit_adjust=0.0, ema=0.0,
-                     mixup=0.0, teacher="", distill_weight=0.5)
+                     mixup=0.0, cutmix=0.0, sam=0.0, teacher="", distill_weight=0.5)
 
 
 def recipe_help(key):
@@ -119,6 +119,13 @@ def get_args_parser():
     parser.add_argument("--mixup", type=nonnegative, default=None,
                         help="mixup: each batch is blended with itself shuffled, by a Beta(a, a) share, labels and "
                              "teacher targets alike; a, 0 = off" + recipe_help("mixup"))
+    parser.add_argument("--cutmix", type=nonnegative, default=None,
+                        help="CutMix: a rectangle of each face's shuffled partner is pasted in, its area ~ Beta(a, a), "
+                             "labels and teacher targets mixed by area; a, 0 = off; not with --mixup"
+                             + recipe_help("cutmix"))
+    parser.add_argument("--sam", type=nonnegative, default=None,
+                        help="sharpness-aware minimisation (Foret et al. 2021): radius rho of the weight step the "
+                             "gradient is taken at; each step costs two, 0 = off" + recipe_help("sam"))
     parser.add_argument("--teacher", default=None,
                         help="checkpoint(s) whose predictions the network also learns from (knowledge distillation; "
                              "several, comma-separated, are averaged; '' = none)" + recipe_help("teacher"))
@@ -206,6 +213,8 @@ def configure(args, device, world_size):
                             f"schedule; add --schedule_epochs {args.epochs}")
     if args.batch_size % world_size:
         raise TrainingError(f"--batch_size {args.batch_size} is not divisible by {world_size} processes")
+    if args.mixup > 0 and args.cutmix > 0:
+        raise TrainingError("--mixup and --cutmix each mix the whole batch; choose one")
     args.precision = pick_precision(args.precision, device)  # the config records what ran, never "auto"
     return checkpoint
 

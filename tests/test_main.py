@@ -426,34 +426,40 @@ def test_ema_saves_the_average_and_resumes_exactly(prepared, tmp_path):
         assert all(torch.equal(a[k], b[k]) for k in a), name
 
 
-def test_mixup_blends_faces_labels_and_teacher_targets():
-    # two faces, black of class 0 and white of class 1, and a network whose logits grow with brightness:
-    # the loss must be that of the blended face against the blended labels and blended teacher targets
-    images = torch.stack([torch.zeros(48, 48), torch.full((48, 48), 255.0)]).to(torch.uint8)
-    labels = torch.tensor([0, 1])
-    seen = []
+class Brightness(torch.nn.Module):
+    """A network whose logits grow with a face's mean brightness; it keeps the faces it is shown."""
 
-    class Brightness(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.weight = torch.nn.Parameter(torch.tensor([-3.0, 3.0, 0, 0, 0, 0, 0]))
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.tensor([-3.0, 3.0, 0, 0, 0, 0, 0]))
+        self.seen = []
 
-        def forward(self, x):
-            seen.append(x.detach().clone())
-            return x.mean(dim=(1, 2, 3))[:, None] * self.weight
+    def forward(self, x):
+        self.seen.append(x.detach().clone())
+        return x.mean(dim=(1, 2, 3))[:, None] * self.weight
 
+
+BLACK_AND_WHITE = torch.stack([torch.zeros(48, 48), torch.full((48, 48), 255.0)]).to(torch.uint8), torch.tensor([0, 1])
+NO_AUGMENTATION = ["--rotation", "0", "--scale", "0", "--shift", "0", "--sharpness", "0", "--no_flip"]
+
+
+@pytest.mark.parametrize("mix", ["--mixup", "--cutmix"])
+def test_mixing_blends_faces_labels_and_teacher_targets(mix):
+    # two faces, black of class 0 and white of class 1: the loss must be that of the mixed face against
+    # the labels and teacher targets mixed by the black face's share of it (1 - its brightness)
+    images, labels = BLACK_AND_WHITE
     model = Brightness()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    args = main.fill_recipe(run_args(main, "--batch_size", "2", "--mixup", "1.0", "--label_smoothing", "0",
-                                     "--rotation", "0", "--scale", "0", "--shift", "0", "--sharpness", "0",
-                                     "--distill_weight", "0.5", "--no_flip"))
+    args = main.fill_recipe(run_args(main, "--batch_size", "2", mix, "1.0", "--label_smoothing", "0",
+                                     "--distill_weight", "0.5", *NO_AUGMENTATION))
     teacher = torch.nn.functional.one_hot(labels, 7).float()  # mixed as the labels are, the loss is unchanged
     blends = 0
     for epoch in range(8):
         loss = engine.train_one_epoch(model, images, labels, optimizer, scheduler, epoch, args, (0.0, 1.0),
                                       torch.device("cpu"), show_bar=False, teacher_probabilities=teacher)["loss"]
-        brightness = seen[-1].mean(dim=(1, 2, 3))
+        faces = model.seen[-1]
+        brightness = faces.mean(dim=(1, 2, 3))
         share = 1 - brightness[0].item()  # the black face's share of its own blend (1 when not mixed)
         swapped = labels.flip(0) if share < 1 - 1e-6 else labels
         logits = brightness[:, None] * model.weight.detach()
@@ -461,4 +467,33 @@ def test_mixup_blends_faces_labels_and_teacher_targets():
                     + (1 - share) * torch.nn.functional.cross_entropy(logits, swapped)).item()
         assert loss == pytest.approx(expected, abs=1e-5), epoch
         blends += 0.01 < share < 0.99
-    assert blends >= 3  # most draws of Beta(1, 1) blend the two faces
+        pasted = ((faces == 0) | (faces == 1)).all().item()  # CutMix pastes pixels; mixup blends every one
+        assert pasted == (mix == "--cutmix" or not 0 < share < 1), epoch
+    assert blends >= 3  # most draws of Beta(1, 1) mix the two faces
+
+
+def test_mixup_and_cutmix_together_are_refused(prepared, tmp_path):
+    with pytest.raises(main.TrainingError, match="choose one"):
+        train(prepared, tmp_path, "--epochs", "1", "--mixup", "0.2", "--cutmix", "1.0")
+
+
+def test_sam_steps_with_the_gradient_at_the_perturbed_weights():
+    images, labels = BLACK_AND_WHITE
+    model = Brightness()
+    start = model.weight.detach().clone()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    args = main.fill_recipe(run_args(main, "--batch_size", "2", "--sam", "0.3", "--label_smoothing", "0",
+                                     "--teacher", "", *NO_AUGMENTATION))
+    engine.train_one_epoch(model, images, labels, optimizer, scheduler, 0, args, (0.0, 1.0), torch.device("cpu"),
+                           show_bar=False)
+
+    def gradient(weight):
+        weight = weight.clone().requires_grad_()
+        loss = torch.nn.functional.cross_entropy(torch.tensor([[0.0], [1.0]]) * weight, labels)
+        return torch.autograd.grad(loss, weight)[0]
+
+    plain = gradient(start)
+    sharp = gradient(start + 0.3 * plain / plain.norm())
+    assert torch.allclose(model.weight.detach(), start - 0.5 * sharp, atol=1e-6)
+    assert not torch.allclose(sharp, plain, atol=1e-3)  # the test tells SAM's step from a plain one
