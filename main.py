@@ -36,13 +36,13 @@ RECIPES = {
     "deep_emotion": dict(epochs=200, batch_size=256, learning_rate=0.003, optimizer="adamw", weight_decay=1e-4,
                          warmup_epochs=2, label_smoothing=0.1, rotation=10.0, scale=0.1, shift=0.1,
                          erase_prob=0.0, sharpness=1.5, photometric=0.0, clahe=False, logit_adjust=0.0,
-                         ema=0.0, mixup=0.0, cutmix=0.0, sam=0.0, loc_lr_scale=1.0, clip_grad=0.0, arch_args={"dropout": 0.0},
-                         teacher="weights/deep_emotion_vgg.pt", distill_weight=0.5),
+                         ema=0.0, mixup=0.0, cutmix=0.0, sam=0.0, loc_lr_scale=1.0, clip_grad=0.0,
+                         arch_args={"dropout": 0.0}, teacher="weights/deep_emotion_vgg.pt", distill_weight=0.5),
     "deep_emotion_vgg": dict(epochs=60, batch_size=256, learning_rate=0.03, optimizer="sgd", weight_decay=5e-4,
                              warmup_epochs=3, label_smoothing=0.1, rotation=10.0, scale=0.1, shift=0.1,
                              erase_prob=0.5, sharpness=1.5, photometric=0.0, clahe=False, logit_adjust=0.0,
-                             ema=0.0, mixup=0.0, cutmix=0.0, sam=0.0, loc_lr_scale=0.1, clip_grad=5.0, arch_args={"width": 48},
-                             teacher="", distill_weight=0.5),
+                             ema=0.0, mixup=0.0, cutmix=0.0, sam=0.0, loc_lr_scale=0.1, clip_grad=5.0,
+                             arch_args={"width": 48}, teacher="", distill_weight=0.5),
 }
 
 
