@@ -439,7 +439,8 @@ class Brightness(torch.nn.Module):
         return x.mean(dim=(1, 2, 3))[:, None] * self.weight
 
 
-BLACK_AND_WHITE = torch.stack([torch.zeros(48, 48), torch.full((48, 48), 255.0)]).to(torch.uint8), torch.tensor([0, 1])
+BLACK_AND_WHITE = (torch.stack([torch.zeros(48, 48), torch.full((48, 48), 255.0)]).to(torch.uint8),
+                   torch.tensor([0, 1]))
 NO_AUGMENTATION = ["--rotation", "0", "--scale", "0", "--shift", "0", "--sharpness", "0", "--no_flip"]
 
 
@@ -497,3 +498,19 @@ def test_sam_steps_with_the_gradient_at_the_perturbed_weights():
     sharp = gradient(start + 0.3 * plain / plain.norm())
     assert torch.allclose(model.weight.detach(), start - 0.5 * sharp, atol=1e-6)
     assert not torch.allclose(sharp, plain, atol=1e-3)  # the test tells SAM's step from a plain one
+
+
+def test_sam_moves_batch_norm_statistics_once_per_step():
+    images, labels = BLACK_AND_WHITE
+    statistics = {}
+    for rho in ("0", "0.05"):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.BatchNorm2d(1), torch.nn.Flatten(), torch.nn.Linear(48 * 48, 7))
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+        args = main.fill_recipe(run_args(main, "--batch_size", "2", "--sam", rho, "--teacher", "", *NO_AUGMENTATION))
+        engine.train_one_epoch(model, images, labels, optimizer, scheduler, 0, args, (0.0, 1.0),
+                               torch.device("cpu"), show_bar=False)
+        statistics[rho] = (model[0].running_mean.item(), model[0].running_var.item(), model[0].momentum)
+    assert statistics["0.05"] == pytest.approx(statistics["0"])
+    assert statistics["0"][0] == pytest.approx(0.05)  # one update: 0.9 * 0 + 0.1 * the batch mean 0.5
