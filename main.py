@@ -312,7 +312,7 @@ def build_training(args, device, steps_per_epoch, world_size):
     torch.manual_seed(args.seed)
     try:
         model = build_model(args.arch, **args.arch_args)
-    except TypeError as error:
+    except (TypeError, ValueError) as error:
         raise TrainingError(f"--arch_args {json.dumps(args.arch_args)} do not fit {args.arch}: {error}") from None
     if world_size > 1 and device.type == "cuda":  # batch statistics over the global batch (CUDA only)
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)

@@ -116,19 +116,23 @@ def _conv_bn_relu(in_channels, out_channels):
 class DeepEmotionVGG(STNAttention):
     """The same idea, STN attention in front of a CNN, with a VGG-style extractor.
 
-    Four stages of two 3x3 conv-BN-ReLU layers (`width`, 2x, 4x, 8x channels),
+    Four stages of `depth` 3x3 conv-BN-ReLU layers (`width`, 2x, 4x, 8x channels),
     each followed by 2x2 max-pooling (48 -> 3), then global average pooling,
     dropout and one linear classifier. The STN is the paper's, unchanged.
     """
 
-    def __init__(self, num_classes=len(CLASS_NAMES), width=48, dropout=0.3, in_channels=1, image_size=IMAGE_SIZE):
+    def __init__(self, num_classes=len(CLASS_NAMES), width=48, depth=2, dropout=0.3, in_channels=1,
+                 image_size=IMAGE_SIZE):
         super().__init__(in_channels, image_size)
+        if depth < 1:
+            raise ValueError(f"depth must be at least 1, not {depth}")
         layers, channels = [], in_channels
         for stage in range(4):
             out_channels = width * 2 ** stage
-            layers += _conv_bn_relu(channels, out_channels) + _conv_bn_relu(out_channels, out_channels)
+            for _ in range(depth):
+                layers += _conv_bn_relu(channels, out_channels)
+                channels = out_channels
             layers.append(nn.MaxPool2d(2))
-            channels = out_channels
         self.features = nn.Sequential(*layers)
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(channels, num_classes)

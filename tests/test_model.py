@@ -40,6 +40,16 @@ def test_default_network_is_the_original_size():
     assert count_parameters(DeepEmotion()) == 66_877
 
 
+def test_vgg_depth_adds_one_conv_bn_per_stage_and_keeps_the_shipped_layout():
+    assert count_parameters(build_model("deep_emotion_vgg")) == 2_662_599  # weights/deep_emotion_vgg.pt's size
+    two, three = build_model("deep_emotion_vgg", width=8), build_model("deep_emotion_vgg", width=8, depth=3)
+    extra = sum(9 * c * c + 2 * c for c in (8, 16, 32, 64))  # a bias-free 3x3 conv and its batch norm per stage
+    assert count_parameters(three) - count_parameters(two) == extra
+    assert three(torch.randn(2, 1, 48, 48)).shape == (2, 7)
+    with pytest.raises(ValueError):
+        build_model("deep_emotion_vgg", depth=0)
+
+
 @pytest.mark.parametrize("arch", sorted(ARCHS))
 @pytest.mark.parametrize("batch", [1, 64])
 def test_forward_shapes(arch, batch):

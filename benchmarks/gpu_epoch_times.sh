@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Seconds per FER2013 training epoch of each network on a lent GPU, in one device call:
+#
+#   device run, timeout_s 480:  bash benchmarks/gpu_epoch_times.sh
+#   here, as a dry run:         bash benchmarks/gpu_epoch_times.sh cpu 2
+#
+# FER2013 itself does not travel to the GPU machine (its csv is over the 64 MiB a call
+# carries), so the faces timed are synthetic ones in FER2013's numbers (28,707 training,
+# 3,591 val): an epoch's seconds depend on how many faces it holds, not on what they show.
+# Arguments: device (default cuda), training steps per measurement (default 100).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+device=${1:-cuda}
+steps=${2:-100}
+out=${OUT:-runs/gpu_epoch_times}
+data=$(mktemp -d)
+trap 'rm -rf "$data"' EXIT
+mkdir -p "$out"
+python3 -c "from synthetic_faces import write_synthetic_csv as w; w('$data/fer2013_synthetic.csv.gz', per_class=(4101, 513, 0))"
+python3 generate_data.py --data "$data" >/dev/null
+{
+    nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null || true
+    for arch in deep_emotion deep_emotion_vgg; do
+        for precision in bf16 fp32; do
+            python3 benchmarks/train_throughput.py --data "$data" --device "$device" --arch "$arch" \
+                --precision "$precision" --steps "$steps" --repeats 3
+        done
+    done
+} 2>&1 | tee "$out/epoch_times.txt"
