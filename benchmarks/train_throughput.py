@@ -26,7 +26,7 @@ from model import build_model, device_arg, pick_device
 FER2013_TRAIN_FACES = 28_709
 
 
-def ours(args):
+def ours(args, device):
     train_args = trainer.fill_recipe(trainer.get_args_parser().parse_args(
         ["--train", "--data", args.data, "--quiet", "--max_steps", str(args.steps), "--arch", args.arch,
          "--precision", args.precision]
@@ -34,7 +34,6 @@ def ours(args):
         + (["--arch_args", args.arch_args] if args.arch_args else [])))
     images, labels, _ = load_split(args.data, "train")
     normalization = ((images.float() / 255).mean().item(), (images.float() / 255).std().item())
-    device = pick_device(args.device)
     if device.type == "cuda":
         images, labels = images.to(device), labels.to(device)
     model = engine.to_fast_layout(build_model(args.arch, **train_args.arch_args), device)
@@ -81,14 +80,15 @@ def main():
     parser.add_argument("--busy", type=int, default=0,
                         help="processes kept spinning beside the training, as another program would (default: 0)")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {pick_device(args.device)}, {torch.get_num_threads()} threads, "
+    device = pick_device(args.device)
+    print(f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads, "
           f"{args.busy} busy process(es) beside it")
     ours_name = f"ours (main.py, {args.arch}, batch {args.batch_size or 'of the recipe'})"
     results = {ours_name: [], "original loop (deep_emotion, batch 128)": []}
     with busy_cores(args.busy):
         for _ in range(args.repeats):
-            results[ours_name].append(ours(args))
-            if args.arch == "deep_emotion" and pick_device(args.device).type == "cpu":
+            results[ours_name].append(ours(args, device))
+            if args.arch == "deep_emotion" and device.type == "cpu":
                 results["original loop (deep_emotion, batch 128)"].append(original(args))
     for name, values in results.items():
         if values:

@@ -2,6 +2,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from conftest import ROOT
 
 from model import (ARCHS, SHIFT_PIXELS, CheckpointError, DeepEmotion, build_model, count_parameters, count_flops,
                    load_checkpoint, load_model, predict, tta_views)
@@ -41,7 +42,8 @@ def test_default_network_is_the_original_size():
 
 
 def test_vgg_depth_adds_one_conv_bn_per_stage_and_keeps_the_shipped_layout():
-    assert count_parameters(build_model("deep_emotion_vgg")) == 2_662_599  # weights/deep_emotion_vgg.pt's size
+    shipped = load_model(ROOT / "weights" / "deep_emotion_vgg.pt")[0]  # loads strictly: the default layout is unchanged
+    assert count_parameters(shipped) == count_parameters(build_model("deep_emotion_vgg")) == 2_662_599
     two, three = build_model("deep_emotion_vgg", width=8), build_model("deep_emotion_vgg", width=8, depth=3)
     extra = sum(9 * c * c + 2 * c for c in (8, 16, 32, 64))  # a bias-free 3x3 conv and its batch norm per stage
     assert count_parameters(three) - count_parameters(two) == extra
