@@ -44,6 +44,9 @@ def test_default_network_is_the_original_size():
 def test_vgg_depth_adds_one_conv_bn_per_stage_and_keeps_the_shipped_layout():
     shipped = load_model(ROOT / "weights" / "deep_emotion_vgg.pt")[0]  # loads strictly: the default layout is unchanged
     assert count_parameters(shipped) == count_parameters(build_model("deep_emotion_vgg")) == 2_662_599
+    deeper = load_model(ROOT / "weights" / "deep_emotion_vgg_depth3.pt")[0]  # stored fp16, restored fp32
+    assert count_parameters(deeper) == count_parameters(build_model("deep_emotion_vgg", depth=3)) == 4_426_599
+    assert all(p.dtype == torch.float32 for p in deeper.parameters())
     two, three = build_model("deep_emotion_vgg", width=8), build_model("deep_emotion_vgg", width=8, depth=3)
     extra = sum(9 * c * c + 2 * c for c in (8, 16, 32, 64))  # a bias-free 3x3 conv and its batch norm per stage
     assert count_parameters(three) - count_parameters(two) == extra

@@ -157,11 +157,12 @@ def test_real_faces_are_found_and_classified(checkpoint):
     assert found >= 24  # the Haar cascade finds most FER2013 faces at this size
 
 
-@pytest.mark.parametrize("name", ["deep_emotion", "deep_emotion_vgg"])
-def test_shipped_weights_load_and_default_to_the_vgg(name):
+@pytest.mark.parametrize("name, arch", [("deep_emotion", "deep_emotion"), ("deep_emotion_vgg", "deep_emotion_vgg"),
+                                        ("deep_emotion_vgg_depth3", "deep_emotion_vgg")])
+def test_shipped_weights_load_and_default_to_the_vgg(name, arch):
     path = ROOT / "weights" / f"{name}.pt"
     model, checkpoint = load_model(path)
-    assert checkpoint["arch"] == name and "optimizer" not in checkpoint
+    assert checkpoint["arch"] == arch and "optimizer" not in checkpoint
     assert path.stat().st_size < 16e6 and (ROOT / "weights" / f"{name}.md").exists()
     assert model(torch.zeros(2, 1, 48, 48)).shape == (2, 7)
     assert visualize.DEFAULT_MODEL == ROOT / "weights" / "deep_emotion_vgg.pt"
