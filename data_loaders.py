@@ -22,9 +22,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
+from emotions import CLASS_NAMES
 from utils import IMAGE_SUFFIXES
 
-CLASS_NAMES = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
 SPLITS = ("train", "val", "test", "unlabeled")
 PREPARED_DIRNAME = "prepared"
 UNLABELED = -1
@@ -117,6 +117,19 @@ def load_split(data_dir, split, require_labels=True):
     with ThreadPoolExecutor(os.cpu_count()) as pool:
         list(pool.map(decode, range(len(files)), chunksize=512))
     return torch.from_numpy(images), torch.tensor(labels, dtype=torch.int64), files
+
+
+def load_votes(data_dir, split):
+    """FER+'s ten vote counts of each face of a prepared split, int64 (N, 10), or None when it has none.
+
+    Rows of faces without votes are -1 (the columns are face_sources.VOTE_COLUMNS).
+    """
+    with open(split_dir(data_dir, split) / "labels.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or "votes" not in rows[0]:
+        return None
+    return np.array([[int(v) for v in row["votes"].split()] if row["votes"] else [-1] * 10 for row in rows],
+                    dtype=np.int64)
 
 
 def normalize(images, mean, std):

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from data_loaders import CLASS_NAMES, augment_batch, degrade_batch, mix_batch
+from metrics import classification_scores
 from model import predict
 
 
@@ -99,7 +100,7 @@ def epoch_seeds(seed, epoch, rank):
 
 def train_one_epoch(model, images, labels, optimizer, scheduler, epoch, args, normalization, device,
                     rank=0, world_size=1, show_bar=True, teacher_probabilities=None, autocast_dtype=None,
-                    average=None):
+                    average=None, soft_targets=None, draw=None):
     """One pass over the training split; returns {"loss", "accuracy", "images_per_s"} over all processes.
 
     The batch order and the augmentation come from generators seeded by
@@ -113,14 +114,18 @@ def train_one_epoch(model, images, labels, optimizer, scheduler, epoch, args, no
     targets. With args.sam = rho > 0, each step follows the sharpness-aware gradient.
     average: a torch.optim.swa_utils.AveragedModel (--ema) updated after every step. autocast_dtype
     (e.g. torch.bfloat16) runs the forward pass under autocast; None = fp32.
+    soft_targets (N, 7): a target distribution per face (FER+'s votes; training_data.union), which
+    the loss follows instead of the label. draw(generator) -> the epoch's indices (training_data.epoch_draws);
+    None = each face once, shuffled.
     """
     model.train()
     order_seed, augment_seed = epoch_seeds(args.seed, epoch, rank)
-    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(order_seed))
+    order_generator = torch.Generator().manual_seed(order_seed)
+    order = draw(order_generator) if draw is not None else torch.randperm(len(images), generator=order_generator)
     generator = torch.Generator().manual_seed(augment_seed)
     torch.manual_seed(augment_seed)  # dropout
     per_rank = args.batch_size // world_size
-    steps = len(images) // args.batch_size  # the last partial batch is dropped
+    steps = len(order) // args.batch_size  # the last partial batch is dropped
     if args.max_steps:
         steps = min(steps, args.max_steps)
     totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, seen
@@ -142,6 +147,11 @@ def train_one_epoch(model, images, labels, optimizer, scheduler, epoch, args, no
         x, share, partner = mix_batch(x, generator, args.mixup, args.cutmix)
         if device.type in CHANNELS_LAST_DEVICES:
             x = x.contiguous(memory_format=torch.channels_last)
+        wanted = None  # the batch's target distributions, when the run has them
+        if soft_targets is not None:
+            wanted = soft_targets[batch].to(device)
+            if partner is not None:
+                wanted = share * wanted + (1 - share) * wanted[partner]
         targets = None
         if teacher_probabilities is not None:
             targets = teacher_probabilities[batch].to(device)
@@ -153,13 +163,16 @@ def train_one_epoch(model, images, labels, optimizer, scheduler, epoch, args, no
                                 enabled=autocast_dtype is not None):
                 logits = model(x)
             fitted = logits.float() + adjustment
-            loss = F.cross_entropy(fitted, y, label_smoothing=args.label_smoothing)
-            if partner is not None:
-                loss = share * loss + (1 - share) * F.cross_entropy(fitted, y[partner],
-                                                                    label_smoothing=args.label_smoothing)
+            if wanted is not None:  # cross-entropy to each face's distribution (smoothed labels where no votes)
+                loss = -(wanted * fitted.log_softmax(1)).sum(1).mean()
+            else:
+                loss = F.cross_entropy(fitted, y, label_smoothing=args.label_smoothing)
+                if partner is not None:
+                    loss = share * loss + (1 - share) * F.cross_entropy(fitted, y[partner],
+                                                                        label_smoothing=args.label_smoothing)
             if targets is not None:
-                soft = -(targets * fitted.log_softmax(1)).sum(1).mean()
-                loss = (1 - args.distill_weight) * loss + args.distill_weight * soft
+                distilled = -(targets * fitted.log_softmax(1)).sum(1).mean()
+                loss = (1 - args.distill_weight) * loss + args.distill_weight * distilled
             return loss, logits
 
         loss, logits = batch_loss()
@@ -217,9 +230,10 @@ def sharpness_aware_gradient(model, batch_loss, rho):
 
 
 def evaluate(model, images, labels, normalization, device, batch_size=512, tta=None):
-    """Returns {"loss", "accuracy", "correct", "total"} and the predicted classes (N,)."""
+    """Returns {"loss", "accuracy", "balanced_accuracy", "correct", "total"} and the predicted classes (N,)."""
     probabilities = predict(model, images, normalization, device, batch_size, tta)
     predictions = probabilities.argmax(1)
-    correct = int((predictions == labels).sum())
+    scores = classification_scores(predictions.numpy(), labels.numpy())
     loss = F.nll_loss(probabilities.clamp_min(1e-12).log(), labels).item()
-    return {"loss": loss, "accuracy": correct / len(labels), "correct": correct, "total": len(labels)}, predictions
+    return {"loss": loss, "accuracy": scores["accuracy"], "balanced_accuracy": scores["balanced_accuracy"],
+            "correct": scores["correct"], "total": scores["total"]}, predictions

@@ -8,9 +8,14 @@ Recognised in DIR, in this order (torchvision's FER2013 order):
   2. icml_face_data.csv                   emotion, Usage, pixels (names start with a space)
   3. train.csv (+ test.csv)               Kaggle competition: emotion,pixels / pixels only
   4. train/<class>/*.jpg, test/<class>/*.jpg   image-folder mirror (Training_*, PublicTest_*, PrivateTest_*)
-  5. fer2013_synthetic.csv(.gz)           the synthetic demo set (same columns as 1)
+  5. FER2013Train/label.csv + PNGs (Valid, Test)  Microsoft's FER+ folders: label = FER+ majority
+  6. basic/EmoLabel/list_patition_label.txt  RAF-DB's official layout (aligned crops; its train/test kept)
+  7. labels.csv (file,label[,x,y,w,h])  or  <class>/<image>   any labelled face folder (RAF-DB's copy too)
+  8. fer2013_synthetic.csv(.gz)           the synthetic demo set (same columns as 1)
 
-Training -> train, PublicTest -> val, PrivateTest -> test. Inputs are never modified.
+Training -> train, PublicTest -> val, PrivateTest -> test. Inputs are never modified. FER+'s
+fer2013new.csv beside a FER2013 CSV is joined to it by row: each face keeps its ten FER+ votes
+(face_sources.py). Face folders are framed as the live pipeline frames faces (--framing).
 """
 import csv
 import ctypes
@@ -33,7 +38,9 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+import face_sources
 from data_loaders import CLASS_NAMES, SPLITS, UNLABELED, DataError, split_dir
+from face_detectors import DetectorError, yunet_model_path
 from synthetic_faces import SYNTHETIC_CSV, write_synthetic_csv
 from utils import (BOOL_FLAG, IMAGE_SUFFIXES, ArgumentParser, OutputError, check_writable_folder, float_in,
                    int_at_least, run_script, write_text_atomic)
@@ -46,8 +53,16 @@ SHOW_BAD_ROWS = 5
 
 def get_args_parser():
     parser = ArgumentParser(description="Convert FER2013 to per-split PNGs and labels CSVs.")
-    parser.add_argument("-d", "--data", default="data", help="folder holding the FER2013 download; "
-                        "output goes to DIR/prepared (default: data)")
+    parser.add_argument("-d", "--data", default="data", help="folder holding the FER2013 download or a labelled "
+                        "face folder; output goes to DIR/prepared (default: data)")
+    parser.add_argument("--out", default=None, help="write the prepared splits to OUT/prepared instead, e.g. for a "
+                        "read-only source (default: --data)")
+    parser.add_argument("--framing", choices=face_sources.FRAMINGS, default="auto",
+                        help="how a face folder's faces are framed: detect (YuNet on a bordered copy, the pipeline's "
+                             "framing), mapping (RAF-DB's measured framing), as_given (the whole image); auto = detect "
+                             "when a YuNet file is given, else mapping (default: auto)")
+    parser.add_argument("--detector_model", default=None,
+                        help="YuNet's .onnx file for --framing detect (default: $DEEP_EMOTION_YUNET)")
     parser.add_argument("--val_fraction", type=float_in(0, 1, high_open=True), default=0.1,
                         help="share of train carved out as val when the source has no PublicTest (default: 0.1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of that val carve (default: 0)")
@@ -75,11 +90,17 @@ def find_source(data_dir):
         return "competition", data_dir / "train.csv"
     if any(_class_folders(data_dir / top) for top in ("train", "test")):
         return "image_folder", data_dir
+    if any((data_dir / folder / "label.csv").is_file() for folder in face_sources.FERPLUS_FOLDERS):
+        return "ferplus_folders", data_dir
+    face_folder = face_sources.find_face_folder(data_dir)
+    if face_folder:
+        return face_folder, data_dir
     for name in (SYNTHETIC_CSV, SYNTHETIC_CSV + ".gz"):
         if (data_dir / name).is_file():
             return "synthetic", data_dir / name
-    raise DataError(f"no FER2013 found in {data_dir}: expected fer2013.csv, icml_face_data.csv, "
-                    "train.csv, train/<class>/ image folders, or run with --synthetic")
+    raise DataError(f"no faces found in {data_dir}: expected fer2013.csv, icml_face_data.csv, train.csv, "
+                    "train/<class>/ image folders, FER2013Train/label.csv, RAF-DB's basic/, a labels.csv, "
+                    "<class>/ folders, or run with --synthetic")
 
 
 def _class_folders(root):
@@ -92,21 +113,26 @@ def _class_folders(root):
 
 
 class Faces:
-    """Valid faces of a source and the bad rows it skipped."""
+    """Valid faces of a source, their FER+ votes where it has them, and the bad rows it skipped."""
 
     def __init__(self):
-        self.images, self.labels, self.splits, self.origins = [], [], [], []
+        self.images, self.labels, self.splits, self.origins, self.votes = [], [], [], [], []
         self.bad = []  # (origin, reason)
+        self.framing, self.missed_by_detector, self.votes_file = None, 0, None
 
-    def extend(self, images, labels, splits, origins):
+    def extend(self, images, labels, splits, origins, votes=None):
         self.images.append(images)
         self.labels += list(labels)
         self.splits += list(splits)
         self.origins += list(origins)
+        self.votes.append(np.full((len(images), len(face_sources.VOTE_COLUMNS)), -1) if votes is None
+                          else np.asarray(votes))
 
     def arrays(self):
+        """(images, labels, splits, origins, votes (N, 10), -1 rows where a face has none)."""
         images = np.concatenate(self.images) if self.images else np.zeros((0, 48, 48), np.uint8)
-        return images, np.asarray(self.labels, dtype=np.int64), np.asarray(self.splits), self.origins
+        votes = np.concatenate(self.votes) if self.votes else np.zeros((0, len(face_sources.VOTE_COLUMNS)))
+        return images, np.asarray(self.labels, dtype=np.int64), np.asarray(self.splits), self.origins, votes
 
 
 def _parse_block(texts):
@@ -236,7 +262,12 @@ def read_csv_faces(path, faces, split=None, labelled=True, workers=1):
     # line numbers as an editor shows them: the header is line 1
     origins = np.array([f"{path.name}:{row + 2}" for row in range(len(table))], dtype=object)
     faces.bad += [(origins[row], reason) for row, reason in sorted(reasons.items())]
-    faces.extend(images[ok], labels[ok], splits[ok], origins[ok])
+    votes_file = face_sources.ferplus_votes_file(path) if labelled and not split else None
+    votes = None
+    if votes_file is not None:  # FER+ relabelled fer2013.csv row by row: its row i is this file's row i
+        votes = face_sources.read_votes_csv(votes_file, len(table))[ok]
+        faces.votes_file = str(votes_file)
+    faces.extend(images[ok], labels[ok], splits[ok], origins[ok], votes)
 
 
 def read_image_folder_faces(root, faces):
@@ -267,10 +298,35 @@ def read_image_folder_faces(root, faces):
                  [e[2] for e, good in zip(entries, ok) if good], origins[ok])
 
 
-def read_faces(kind, path, workers=1):
+def read_face_folder(kind, root, faces, framing, detector_model):
+    """Reads a labelled face folder (face_sources.find_face_folder's kinds), framing each face."""
+    entries, faces.bad = face_sources.list_face_folder(root, kind)
+    if framing == "auto":
+        framing = "detect" if detector_model or os.environ.get("DEEP_EMOTION_YUNET") else "mapping"
+    if framing == "detect":
+        try:
+            detector_model = yunet_model_path(detector_model)
+        except DetectorError as error:
+            raise DataError(f"--framing detect: {error}") from None
+    crops, faces.missed_by_detector = face_sources.frame_faces(entries, framing, detector_model)
+    faces.framing = framing
+    origins = [str(Path(path).relative_to(root)) if Path(path).is_relative_to(root) else str(path)
+               for path, _, _, _ in entries]
+    faces.bad += [(origins[i], "missing or unreadable image") for i, crop in enumerate(crops) if crop is None]
+    kept = [i for i, crop in enumerate(crops) if crop is not None]
+    if kept:
+        faces.extend(np.stack([crops[i] for i in kept]), [entries[i][1] for i in kept],
+                     [entries[i][2] for i in kept], [origins[i] for i in kept])
+
+
+def read_faces(kind, path, workers=1, framing="auto", detector_model=None):
     """Every valid face of the source, with its label, split and origin (file:line or file)."""
     faces = Faces()
-    if kind in ("fer2013", "icml", "synthetic"):
+    if kind in ("rafdb", "labels_csv", "class_folders"):
+        read_face_folder(kind, path, faces, framing, detector_model)
+    elif kind == "ferplus_folders":
+        face_sources.read_ferplus_folders(path, faces)
+    elif kind in ("fer2013", "icml", "synthetic"):
         read_csv_faces(path, faces, workers=workers)
     elif kind == "competition":
         read_csv_faces(path, faces, split="train", workers=workers)
@@ -294,7 +350,7 @@ def carve_val(labels, fraction, seed):
 
 # ---------------------------------------------------------------- writing splits
 
-def write_split(directory, images, labels, origins, workers):
+def write_split(directory, images, labels, origins, workers, votes=None):
     """Writes one split atomically: built in a temporary folder, then renamed into place."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -319,9 +375,13 @@ def write_split(directory, images, labels, origins, workers):
                 bar.update(len(rows))
         with open(building / "labels.csv", "w", newline="") as f:
             writer = csv.writer(f)
-            writer.writerow(["file", "label", "origin"])
-            for name, label, origin in zip(names, labels, origins):
-                writer.writerow([name, "" if label == UNLABELED else int(label), origin])
+            with_votes = votes is not None and (votes >= 0).any()
+            writer.writerow(["file", "label", "origin"] + (["votes"] if with_votes else []))
+            for i, (name, label, origin) in enumerate(zip(names, labels, origins)):
+                row = [name, "" if label == UNLABELED else int(label), origin]
+                if with_votes:  # FER+'s ten counts, in face_sources.VOTE_COLUMNS order; empty where none
+                    row.append(" ".join(map(str, votes[i])) if votes[i][0] >= 0 else "")
+                writer.writerow(row)
         if directory.exists():  # --force: swap the old split out, then remove it
             old = directory.with_name(f".old-{directory.name}")
             shutil.rmtree(old, ignore_errors=True)
@@ -342,12 +402,21 @@ def _clean_leftovers(prepared):
             shutil.rmtree(leftover, ignore_errors=True)
 
 
+FOLDER_KINDS = ("image_folder", "ferplus_folders", "rafdb", "labels_csv", "class_folders")
+
+
 def source_files(kind, path):
     """The files a source is read from (what its fingerprint covers)."""
     if kind == "image_folder":
         return sorted(f for top in ("train", "test") for folder in _class_folders(Path(path) / top).values()
                       for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+    if kind in FOLDER_KINDS:
+        return sorted(f for f in Path(path).rglob("*") if f.is_file() and not f.name.startswith(".")
+                      and "prepared" not in f.relative_to(path).parts
+                      and (f.suffix.lower() in IMAGE_SUFFIXES or f.suffix.lower() in (".csv", ".txt")))
     files = [Path(path)]
+    if face_sources.ferplus_votes_file(path) is not None:
+        files.append(face_sources.ferplus_votes_file(path))
     if kind == "competition" and Path(path).with_name("test.csv").is_file():
         files.append(Path(path).with_name("test.csv"))
     return files
@@ -358,16 +427,18 @@ def fingerprint(kind, path):
 
     An image folder's thousands of files are summed up in one sha256 of that listing.
     """
-    root = Path(path) if kind == "image_folder" else Path(path).parent
+    root = Path(path) if kind in FOLDER_KINDS else Path(path).parent
     listing = [[str(f.relative_to(root)), f.stat().st_size, f.stat().st_mtime_ns] for f in source_files(kind, path)]
-    if kind == "image_folder":
+    if kind in FOLDER_KINDS:
         return {"kind": kind, "files": len(listing),
                 "listing_sha256": hashlib.sha256(json.dumps(listing).encode()).hexdigest()}
     return {"kind": kind, "files": listing}
 
 
-def stale_reason(manifest, built_from, val_fraction, seed, data_dir):
+def stale_reason(manifest, built_from, val_fraction, seed, data_dir, framing=None):
     """Why an existing build no longer matches its source and flags (None when it does)."""
+    if framing not in (None, "auto") and manifest.get("framing") not in (None, framing):
+        return f"its faces were framed by {manifest['framing']}, not {framing}"
     if manifest.get("built_from") != built_from:
         if "built_from" not in manifest:
             return "it was made by an older generate_data.py that did not record its source"
@@ -381,13 +452,15 @@ def stale_reason(manifest, built_from, val_fraction, seed, data_dir):
     return None
 
 
-def prepare(data_dir, val_fraction=0.1, seed=0, force=False, workers=None):
-    """Converts the FER2013 in data_dir into DIR/prepared/<split>/; returns a summary dict.
+def prepare(data_dir, val_fraction=0.1, seed=0, force=False, workers=None, out=None, framing="auto",
+            detector_model=None):
+    """Converts the faces in data_dir into OUT/prepared/<split>/ (OUT = data_dir by default); returns a summary.
 
     A build whose source files, val carve or splits no longer match is rebuilt; splits the
     source does not produce are removed, so no split of an older source is ever scored.
     """
     kind, path = find_source(data_dir)
+    data_dir = out or data_dir  # where the splits go from here on
     prepared = split_dir(data_dir, "")
     try:
         check_writable_folder(prepared, "the prepared splits")
@@ -399,7 +472,7 @@ def prepare(data_dir, val_fraction=0.1, seed=0, force=False, workers=None):
     rebuilt_because = "--force" if force else None
     if manifest_path.is_file() and not force:
         manifest = json.loads(manifest_path.read_text())
-        rebuilt_because = stale_reason(manifest, built_from, val_fraction, seed, data_dir)
+        rebuilt_because = stale_reason(manifest, built_from, val_fraction, seed, data_dir, framing)
         if rebuilt_because is None:
             manifest["skipped"] = True
             return manifest
@@ -407,8 +480,8 @@ def prepare(data_dir, val_fraction=0.1, seed=0, force=False, workers=None):
     manifest_path.unlink(missing_ok=True)
 
     workers = workers or os.cpu_count()
-    faces = read_faces(kind, path, workers)
-    images, labels, splits, origins = faces.arrays()
+    faces = read_faces(kind, path, workers, framing, detector_model)
+    images, labels, splits, origins, votes = faces.arrays()
     if len(images) == 0:
         first = f"; first: {faces.bad[0][0]}: {faces.bad[0][1]}" if faces.bad else ""
         raise DataError(f"no valid faces in {path}{first}")
@@ -421,13 +494,16 @@ def prepare(data_dir, val_fraction=0.1, seed=0, force=False, workers=None):
     summary = {"source": str(path), "kind": kind, "synthetic": kind == "synthetic", "built_from": built_from,
                "val_carved_from_train": carved, "val_fraction": val_fraction if carved else None,
                "seed": seed if carved else None, "splits": {}, "rebuilt_because": rebuilt_because,
-               "bad_rows": len(faces.bad), "first_bad_rows": [f"{o}: {r}" for o, r in faces.bad[:SHOW_BAD_ROWS]]}
+               "bad_rows": len(faces.bad), "first_bad_rows": [f"{o}: {r}" for o, r in faces.bad[:SHOW_BAD_ROWS]],
+               "ferplus_votes": faces.votes_file or ("in the source" if kind == "ferplus_folders" else None),
+               "framing": faces.framing, "missed_by_detector": faces.missed_by_detector if faces.framing else None}
     for split in SPLITS:
         rows = np.flatnonzero(splits == split)
         if len(rows) == 0:
             shutil.rmtree(split_dir(data_dir, split), ignore_errors=True)  # an older source's split
             continue
-        write_split(split_dir(data_dir, split), images[rows], labels[rows], [origins[i] for i in rows], workers)
+        write_split(split_dir(data_dir, split), images[rows], labels[rows], [origins[i] for i in rows], workers,
+                    votes[rows])
         counts = np.bincount(labels[rows][labels[rows] >= 0], minlength=len(CLASS_NAMES))
         summary["splits"][split] = {"faces": int(len(rows)),
                                     "per_class": dict(zip(CLASS_NAMES, counts.tolist()))}
@@ -447,6 +523,12 @@ def print_summary(summary):
     print(f"converted {summary['source']} ({summary['kind']}){tag}")
     for split, info in summary["splits"].items():
         print(f"  {split:<9} {info['faces']:>6} faces  " + " ".join(f"{k}={v}" for k, v in info["per_class"].items()))
+    if summary.get("ferplus_votes"):
+        print(f"  FER+ votes kept for each face (from {summary['ferplus_votes']})")
+    if summary.get("framing"):
+        missed = (f"; YuNet missed {summary['missed_by_detector']}, framed by the mapping instead"
+                  if summary["framing"] == "detect" else "")
+        print(f"  faces framed by {summary['framing']}{missed}")
     if summary["val_carved_from_train"]:
         print(f"  val was carved from train: {summary['val_fraction']:.0%} per class, seed {summary['seed']}")
     if summary["bad_rows"]:
@@ -459,7 +541,8 @@ def main(args):
         Path(args.data).mkdir(parents=True, exist_ok=True)
         path = write_synthetic_csv(Path(args.data) / SYNTHETIC_CSV)
         print(f"wrote synthetic demo faces (not FER2013) to {path}")
-    summary = prepare(args.data, args.val_fraction, args.seed, args.force, args.workers)
+    summary = prepare(args.data, args.val_fraction, args.seed, args.force, args.workers, args.out, args.framing,
+                      args.detector_model)
     print_summary(summary)
     return summary
 

@@ -1,15 +1,15 @@
-"""Train Deep-Emotion on prepared FER2013.
+"""Train Deep-Emotion on prepared FER2013 (and other prepared face sets beside it).
 
     python main.py --setup --train --data data           # prepare, then train with the default recipe
     python main.py -s True -d data                       # the original README's setup form
     python main.py --train --data data --arch deep_emotion_vgg
-    python main.py --train --data data --resume runs/deep_emotion-0/last.pt
+    python main.py --train --data data/fer data/raf --targets votes --source_weights 1 1   # several sources
+    python main.py --train --resume runs/deep_emotion-0/last.pt
     torchrun --nproc_per_node 2 main.py --train --data data   # DistributedDataParallel
 
 Each run writes to its own folder under --out: config.json, log.jsonl,
 curves.png, last.pt and best.pt (best on the validation split).
 """
-import hashlib
 import json
 import os
 import time
@@ -20,44 +20,17 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 import generate_data
-from data_loaders import CLASS_NAMES, DataError, load_split, split_dir
-from engine import (TrainingError, autocast_dtype, evaluate, lr_factor, make_optimizer,
-                    pick_precision, to_fast_layout, train_one_epoch)
+import training_data
+from data_loaders import CLASS_NAMES, DataError, load_split, split_dir  # noqa: F401 (load_split: tests patch it)
+from engine import (TrainingError, autocast_dtype, evaluate, lr_factor, make_optimizer, to_fast_layout,
+                    train_one_epoch)
 from face_detectors import equalize_contrast
 from model import ARCHS, CheckpointError, build_model, count_parameters, device_arg, load_checkpoint, load_model, \
     pick_device, predict
+from recipes import (RECIPES, check_resumed_inputs, configure, file_sha256, fill_recipe,  # noqa: F401
+                     recipe_help, resolve_teachers, teachers_sha256)
 from utils import (BOOL_FLAG, ArgumentParser, OutputError, atomic_write, check_writable_folder, float_in,
                    int_at_least, run_script, str2bool, write_text_atomic)
-
-REPO = Path(__file__).resolve().parent
-
-# The recipe behind each shipped checkpoint: what a flag left at None becomes.
-RECIPES = {
-    "deep_emotion": dict(epochs=200, batch_size=256, learning_rate=0.003, optimizer="adamw", weight_decay=1e-4,
-                         warmup_epochs=2, label_smoothing=0.1, rotation=10.0, scale=0.1, shift=0.1,
-                         erase_prob=0.0, sharpness=1.5, photometric=0.0, clahe=False, logit_adjust=0.0,
-                         ema=0.0, mixup=0.0, cutmix=0.0, sam=0.0, loc_lr_scale=1.0, clip_grad=0.0,
-                         arch_args={"dropout": 0.0}, teacher="weights/deep_emotion_vgg.pt", distill_weight=0.5),
-    "deep_emotion_vgg": dict(epochs=60, batch_size=256, learning_rate=0.03, optimizer="sgd", weight_decay=5e-4,
-                             warmup_epochs=3, label_smoothing=0.1, rotation=10.0, scale=0.1, shift=0.1,
-                             erase_prob=0.5, sharpness=1.5, photometric=0.0, clahe=False, logit_adjust=0.0,
-                             ema=0.0, mixup=0.0, cutmix=0.0, sam=0.0, loc_lr_scale=0.1, clip_grad=5.0,
-                             arch_args={"width": 48}, teacher="", distill_weight=0.5),
-}
-
-
-# Flags that, with the recipe's, decide what a run computes: a resumed run takes them from its
-# checkpoint, and refuses a command line that asks for other values. What they are when not given:
-RUN_DEFAULTS = dict(arch="deep_emotion", seed=0, precision="auto", no_flip=False, max_steps=0, init="")
-# what main.py did before a key was recorded in config.json, for resuming older runs
-LEGACY_CONFIG = dict(precision="fp32", sharpness=0.0, photometric=0.0, clahe=False, logit_adjust=0.0, ema=0.0,
-                     mixup=0.0, cutmix=0.0, sam=0.0, teacher="", distill_weight=0.5)
-
-
-def recipe_help(key):
-    """The per-architecture defaults of a recipe flag, spelled out for its help text."""
-    return " (default: " + "; ".join(f"{arch} {r[key]}" for arch, r in RECIPES.items()) + ")"
-
 
 def get_args_parser():
     parser = ArgumentParser(description="Train Deep-Emotion on FER2013 prepared by generate_data.py.")
@@ -65,7 +38,19 @@ def get_args_parser():
     nonnegative = float_in(0, None)
     parser.add_argument("-s", "--setup", **BOOL_FLAG, help="convert the FER2013 in --data first (default: off)")
     parser.add_argument("-t", "--train", **BOOL_FLAG, help="train (default: off)")
-    parser.add_argument("-d", "--data", default="data", help="data folder (default: data)")
+    parser.add_argument("-d", "--data", nargs="+", default=None,
+                        help="prepared data folder(s); several train on the union of their train splits "
+                             "(default: data, or the resumed run's)")
+    parser.add_argument("--source_weights", type=float_in(0, None), nargs="+", default=None,
+                        help="each --data folder's share of an epoch's draws, e.g. 1 1 (default: none = the plain "
+                             "union, each face once)")
+    parser.add_argument("--targets", choices=training_data.TARGETS, default=None,
+                        help="what the loss follows where a folder has FER+ votes: label (its FER2013 label), "
+                             "majority (FER+'s majority label), votes (FER+'s vote distribution) (default: label)")
+    parser.add_argument("--select", choices=training_data.SELECT_RULES, default=None,
+                        help="the val score best.pt is chosen on: accuracy (the first folder's), mean (the first "
+                             "folder's accuracy with the others' balanced accuracies); auto = accuracy for one "
+                             "folder, mean for several (default: auto)")
     parser.add_argument("-hparams", "--hparams", "--hyperparams", dest="hyperparams", **BOOL_FLAG,
                         help="accepted for the original's command lines; given values always win (default: off)")
     parser.add_argument("--arch", default=None, choices=sorted(ARCHS), help="network (default: deep_emotion)")
@@ -150,119 +135,6 @@ def get_args_parser():
     return parser
 
 
-def fill_recipe(args):
-    """Replaces every flag left at None with its default and the --arch recipe's value."""
-    for key, value in RUN_DEFAULTS.items():
-        if getattr(args, key, None) is None:
-            setattr(args, key, value)
-    for key, value in RECIPES[args.arch].items():
-        if getattr(args, key, None) is None:
-            setattr(args, key, value)
-    return args
-
-
-# ---------------------------------------------------------------- configuration
-
-def restore_config(args, saved, device):
-    """Takes every flag that decides what a run computes from the config of the run being resumed.
-
-    A flag given on the command line must agree with it; otherwise raises TrainingError naming
-    each difference, since the resumed run would not train as the original did.
-    """
-    differences = []
-    if args.epochs is None:  # --epochs may grow on resume (within the schedule); nothing else may change
-        args.epochs = saved["epochs"]
-    for key in list(RUN_DEFAULTS) + list(RECIPES[saved.get("arch", "deep_emotion")]) + ["schedule_epochs"]:
-        if key == "epochs":
-            continue
-        given = getattr(args, key)
-        if key in saved:
-            value = saved[key]
-        elif key == "schedule_epochs":  # before the key existed, the schedule spanned the run's epochs
-            value = saved["epochs"]
-        elif key in LEGACY_CONFIG:
-            value = LEGACY_CONFIG[key]
-        elif given is None:
-            raise TrainingError(f"{args.resume}'s config does not record --{key} (an older main.py); "
-                                f"pass --{key} with the value the run used")
-        else:
-            continue
-        same = (given is None or given == value
-                or (key == "precision" and pick_precision(given, device) == value))
-        if not same:
-            differences.append(f"--{key} {given} (the run has {value})")
-        setattr(args, key, value)
-    if differences:
-        raise TrainingError(f"{args.resume} was trained otherwise: {'; '.join(differences)}; drop these flags to "
-                            "resume it as it was, or start a new run")
-
-
-def configure(args, device, world_size):
-    """Fills args (from the resumed run's config, the defaults and the recipe); returns the resumed checkpoint."""
-    checkpoint = None
-    if args.resume:
-        checkpoint = load_checkpoint(args.resume, "cpu")
-        if "optimizer" not in checkpoint:
-            raise TrainingError(f"{args.resume} is a weights-only checkpoint; --resume needs a last.pt of main.py")
-        restore_config(args, checkpoint["config"], device)
-    fill_recipe(args)
-    if args.schedule_epochs is None:
-        args.schedule_epochs = max(RECIPES[args.arch]["epochs"], args.epochs)
-    if args.epochs > args.schedule_epochs:
-        raise TrainingError(f"--epochs {args.epochs} runs past the {args.schedule_epochs}-epoch learning-rate "
-                            f"schedule; add --schedule_epochs {args.epochs}")
-    if args.batch_size % world_size:
-        raise TrainingError(f"--batch_size {args.batch_size} is not divisible by {world_size} processes")
-    if args.mixup > 0 and args.cutmix > 0:
-        raise TrainingError("--mixup and --cutmix each mix the whole batch; choose one")
-    args.precision = pick_precision(args.precision, device)  # the config records what ran, never "auto"
-    return checkpoint
-
-
-def file_sha256(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
-def data_identity(data_dir):
-    """A short hash of what --data holds for training: its manifest and the train and val label files."""
-    digest = hashlib.sha256()
-    for part in ("manifest.json", "train/labels.csv", "val/labels.csv"):
-        path = split_dir(data_dir, "") / part
-        digest.update(path.read_bytes() if path.is_file() else b"")
-    return digest.hexdigest()[:16]
-
-
-def resolve_teachers(teacher):
-    """The paths of --teacher's comma-separated checkpoints: as given, else relative to this repo (the recipe's)."""
-    paths = []
-    for name in teacher.split(","):
-        path = Path(name.strip())
-        if not path.exists() and not path.is_absolute() and (REPO / path).exists():
-            path = REPO / path
-        if not path.is_file():
-            raise TrainingError(f"--teacher {name.strip()} does not exist")
-        paths.append(path)
-    return paths
-
-
-def teachers_sha256(teacher):
-    """One sha256 for --teacher: the file's own for one checkpoint, else that of the files' hashes in order."""
-    hashes = [file_sha256(path) for path in resolve_teachers(teacher)]
-    return hashes[0] if len(hashes) == 1 else hashlib.sha256("".join(hashes).encode()).hexdigest()
-
-
-def check_resumed_inputs(args, saved):
-    """Refuses to resume on other data or another teacher than the run started with."""
-    if saved.get("data_identity") not in (None, args.data_identity):
-        raise TrainingError(f"--data {args.data} is not the data {args.resume} trained on "
-                            f"({saved.get('data')}); resume with that --data")
-    if saved.get("teacher_sha256") not in (None, args.teacher_sha256):
-        raise TrainingError(f"the teacher {args.teacher} changed since {args.resume} started "
-                            f"(sha256 {args.teacher_sha256[:12]}, the run's {saved['teacher_sha256'][:12]}); "
-                            "pass --teacher with the original file")
-
-
 # ---------------------------------------------------------------- steps of a run
 
 def teacher_targets(args, images, device, show_bar):
@@ -272,7 +144,7 @@ def teacher_targets(args, images, device, show_bar):
     teacher's and the data's hashes, so a second run with the same teacher does not redo them.
     Each teacher reads the faces its own way (its normalisation, its --clahe).
     """
-    cache = split_dir(args.data, "") / "cache" / (
+    cache = split_dir(args.data[0], "") / "cache" / (
         f"teacher-{args.teacher_sha256[:16]}-{args.data_identity}-{args.precision}.pt")
     if cache.is_file():
         return torch.load(cache, map_location="cpu", weights_only=True)
@@ -390,6 +262,19 @@ def plot_curves(history, path):
     plt.close(fig)
 
 
+def evaluate_sources(model, sources, normalization, device):
+    """{source name: val loss, accuracy, balanced accuracy (and FER+ majority accuracy where it has votes)}."""
+    results = {}
+    for source in sources:
+        val, predictions = evaluate(model, source.val_images, source.val_labels, normalization, device)
+        result = {k: val[k] for k in ("loss", "accuracy", "balanced_accuracy")}
+        if source.val_majority is not None:
+            voted = source.val_majority >= 0
+            result["ferplus_accuracy"] = (predictions[voted] == source.val_majority[voted]).float().mean().item()
+        results[source.name] = result
+    return results
+
+
 def setup_processes(args):
     """Returns (device, rank, world_size); under torchrun, joins the process group first."""
     world_size = int(os.environ.get("WORLD_SIZE", 1))
@@ -418,28 +303,35 @@ def train(args):
         except OutputError as error:
             raise TrainingError(str(error)) from None
 
-    train_images, train_labels, _ = load_split(args.data, "train")
-    val_images, val_labels, _ = load_split(args.data, "val")
+    sources = training_data.load_sources(args.data, args.targets)
+    train_images, train_labels, soft_targets, sizes = training_data.union(sources, args.label_smoothing)
     if len(train_images) < args.batch_size:
         raise TrainingError(f"the train split has {len(train_images)} faces, fewer than --batch_size {args.batch_size}")
     train_class_counts = torch.bincount(train_labels, minlength=len(CLASS_NAMES)).tolist()  # the class prior
-    args.data_identity = data_identity(args.data)
+    args.data_identity = training_data.sources_identity(args.data)
     args.teacher_sha256 = teachers_sha256(args.teacher) if args.teacher else None
+    args.select_rule = training_data.select_rule(args.select, sources)
     if checkpoint:
         check_resumed_inputs(args, checkpoint["config"])
     teacher_probabilities = None
     if args.teacher:  # on the faces as they are: a teacher reads them its own way
         teacher_probabilities = teacher_targets(args, train_images, device, rank == 0 and not args.quiet).to(device)
     if args.clahe:
-        train_images, val_images = (torch.from_numpy(equalize_contrast(split.numpy()))
-                                    for split in (train_images, val_images))
+        train_images = torch.from_numpy(equalize_contrast(train_images.numpy()))
+        for source in sources:
+            source.val_images = torch.from_numpy(equalize_contrast(source.val_images.numpy()))
     if checkpoint:
         normalization = tuple(checkpoint["normalization"])
+    elif args.init:  # the initial weights read faces standardised as their own run did
+        normalization = tuple(load_checkpoint(args.init, "cpu")["normalization"])
     else:
         pixels = train_images.float() / 255
         normalization = (pixels.mean().item(), pixels.std().item())
     if device.type == "cuda":  # the whole split fits in GPU memory; batches are gathered there
         train_images, train_labels = train_images.to(device), train_labels.to(device)
+    draw = None
+    if len(sources) > 1 or args.source_weights is not None:
+        draw = lambda generator: training_data.epoch_draws(sizes, args.source_weights, generator)  # noqa: E731
 
     steps_per_epoch = len(train_images) // args.batch_size
     if args.max_steps:
@@ -460,8 +352,11 @@ def train(args):
     if rank == 0:
         write_text_atomic(run_dir / "config.json", json.dumps(config, indent=2))
         print(f"{args.arch}: {count_parameters(model):,} parameters, {len(train_images)} train / "
-              f"{len(val_images)} val faces, {device}, {args.precision}, "
+              f"{sum(len(s.val_images) for s in sources)} val faces, {device}, {args.precision}, "
               f"{world_size} process(es) -> {run_dir}")
+        if len(sources) > 1:
+            print(f"sources: {', '.join(f'{s.name} {n}' for s, n in zip(sources, sizes))} train faces; "
+                  f"best.pt on the {args.select_rule}")
     try:
         for epoch in range(start_epoch, args.epochs):
             epoch_start = time.perf_counter()
@@ -469,18 +364,24 @@ def train(args):
                                       normalization, device, rank, world_size,
                                       show_bar=rank == 0 and not args.quiet,
                                       teacher_probabilities=teacher_probabilities,
-                                      autocast_dtype=autocast_dtype(args.precision), average=average)
+                                      autocast_dtype=autocast_dtype(args.precision), average=average,
+                                      soft_targets=soft_targets, draw=draw)
             if rank != 0:
                 continue
             evaluated = average.module if average is not None else model  # what is saved as the model
-            val, _ = evaluate(evaluated, val_images, val_labels, normalization, device)
+            per_source = evaluate_sources(evaluated, sources, normalization, device)
+            val = next(iter(per_source.values()))
+            score = training_data.selection_score(args.select_rule, per_source)
             row = {"epoch": epoch + 1, "train_loss": metrics["loss"], "train_accuracy": metrics["accuracy"],
                    "val_loss": val["loss"], "val_accuracy": val["accuracy"],
+                   "val_balanced_accuracy": val["balanced_accuracy"], "score": score,
                    "lr": optimizer.param_groups[0]["lr"], "images_per_s": metrics["images_per_s"],
                    "epoch_seconds": time.perf_counter() - epoch_start}
+            if len(per_source) > 1 or "ferplus_accuracy" in val:
+                row["sources"] = per_source
             history.append(row)
-            is_best = best_accuracy is None or val["accuracy"] > best_accuracy  # the first epoch is best, even at 0%
-            best_accuracy = val["accuracy"] if is_best else best_accuracy
+            is_best = best_accuracy is None or score > best_accuracy  # the first epoch is best, even at 0%
+            best_accuracy = score if is_best else best_accuracy
             state = {"model": evaluated.state_dict(), "arch": args.arch, "arch_args": args.arch_args,
                      "class_names": list(CLASS_NAMES), "normalization": list(normalization),
                      "train_class_counts": train_class_counts, "clahe": args.clahe, "epoch": epoch + 1,
@@ -490,8 +391,10 @@ def train(args):
             if average is not None:
                 state.update(trained_model=model.state_dict(), averaged_steps=int(average.n_averaged))
             save_epoch(run_dir, state, is_best, history)
+            others = "".join(f"  {name} bal {m['balanced_accuracy']:.2%}" for name, m in list(per_source.items())[1:])
             print(f"epoch {epoch + 1:>3}/{args.epochs}  train loss {metrics['loss']:.4f} acc {metrics['accuracy']:.2%}"
-                  f"  val loss {val['loss']:.4f} acc {val['accuracy']:.2%}  lr {row['lr']:.2e}"
+                  f"  val loss {val['loss']:.4f} acc {val['accuracy']:.2%}{others}"
+                  f"{f'  score {score:.2%}' if len(per_source) > 1 else ''}  lr {row['lr']:.2e}"
                   f"  {metrics['images_per_s']:.0f} img/s{'  *best' if is_best else ''}", flush=True)
         if world_size > 1:
             dist.barrier()  # no process leaves (and tears the group down) while rank 0 still evaluates and saves
@@ -513,7 +416,8 @@ def train(args):
 def main(args):
     """Runs setup and/or training as the flags ask; returns the run folder (or None)."""
     if args.setup:
-        generate_data.print_summary(generate_data.prepare(args.data))
+        for data_dir in args.data or ["data"]:
+            generate_data.print_summary(generate_data.prepare(data_dir))
     if args.train:
         return train(args)
     if not args.setup:

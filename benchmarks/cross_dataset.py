@@ -28,7 +28,7 @@ from tqdm import tqdm
 from common import ROOT
 from data_loaders import CLASS_NAMES, DataError, load_face_crops, load_split, read_face_set
 from emotion_detector import EmotionDetector
-from face_detectors import DETECTORS
+from face_detectors import DETECTORS, bordered
 from model import TTA_MODES
 
 
@@ -53,14 +53,6 @@ def scores(predictions, labels):
 def predict_crops(detector, images):
     """Predicted classes of 48x48 uint8 faces (N, 48, 48), in batches."""
     return detector.classifier.predict(torch.from_numpy(images)).argmax(1).numpy()
-
-
-def bordered(image):
-    """The image with a replicated border of half its size on each side, so a detector can find a tight crop."""
-    if image.shape[0] < 96:  # FER2013's 48x48 faces: upscaled as a photo would show them
-        image = cv2.resize(image, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)
-    pad = max(image.shape[:2]) // 2
-    return cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
 
 
 def predict_pipeline(detector, images):

@@ -2,12 +2,17 @@
 
     python benchmarks/face_framing.py --data data --detector haar --count 600
     python benchmarks/face_framing.py --data data --detector yunet --detector_model face_detection_yunet_2023mar.onnx
+    python benchmarks/face_framing.py --faces ../shared/rafdb --detector yunet --detector_model ...  # RAF_FRAMING
 
 Training faces are upscaled 4x into a grey 480x480 frame. For each detected face: the FER
 crop's side over the box's width and its centre's offset in box units; with landmarks,
 its side over the eye distance and its centre's offset from between the eyes in eye distances.
 Each figure comes with its 10th-90th percentile range: how much a detector's box wanders
 around the FER2013 framing from face to face, which main.py's --scale and --shift imitate.
+
+With --faces FOLDER (a labelled face folder of aligned crops, e.g. RAF-DB's), it measures the
+other way round: where the pipeline's FER2013-framed square (YUNET_CROP_SCALE x the box, centred)
+sits in each crop, as fractions of the crop (face_sources.RAF_FRAMING).
 """
 import argparse
 
@@ -15,8 +20,8 @@ import cv2
 import numpy as np
 
 from common import median_report
-from data_loaders import load_split
-from face_detectors import DETECTORS, build_detector
+from data_loaders import load_split, read_face_set
+from face_detectors import DETECTORS, HAAR_CROP_SCALE, YUNET_CROP_SCALE, bordered, build_detector
 
 
 def spread_report(name, values):
@@ -27,13 +32,42 @@ def spread_report(name, values):
     return median
 
 
+def crop_framing(folder, detector, count):
+    """Median centre (x, y) and side of the pipeline's face square in a face folder's crops, as fractions."""
+    paths, _ = read_face_set(folder)
+    chosen = np.random.default_rng(0).choice(len(paths), min(count, len(paths)), replace=False)
+    centre_x, centre_y, side = [], [], []
+    for i in chosen:
+        image = cv2.imread(str(paths[i]), cv2.IMREAD_GRAYSCALE)
+        frame = bordered(image)
+        pad = (frame.shape[0] - image.shape[0]) // 2
+        faces = detector.detect(frame)
+        if not faces:
+            continue
+        middle = np.array(frame.shape[1::-1]) / 2
+        x, y, w, h = min(faces, key=lambda f: np.linalg.norm(np.add(f["box"][:2], np.divide(f["box"][2:], 2)) - middle))["box"]
+        scale = YUNET_CROP_SCALE if faces[0]["landmarks"] is not None else HAAR_CROP_SCALE
+        centre_x.append((x + w / 2 - pad) / image.shape[1])
+        centre_y.append((y + h / 2 - pad) / image.shape[0])
+        side.append(w * scale / image.shape[1])
+    print(f"detected {len(side)} of {len(chosen)} faces in {folder}")
+    return [spread_report(name, values) for name, values in
+            (("square centre x / crop width", centre_x), ("square centre y / crop height", centre_y),
+             ("square side / crop width", side))]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="data", help="prepared data folder (default: data)")
     parser.add_argument("--count", type=int, default=600, help="training faces to try (default: 600)")
     parser.add_argument("--detector", choices=DETECTORS, default="haar", help="face detector (default: haar)")
     parser.add_argument("--detector_model", default=None, help="YuNet's .onnx file (default: $DEEP_EMOTION_YUNET)")
+    parser.add_argument("--faces", default="", help="measure the framing in this face folder's crops instead "
+                                                     "(default: none)")
     args = parser.parse_args()
+    if args.faces:
+        crop_framing(args.faces, build_detector(args.detector, args.detector_model, photos=True), args.count)
+        return
     images, _, _ = load_split(args.data, "train")
     detector = build_detector(args.detector, args.detector_model, min_face=60)
     side, corner = 192, 144

@@ -116,7 +116,7 @@ def test_nothing_valid_stops_with_one_line_and_writes_nothing(tmp_path):
 
 
 @pytest.mark.parametrize("setup, message", [
-    (lambda d: None, "no FER2013 found"),
+    (lambda d: None, "no faces found"),
     (lambda d: write_fer_csv(d / "fer2013.csv", fer_rows(), columns=("emotion", "pixels", "Split")), "lacks the column"),
     (lambda d: (d / "fer2013.csv.gz").write_bytes(b"\x1f\x8bgarbage"), "cannot read"),
 ])

@@ -9,6 +9,7 @@ import torch
 
 import engine
 import main
+import training_data
 from conftest import ROOT, assert_one_line_usage_error, run_args
 from model import Ensemble, load_model
 from synthetic_faces import SYNTHETIC_CSV, write_synthetic_csv
@@ -105,6 +106,7 @@ PARITY_SCRIPT = """import sys
 sys.path.insert(0, {root!r})
 import torch.nn as nn
 import main
+import training_data
 build = main.build_model
 def without_batch_norm(arch, **kwargs):
     model = build(arch, **kwargs)
@@ -255,8 +257,9 @@ def test_best_is_chosen_on_val_and_written_before_last(prepared, tmp_path, monke
 
 def test_training_never_loads_the_test_split(prepared, tmp_path, monkeypatch):
     loaded = []
-    real_load = main.load_split
-    monkeypatch.setattr(main, "load_split", lambda data, split, *a: loaded.append(split) or real_load(data, split, *a))
+    real_load = training_data.load_split
+    monkeypatch.setattr(training_data, "load_split",
+                        lambda data, split, *a: loaded.append(split) or real_load(data, split, *a))
     train(prepared, tmp_path, "--epochs", "1", "--max_steps", "1")
     assert sorted(loaded) == ["train", "val"]
 
