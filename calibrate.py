@@ -1,14 +1,16 @@
-"""Fit a checkpoint's temperature on FER2013 PublicTest, so that its confidence means what it says.
+"""Fit a checkpoint's temperature on its validation data, so that its confidence means what it says.
 
     python calibrate.py --data data --model weights/deep_emotion_vgg.pt --write   # fit, store in the checkpoint
-    python calibrate.py --data data --model weights/deep_emotion_vgg.pt --sets ../shared/rafdb   # a cross-check
+    python calibrate.py --data data/fer data/raf --model m.pt --write              # on both val splits together
+    python calibrate.py --data data --model weights/deep_emotion_vgg.pt --sets ../shared/sfew   # a cross-check
 
 The temperature T divides the network's logits before the softmax (Guo et al. 2017): it is
-the T that minimises the negative log-likelihood on PublicTest (the validation split), so the
-argmax, and with it the accuracy, never changes. The expected calibration error (15 equal-width
-confidence bins) is printed before and after, on PublicTest and on each --sets folder, which
+the T that minimises the negative log-likelihood on the val splits of the --data folders (for
+FER2013, PublicTest; for a model trained on several sources, each source's val), so the argmax,
+and with it the accuracy, never changes. The expected calibration error (15 equal-width
+confidence bins) is printed before and after, on each val split and on each --sets folder, which
 is only measured, never fitted on. With --write the temperature is stored in the checkpoint
-(atomically), where visualize.py, EmotionDetector and the ONNX export read it.
+(atomically), where visualize.py, EmotionRecognizer and the ONNX export read it.
 """
 import json
 from pathlib import Path
@@ -16,6 +18,7 @@ from pathlib import Path
 import torch
 
 from data_loaders import DataError, load_face_crops, load_split, read_face_set
+from metrics import classification_scores
 from model import CheckpointError, load_checkpoint, load_model, pick_device, predict
 from utils import ArgumentParser, OutputError, atomic_write, check_writable_folder, run_script
 
@@ -77,7 +80,8 @@ def face_set_crops(folder):
 
 def get_args_parser():
     parser = ArgumentParser(description="Fit a checkpoint's calibration temperature on FER2013 PublicTest.")
-    parser.add_argument("-d", "--data", default="data", help="prepared FER2013 folder (default: data)")
+    parser.add_argument("-d", "--data", nargs="+", default=["data"],
+                        help="prepared folder(s) whose val splits the temperature is fitted on (default: data)")
     parser.add_argument("-m", "--model", required=True, help="checkpoint to calibrate")
     parser.add_argument("--sets", nargs="*", default=[],
                         help="labelled face folders to measure the calibration on, never fitted (default: none)")
@@ -92,24 +96,29 @@ def main(args):
     device = pick_device("auto")
     model, checkpoint = load_model(args.model, device)
     normalization, clahe = tuple(checkpoint["normalization"]), checkpoint.get("clahe", False)
-    images, labels, _ = load_split(args.data, "val")
-    raw = predict(model, images, normalization, device, clahe=clahe)  # temperature 1, whatever the checkpoint holds
-    temperature = fit_temperature(raw.clamp_min(1e-12).log(), labels)
-    report = {"model": str(args.model), "temperature": temperature, "ece": {}}
+    # the first folder's val is FER2013's PublicTest; the others are named after their folders
+    fitted = [("PublicTest" if i == 0 else f"{Path(d).name} val", *load_split(d, "val")[:2])
+              for i, d in enumerate(args.data)]
+    raw = {name: predict(model, faces, normalization, device, clahe=clahe)  # temperature 1, whatever it holds
+           for name, faces, _ in fitted}
+    temperature = fit_temperature(torch.cat(list(raw.values())).clamp_min(1e-12).log(),
+                                  torch.cat([labels for _, _, labels in fitted]))
+    report = {"model": str(args.model), "temperature": temperature, "fitted_on": [name for name, _, _ in fitted],
+              "ece": {}}
     curves = {}
-    evaluations = [("PublicTest", images, labels)] + [(Path(f).name, *face_set_crops(f)) for f in args.sets]
+    evaluations = fitted + [(Path(f).name, *face_set_crops(f)) for f in args.sets]
     for name, faces, truth in evaluations:
-        before = raw if name == "PublicTest" else predict(model, faces, normalization, device, clahe=clahe)
+        before = raw[name] if name in raw else predict(model, faces, normalization, device, clahe=clahe)
         after = predict(model, faces, normalization, device, temperature=temperature, clahe=clahe)
         assert torch.equal(before.argmax(1), after.argmax(1))  # a temperature never moves the argmax
         (ece_before, table_before), (ece_after, table_after) = reliability(before, truth), reliability(after, truth)
         report["ece"][name] = {"before": ece_before, "after": ece_after,
-                               "accuracy": (after.argmax(1) == truth).float().mean().item()}
+                               "accuracy": classification_scores(after.argmax(1).numpy(), truth.numpy())["accuracy"]}
         curves[f"{name}, T = 1 (ECE {ece_before:.1%})"] = table_before
         curves[f"{name}, T = {temperature:.2f} (ECE {ece_after:.1%})"] = table_after
         print(f"{name}: ECE {ece_before:.2%} -> {ece_after:.2%} (accuracy {report['ece'][name]['accuracy']:.2%}, "
               "unchanged)")
-    print(f"temperature {temperature:.3f} (fitted on PublicTest)")
+    print(f"temperature {temperature:.3f} (fitted on {', '.join(report['fitted_on'])})")
     path = plot_reliability(curves, Path(args.figures) / f"reliability_{checkpoint['arch']}.png",
                             f"{checkpoint['arch']}: reliability")
     print(f"reliability diagram: {path}")

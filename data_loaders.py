@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
-from emotions import CLASS_NAMES
+from emotions import CLASS_NAMES, standardize
 from utils import IMAGE_SUFFIXES
 
 SPLITS = ("train", "val", "test", "unlabeled")
@@ -134,7 +134,7 @@ def load_votes(data_dir, split):
 
 def normalize(images, mean, std):
     """uint8 (B, 48, 48) -> float (B, 1, 48, 48), standardised with the training statistics."""
-    return (images.unsqueeze(1).float() / 255.0 - mean) / std
+    return standardize(images.unsqueeze(1).float(), mean, std)
 
 
 def degrade_batch(x, generator, strength=1.0):

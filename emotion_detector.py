@@ -1,8 +1,8 @@
 """Face detection + expression classification on BGR frames: the Python API behind `visualize.py --cam`.
 
-    from emotion_detector import EmotionDetector
-    detector = EmotionDetector("weights/deep_emotion_vgg.pt")
-    for face in detector.detect_emotions(frame):   # frame: BGR uint8 (H, W, 3)
+    from emotion_detector import EmotionRecognizer
+    recognizer = EmotionRecognizer("weights/deep_emotion_vgg.pt")
+    for face in recognizer.detect_emotions(frame):   # frame: BGR uint8 (H, W, 3)
         print(face["box"], face["label"], face["confidence"], face["emotions"])
 """
 import os
@@ -37,7 +37,7 @@ def build_classifier(model_paths, device="cpu", tta=None, balanced=False, backen
     return Ensemble(paths, device, tta, balanced)
 
 
-class EmotionDetector:
+class EmotionRecognizer:
     """Finds every face in a frame and classifies all of them in one batch.
 
     model_path: one checkpoint, or a list whose probabilities are averaged (an ensemble).
@@ -59,7 +59,7 @@ class EmotionDetector:
                  detector_model=None, align=False, balanced=False, stills=False, backend="torch"):
         self.classifier = build_classifier(model_path, device, tta, balanced, backend)
         self.class_names = self.classifier.class_names
-        self.detector = build_detector(detector, detector_model, min_face, photos=stills)
+        self.detector = build_detector(detector, detector_model, min_face, stills=stills)
         self.smooth, self.align, self.stills = smooth, align, stills
         self.tracker = Tracker()
         self.timings = {"detect": 0.0, "crop": 0.0, "classify": 0.0}
@@ -146,3 +146,7 @@ def draw(frame, results, fps=None):
     if fps is not None:
         cv2.putText(frame, f"{fps:.1f} FPS", (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 255, 255), 2, cv2.LINE_AA)
     return frame
+
+
+# The class's name until it was renamed: "detector" now means the face detector alone
+EmotionDetector = EmotionRecognizer

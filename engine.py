@@ -98,82 +98,98 @@ def epoch_seeds(seed, epoch, rank):
     return order, order * 1_009 + rank
 
 
-def train_one_epoch(model, images, labels, optimizer, scheduler, epoch, args, normalization, device,
-                    rank=0, world_size=1, show_bar=True, teacher_probabilities=None, autocast_dtype=None,
-                    average=None, soft_targets=None, draw=None):
+def make_augment(normalization, photometric=0.0, rotation=10.0, scale=0.1, shift=0.1, flip=True, erase_prob=0.0,
+                 sharpness=0.0, mixup=0.0, cutmix=0.0):
+    """The training batch's transform: augment(x, generator) -> (x, share, partner).
+
+    x: faces in [0, 1] (B, 1, 48, 48). In order: camera-like degradations (photometric > 0,
+    data_loaders.degrade_batch), standardisation, the random warp, sharpening and erasing
+    (augment_batch), then mixup or CutMix (mix_batch: share and partner, None when unmixed).
+    """
+    def augment(x, generator):
+        if photometric > 0:
+            x = degrade_batch(x, generator, photometric)
+        x = (x - normalization[0]) / normalization[1]
+        x = augment_batch(x, generator, rotation, scale, shift, flip, erase_prob, sharpness)
+        return mix_batch(x, generator, mixup, cutmix)
+    return augment
+
+
+def make_loss(label_smoothing=0.0, logit_adjust=0.0, class_counts=None, soft_targets=None, teacher_probabilities=None,
+              distill_weight=0.5):
+    """The training loss: loss(logits, labels, batch, share, partner) -> scalar, batch the faces' indices.
+
+    The hard term is the cross-entropy to the labels (smoothed), or, with soft_targets (N, 7), to each
+    face's target distribution (FER+'s votes; training_data.union). With teacher_probabilities (N, 7)
+    it mixes in the cross-entropy to the teacher's predictions, weighted by distill_weight. With
+    logit_adjust = tau > 0, both terms see logits + tau * log(class prior of class_counts) (Menon et al.
+    2021): the network's own logits then learn the class-balanced decision. A mixed batch (share,
+    partner from mix_batch) mixes its labels and targets by the same share.
+    """
+    adjustment = 0.0
+    if logit_adjust > 0:
+        counts = torch.as_tensor(class_counts, dtype=torch.float32).clamp_min(1)
+        adjustment = logit_adjust * (counts / counts.sum()).log()
+
+    def mixed(table, batch, share, partner, device):
+        rows = table[batch].to(device)
+        return rows if partner is None else share * rows + (1 - share) * rows[partner]
+
+    def loss(logits, labels, batch, share=1.0, partner=None):
+        fitted = logits.float() + (adjustment.to(logits.device) if logit_adjust > 0 else 0.0)
+        if soft_targets is not None:
+            wanted = mixed(soft_targets, batch, share, partner, logits.device)
+            value = -(wanted * fitted.log_softmax(1)).sum(1).mean()
+        else:
+            value = F.cross_entropy(fitted, labels, label_smoothing=label_smoothing)
+            if partner is not None:
+                value = share * value + (1 - share) * F.cross_entropy(fitted, labels[partner],
+                                                                      label_smoothing=label_smoothing)
+        if teacher_probabilities is not None:
+            taught = mixed(teacher_probabilities, batch, share, partner, logits.device)
+            value = (1 - distill_weight) * value + distill_weight * -(taught * fitted.log_softmax(1)).sum(1).mean()
+        return value
+    return loss
+
+
+def train_one_epoch(model, images, labels, optimizer, scheduler, loss_fn, augment, *, epoch, seed, batch_size, device,
+                    draw=None, max_steps=0, rank=0, world_size=1, autocast_dtype=None, average=None, sam=0.0,
+                    clip_grad=0.0, show_bar=True, total_epochs=None):
     """One pass over the training split; returns {"loss", "accuracy", "images_per_s"} over all processes.
 
-    The batch order and the augmentation come from generators seeded by
-    (seed, epoch, rank), so an epoch is the same whether or not the run was resumed.
-    With teacher_probabilities (N, 7), the loss mixes in the cross-entropy to
-    the teacher's predictions, weighted by args.distill_weight. With args.logit_adjust = tau > 0,
-    both terms see logits + tau * log(prior of the training labels) (Menon et al. 2021): the
-    network's own logits then learn the class-balanced decision, and their adjusted sum still
-    follows the teacher's FER2013 posterior. With args.mixup or args.cutmix = a > 0, each batch
-    is mixed with its own shuffle (data_loaders.mix_batch), and so are its labels and teacher
-    targets. With args.sam = rho > 0, each step follows the sharpness-aware gradient.
-    average: a torch.optim.swa_utils.AveragedModel (--ema) updated after every step. autocast_dtype
-    (e.g. torch.bfloat16) runs the forward pass under autocast; None = fp32.
-    soft_targets (N, 7): a target distribution per face (FER+'s votes; training_data.union), which
-    the loss follows instead of the label. draw(generator) -> the epoch's indices (training_data.epoch_draws);
-    None = each face once, shuffled.
+    loss_fn and augment come from make_loss and make_augment. The batch order and the augmentation
+    come from generators seeded by (seed, epoch, rank), so an epoch is the same whether or not the run
+    was resumed. draw(generator) -> the epoch's indices (training_data.epoch_draws); None = each face
+    once, shuffled. average: a torch.optim.swa_utils.AveragedModel (--ema) updated after every step.
+    autocast_dtype (e.g. torch.bfloat16) runs the forward pass under autocast; None = fp32. sam = rho > 0
+    follows the sharpness-aware gradient; clip_grad > 0 clips the gradient norm.
     """
     model.train()
-    order_seed, augment_seed = epoch_seeds(args.seed, epoch, rank)
+    order_seed, augment_seed = epoch_seeds(seed, epoch, rank)
     order_generator = torch.Generator().manual_seed(order_seed)
     order = draw(order_generator) if draw is not None else torch.randperm(len(images), generator=order_generator)
     generator = torch.Generator().manual_seed(augment_seed)
     torch.manual_seed(augment_seed)  # dropout
-    per_rank = args.batch_size // world_size
-    steps = len(order) // args.batch_size  # the last partial batch is dropped
-    if args.max_steps:
-        steps = min(steps, args.max_steps)
+    per_rank = batch_size // world_size
+    steps = len(order) // batch_size  # the last partial batch is dropped
+    if max_steps:
+        steps = min(steps, max_steps)
     totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, seen
-    adjustment = 0.0
-    if args.logit_adjust > 0:
-        counts = torch.bincount(labels.cpu(), minlength=len(CLASS_NAMES)).float().clamp_min(1)
-        adjustment = (args.logit_adjust * (counts / counts.sum()).log()).to(device)
     start = time.perf_counter()
-    bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{args.epochs}", leave=False, disable=not show_bar)
+    bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{total_epochs or '?'}", leave=False, disable=not show_bar)
     for step in bar:
-        batch = order[step * args.batch_size:(step + 1) * args.batch_size][rank * per_rank:(rank + 1) * per_rank]
+        batch = order[step * batch_size:(step + 1) * batch_size][rank * per_rank:(rank + 1) * per_rank]
         x = images[batch].to(device, non_blocking=True).unsqueeze(1).float() / 255  # (B, 1, 48, 48) in [0, 1]
         y = labels[batch].to(device, non_blocking=True)
-        if args.photometric > 0:
-            x = degrade_batch(x, generator, args.photometric)
-        x = (x - normalization[0]) / normalization[1]
-        x = augment_batch(x, generator, args.rotation, args.scale, args.shift, not args.no_flip, args.erase_prob,
-                          args.sharpness)
-        x, share, partner = mix_batch(x, generator, args.mixup, args.cutmix)
+        x, share, partner = augment(x, generator)
         if device.type in CHANNELS_LAST_DEVICES:
             x = x.contiguous(memory_format=torch.channels_last)
-        wanted = None  # the batch's target distributions, when the run has them
-        if soft_targets is not None:
-            wanted = soft_targets[batch].to(device)
-            if partner is not None:
-                wanted = share * wanted + (1 - share) * wanted[partner]
-        targets = None
-        if teacher_probabilities is not None:
-            targets = teacher_probabilities[batch].to(device)
-            if partner is not None:
-                targets = share * targets + (1 - share) * targets[partner]
 
         def batch_loss():
             with torch.autocast(device.type, dtype=autocast_dtype or torch.bfloat16,
                                 enabled=autocast_dtype is not None):
                 logits = model(x)
-            fitted = logits.float() + adjustment
-            if wanted is not None:  # cross-entropy to each face's distribution (smoothed labels where no votes)
-                loss = -(wanted * fitted.log_softmax(1)).sum(1).mean()
-            else:
-                loss = F.cross_entropy(fitted, y, label_smoothing=args.label_smoothing)
-                if partner is not None:
-                    loss = share * loss + (1 - share) * F.cross_entropy(fitted, y[partner],
-                                                                        label_smoothing=args.label_smoothing)
-            if targets is not None:
-                distilled = -(targets * fitted.log_softmax(1)).sum(1).mean()
-                loss = (1 - args.distill_weight) * loss + args.distill_weight * distilled
-            return loss, logits
+            return loss_fn(logits, y, batch, share, partner), logits
 
         loss, logits = batch_loss()
         if not torch.isfinite(loss):
@@ -181,10 +197,10 @@ def train_one_epoch(model, images, labels, optimizer, scheduler, epoch, args, no
                                 "lower --learning_rate or set --clip_grad")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if args.sam > 0:
-            sharpness_aware_gradient(model, batch_loss, args.sam)
-        if args.clip_grad > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
+        if sam > 0:
+            sharpness_aware_gradient(model, batch_loss, sam)
+        if clip_grad > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
         optimizer.step()
         scheduler.step()
         if average is not None:

@@ -18,6 +18,7 @@ HAAR_WINDOW = 24  # the cascade's smallest face, in pixels of the image it searc
 HAAR_CROP_SCALE = 1.02
 # With YuNet: 1.23x its box's width, centred (median over the 589 of 600 faces found).
 YUNET_CROP_SCALE = 1.23
+YUNET_NMS_THRESHOLD = 0.3  # overlap above which YuNet keeps only the higher-scored of two boxes (OpenCV's sample)
 
 YUNET_URL = ("https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/"
              "face_detection_yunet_2023mar.onnx")
@@ -79,7 +80,7 @@ class YuNetDetector:
     def __init__(self, model_path=None, min_face=16, detect_width=320, score_threshold=0.6):
         path = yunet_model_path(model_path)
         try:
-            self.net = cv2.FaceDetectorYN.create(path, "", (320, 320), score_threshold, 0.3, 5000)
+            self.net = cv2.FaceDetectorYN.create(path, "", (320, 320), score_threshold, YUNET_NMS_THRESHOLD, 5000)
         except cv2.error as error:
             raise DetectorError(f"OpenCV could not load {path} as YuNet: {str(error).strip().splitlines()[-1]}") from None
         self.min_face, self.detect_width, self.input_size = min_face, detect_width, None
@@ -101,15 +102,17 @@ class YuNetDetector:
         return sorted(faces, key=lambda face: -face["box"][2] * face["box"][3])
 
 
-# A video frame is searched at 320 pixels wide, to keep a webcam fast; a photo at up to 1280, and
-# for faces down to the cascade's 24-pixel window, since a photo's faces may be small and there is time.
+# A video frame is searched at 320 pixels wide, to keep a webcam fast; a still image (a photo) at up to
+# 1280, and for faces down to the cascade's 24-pixel window, since its faces may be small and there is time.
 VIDEO_WIDTH, PHOTO_WIDTH, PHOTO_MIN_FACE = 320, 1280, 24
 
 
-def build_detector(name="haar", model_path=None, min_face=None, photos=False):
-    """A detector by name ("haar" or "yunet"), for video frames or (photos=True) photos; raises DetectorError."""
-    options = {"detect_width": PHOTO_WIDTH if photos else VIDEO_WIDTH}
-    if min_face or photos:
+def build_detector(name="haar", model_path=None, min_face=None, stills=False, photos=None):
+    """A face detector by name ("haar" or "yunet"), for video frames or (stills=True) still images; raises
+    DetectorError. photos is stills' older name, still accepted."""
+    stills = stills if photos is None else photos
+    options = {"detect_width": PHOTO_WIDTH if stills else VIDEO_WIDTH}
+    if min_face or stills:
         options["min_face"] = min_face or PHOTO_MIN_FACE
     if name == "haar":
         return HaarDetector(**options)

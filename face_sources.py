@@ -232,7 +232,7 @@ def frame_faces(entries, framing, detector_model=None):
     RAF-DB's aligned crops. "as_given": the whole image, resized. A labels.csv box is framed as a
     YuNet box. Unreadable images are left as None, for the caller to count.
     """
-    detector = build_detector("yunet", detector_model, photos=True) if framing == "detect" else None
+    detector = build_detector("yunet", detector_model, stills=True) if framing == "detect" else None
     faces, missed = [None] * len(entries), 0
     for i, (path, _, _, box) in enumerate(tqdm(entries, desc=f"framing faces ({framing})", leave=False)):
         gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)

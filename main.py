@@ -14,23 +14,22 @@ import json
 import os
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 import torch.distributed as dist
-from tqdm import tqdm
 
 import generate_data
 import training_data
-from data_loaders import CLASS_NAMES, DataError, load_split, split_dir  # noqa: F401 (load_split: tests patch it)
-from engine import (TrainingError, autocast_dtype, evaluate, lr_factor, make_optimizer, to_fast_layout,
-                    train_one_epoch)
+from data_loaders import CLASS_NAMES, DataError
+from engine import (TrainingError, autocast_dtype, evaluate, lr_factor, make_augment, make_loss, make_optimizer,
+                    to_fast_layout, train_one_epoch)
 from face_detectors import equalize_contrast
-from model import ARCHS, CheckpointError, build_model, count_parameters, device_arg, load_checkpoint, load_model, \
-    pick_device, predict
-from recipes import (RECIPES, check_resumed_inputs, configure, file_sha256, fill_recipe,  # noqa: F401
-                     recipe_help, resolve_teachers, teachers_sha256)
-from utils import (BOOL_FLAG, ArgumentParser, OutputError, atomic_write, check_writable_folder, float_in,
-                   int_at_least, run_script, str2bool, write_text_atomic)
+from model import ARCHS, CheckpointError, build_model, count_parameters, device_arg, load_checkpoint, pick_device
+from recipes import check_resumed_inputs, configure, recipe_help, teachers_sha256
+from run_folder import new_run_dir, save_epoch
+from utils import (BOOL_FLAG, ArgumentParser, OutputError, check_writable_folder, float_in, int_at_least, run_script,
+                   str2bool, write_text_atomic)
 
 def get_args_parser():
     parser = ArgumentParser(description="Train Deep-Emotion on FER2013 prepared by generate_data.py.")
@@ -137,46 +136,8 @@ def get_args_parser():
 
 # ---------------------------------------------------------------- steps of a run
 
-def teacher_targets(args, images, device, show_bar):
-    """The teacher's flip-averaged probabilities (N, 7) on the clean training faces (averaged over teachers).
-
-    Computed once under the training precision and cached in DIR/prepared/cache/, keyed by the
-    teacher's and the data's hashes, so a second run with the same teacher does not redo them.
-    Each teacher reads the faces its own way (its normalisation, its --clahe).
-    """
-    cache = split_dir(args.data[0], "") / "cache" / (
-        f"teacher-{args.teacher_sha256[:16]}-{args.data_identity}-{args.precision}.pt")
-    if cache.is_file():
-        return torch.load(cache, map_location="cpu", weights_only=True)
-    paths = resolve_teachers(args.teacher)
-    probabilities = 0
-    with tqdm(total=len(images) * len(paths), desc="teacher targets", unit="face", leave=False,
-              disable=not show_bar) as bar:
-        for path in paths:
-            teacher, teacher_checkpoint = load_model(path, device)
-            probabilities = probabilities + predict(
-                teacher, images, tuple(teacher_checkpoint["normalization"]), device, tta="flip",
-                autocast_dtype=autocast_dtype(args.precision), progress=bar.update,
-                clahe=teacher_checkpoint.get("clahe", False)) / len(paths)
-    try:
-        cache.parent.mkdir(exist_ok=True)
-        atomic_write(cache, lambda tmp: torch.save(probabilities, tmp))
-    except OSError:  # a read-only data folder only costs the next run this step again
-        pass
-    return probabilities
 
 
-def new_run_dir(out, arch):
-    """A fresh folder out/<arch>-<n>, never an existing one."""
-    Path(out).mkdir(parents=True, exist_ok=True)
-    n = 0
-    while True:
-        run_dir = Path(out) / f"{arch}-{n}"
-        try:
-            run_dir.mkdir()
-            return run_dir
-        except FileExistsError:
-            n += 1
 
 
 def build_training(args, device, steps_per_epoch, world_size):
@@ -228,38 +189,8 @@ def load_initial_weights(model, path, arch):
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in initial["model"].items()})
 
 
-def save_epoch(run_dir, state, is_best, history):
-    """Writes best.pt (when best), then last.pt, the log line and the curves.
-
-    best.pt goes first: a crash between the two files then loses at most the
-    last.pt of this epoch, which a resume recomputes, never a best epoch.
-    """
-    if is_best:
-        atomic_write(run_dir / "best.pt", lambda tmp: torch.save(state, tmp))
-    atomic_write(run_dir / "last.pt", lambda tmp: torch.save(state, tmp))
-    with open(run_dir / "log.jsonl", "a") as log:
-        log.write(json.dumps(history[-1]) + "\n")
-    plot_curves(history, run_dir / "curves.png")
 
 
-def plot_curves(history, path):
-    """Draws loss and accuracy per epoch (train and val) into a PNG."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    epochs = [h["epoch"] for h in history]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    for split in ("train", "val"):
-        ax_loss.plot(epochs, [h[f"{split}_loss"] for h in history], label=split)
-        ax_acc.plot(epochs, [100 * h[f"{split}_accuracy"] for h in history], label=split)
-    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
-    for ax in (ax_loss, ax_acc):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100))
-    plt.close(fig)
 
 
 def evaluate_sources(model, sources, normalization, device):
@@ -292,6 +223,65 @@ def setup_processes(args):
 
 # ---------------------------------------------------------------- the run
 
+def load_training_data(args, device, checkpoint, show_bar):
+    """The run's data: its sources, the union it trains on (on device), its targets, normalisation and draws."""
+    sources = training_data.load_sources(args.data, args.targets)
+    images, labels, soft_targets, sizes = training_data.union(sources, args.label_smoothing)
+    if len(images) < args.batch_size:
+        raise TrainingError(f"the train split has {len(images)} faces, fewer than --batch_size {args.batch_size}")
+    args.data_identity = training_data.sources_identity(args.data)
+    args.teacher_sha256 = teachers_sha256(args.teacher) if args.teacher else None
+    args.select_rule = training_data.select_rule(args.select, sources)
+    if checkpoint:
+        check_resumed_inputs(args, checkpoint["config"])
+    teacher_probabilities = None
+    if args.teacher:  # on the faces as they are: a teacher reads them its own way
+        teacher_probabilities = training_data.teacher_targets(args, images, device, show_bar).to(device)
+    if args.clahe:
+        images = torch.from_numpy(equalize_contrast(images.numpy()))
+        for source in sources:
+            source.val_images = torch.from_numpy(equalize_contrast(source.val_images.numpy()))
+    if checkpoint:
+        normalization = tuple(checkpoint["normalization"])
+    elif args.init:  # the initial weights read faces standardised as their own run did
+        normalization = tuple(load_checkpoint(args.init, "cpu")["normalization"])
+    else:
+        pixels = images.float() / 255
+        normalization = (pixels.mean().item(), pixels.std().item())
+    draw = None
+    if len(sources) > 1 or args.source_weights is not None:
+        draw = lambda generator: training_data.epoch_draws(sizes, args.source_weights, generator)  # noqa: E731
+    class_counts = torch.bincount(labels, minlength=len(CLASS_NAMES))  # the class prior
+    if device.type == "cuda":  # the whole split fits in GPU memory; batches are gathered there
+        images, labels = images.to(device), labels.to(device)
+    loss_fn = make_loss(args.label_smoothing, args.logit_adjust, class_counts, soft_targets, teacher_probabilities,
+                        args.distill_weight)
+    augment = make_augment(normalization, args.photometric, args.rotation, args.scale, args.shift, not args.no_flip,
+                           args.erase_prob, args.sharpness, args.mixup, args.cutmix)
+    return SimpleNamespace(sources=sources, sizes=sizes, images=images, labels=labels, class_counts=class_counts,
+                           normalization=normalization, draw=draw, loss_fn=loss_fn, augment=augment)
+
+
+def epoch_record(args, epoch, metrics, per_source, lr, seconds):
+    """The epoch's log line: training figures, the first source's val figures, the score, each source's figures."""
+    val = next(iter(per_source.values()))
+    row = {"epoch": epoch + 1, "train_loss": metrics["loss"], "train_accuracy": metrics["accuracy"],
+           "val_loss": val["loss"], "val_accuracy": val["accuracy"], "val_balanced_accuracy": val["balanced_accuracy"],
+           "score": training_data.selection_score(args.select_rule, per_source), "lr": lr,
+           "images_per_s": metrics["images_per_s"], "epoch_seconds": seconds}
+    if len(per_source) > 1 or "ferplus_accuracy" in val:
+        row["sources"] = per_source
+    return row
+
+
+def print_epoch(args, row, is_best):
+    others = "".join(f"  {name} bal {m['balanced_accuracy']:.2%}" for name, m in list(row.get("sources", {}).items())[1:])
+    score = f"  score {row['score']:.2%}" if others else ""
+    print(f"epoch {row['epoch']:>3}/{args.epochs}  train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.2%}"
+          f"  val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.2%}{others}{score}  lr {row['lr']:.2e}"
+          f"  {row['images_per_s']:.0f} img/s{'  *best' if is_best else ''}", flush=True)
+
+
 def train(args):
     """Trains per args; returns the run folder. Raises DataError or TrainingError for bad input."""
     device, rank, world_size = setup_processes(args)
@@ -302,115 +292,77 @@ def train(args):
             check_writable_folder(args.out, "the run folder")
         except OutputError as error:
             raise TrainingError(str(error)) from None
-
-    sources = training_data.load_sources(args.data, args.targets)
-    train_images, train_labels, soft_targets, sizes = training_data.union(sources, args.label_smoothing)
-    if len(train_images) < args.batch_size:
-        raise TrainingError(f"the train split has {len(train_images)} faces, fewer than --batch_size {args.batch_size}")
-    train_class_counts = torch.bincount(train_labels, minlength=len(CLASS_NAMES)).tolist()  # the class prior
-    args.data_identity = training_data.sources_identity(args.data)
-    args.teacher_sha256 = teachers_sha256(args.teacher) if args.teacher else None
-    args.select_rule = training_data.select_rule(args.select, sources)
-    if checkpoint:
-        check_resumed_inputs(args, checkpoint["config"])
-    teacher_probabilities = None
-    if args.teacher:  # on the faces as they are: a teacher reads them its own way
-        teacher_probabilities = teacher_targets(args, train_images, device, rank == 0 and not args.quiet).to(device)
-    if args.clahe:
-        train_images = torch.from_numpy(equalize_contrast(train_images.numpy()))
-        for source in sources:
-            source.val_images = torch.from_numpy(equalize_contrast(source.val_images.numpy()))
-    if checkpoint:
-        normalization = tuple(checkpoint["normalization"])
-    elif args.init:  # the initial weights read faces standardised as their own run did
-        normalization = tuple(load_checkpoint(args.init, "cpu")["normalization"])
-    else:
-        pixels = train_images.float() / 255
-        normalization = (pixels.mean().item(), pixels.std().item())
-    if device.type == "cuda":  # the whole split fits in GPU memory; batches are gathered there
-        train_images, train_labels = train_images.to(device), train_labels.to(device)
-    draw = None
-    if len(sources) > 1 or args.source_weights is not None:
-        draw = lambda generator: training_data.epoch_draws(sizes, args.source_weights, generator)  # noqa: E731
-
-    steps_per_epoch = len(train_images) // args.batch_size
+    data = load_training_data(args, device, checkpoint, rank == 0 and not args.quiet)
+    steps_per_epoch = len(data.images) // args.batch_size
     if args.max_steps:
         steps_per_epoch = min(steps_per_epoch, args.max_steps)
     model, optimizer, scheduler = build_training(args, device, steps_per_epoch, world_size)
     if args.init and not checkpoint:
         load_initial_weights(model, args.init, args.arch)
     average = weight_average(model, args.ema)  # from the initial weights
-    start_epoch, best_accuracy, history = 0, None, []
+    start_epoch, best_score, history = 0, None, []
     if checkpoint:
-        start_epoch, best_accuracy, history = restore_training(checkpoint, model, optimizer, scheduler, average)
+        start_epoch, best_score, history = restore_training(checkpoint, model, optimizer, scheduler, average)
         run_dir = Path(args.resume).parent
     elif rank == 0:
         run_dir = new_run_dir(args.out, args.arch)
     net = torch.nn.parallel.DistributedDataParallel(model) if world_size > 1 else model
-
     config = dict(vars(args))
     if rank == 0:
         write_text_atomic(run_dir / "config.json", json.dumps(config, indent=2))
-        print(f"{args.arch}: {count_parameters(model):,} parameters, {len(train_images)} train / "
-              f"{sum(len(s.val_images) for s in sources)} val faces, {device}, {args.precision}, "
+        print(f"{args.arch}: {count_parameters(model):,} parameters, {len(data.images)} train / "
+              f"{sum(len(s.val_images) for s in data.sources)} val faces, {device}, {args.precision}, "
               f"{world_size} process(es) -> {run_dir}")
-        if len(sources) > 1:
-            print(f"sources: {', '.join(f'{s.name} {n}' for s, n in zip(sources, sizes))} train faces; "
+        if len(data.sources) > 1:
+            print(f"sources: {', '.join(f'{s.name} {n}' for s, n in zip(data.sources, data.sizes))} train faces; "
                   f"best.pt on the {args.select_rule}")
     try:
         for epoch in range(start_epoch, args.epochs):
             epoch_start = time.perf_counter()
-            metrics = train_one_epoch(net, train_images, train_labels, optimizer, scheduler, epoch, args,
-                                      normalization, device, rank, world_size,
-                                      show_bar=rank == 0 and not args.quiet,
-                                      teacher_probabilities=teacher_probabilities,
-                                      autocast_dtype=autocast_dtype(args.precision), average=average,
-                                      soft_targets=soft_targets, draw=draw)
+            metrics = train_one_epoch(
+                net, data.images, data.labels, optimizer, scheduler, data.loss_fn, data.augment, epoch=epoch,
+                seed=args.seed, batch_size=args.batch_size, device=device, draw=data.draw, max_steps=args.max_steps,
+                rank=rank, world_size=world_size, autocast_dtype=autocast_dtype(args.precision), average=average,
+                sam=args.sam, clip_grad=args.clip_grad, show_bar=rank == 0 and not args.quiet, total_epochs=args.epochs)
             if rank != 0:
                 continue
             evaluated = average.module if average is not None else model  # what is saved as the model
-            per_source = evaluate_sources(evaluated, sources, normalization, device)
-            val = next(iter(per_source.values()))
-            score = training_data.selection_score(args.select_rule, per_source)
-            row = {"epoch": epoch + 1, "train_loss": metrics["loss"], "train_accuracy": metrics["accuracy"],
-                   "val_loss": val["loss"], "val_accuracy": val["accuracy"],
-                   "val_balanced_accuracy": val["balanced_accuracy"], "score": score,
-                   "lr": optimizer.param_groups[0]["lr"], "images_per_s": metrics["images_per_s"],
-                   "epoch_seconds": time.perf_counter() - epoch_start}
-            if len(per_source) > 1 or "ferplus_accuracy" in val:
-                row["sources"] = per_source
+            per_source = evaluate_sources(evaluated, data.sources, data.normalization, device)
+            row = epoch_record(args, epoch, metrics, per_source, optimizer.param_groups[0]["lr"],
+                               time.perf_counter() - epoch_start)
             history.append(row)
-            is_best = best_accuracy is None or score > best_accuracy  # the first epoch is best, even at 0%
-            best_accuracy = score if is_best else best_accuracy
+            is_best = best_score is None or row["score"] > best_score  # the first epoch is best, even at 0%
+            best_score = row["score"] if is_best else best_score
+            # best_val_accuracy holds the declared score (the first source's val accuracy for one source)
             state = {"model": evaluated.state_dict(), "arch": args.arch, "arch_args": args.arch_args,
-                     "class_names": list(CLASS_NAMES), "normalization": list(normalization),
-                     "train_class_counts": train_class_counts, "clahe": args.clahe, "epoch": epoch + 1,
+                     "class_names": list(CLASS_NAMES), "normalization": list(data.normalization),
+                     "train_class_counts": data.class_counts.tolist(), "clahe": args.clahe, "epoch": epoch + 1,
                      "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                     "rng": {"torch": torch.get_rng_state()}, "metrics": row, "best_val_accuracy": best_accuracy,
+                     "rng": {"torch": torch.get_rng_state()}, "metrics": row, "best_val_accuracy": best_score,
                      "history": history, "config": config}
             if average is not None:
                 state.update(trained_model=model.state_dict(), averaged_steps=int(average.n_averaged))
             save_epoch(run_dir, state, is_best, history)
-            others = "".join(f"  {name} bal {m['balanced_accuracy']:.2%}" for name, m in list(per_source.items())[1:])
-            print(f"epoch {epoch + 1:>3}/{args.epochs}  train loss {metrics['loss']:.4f} acc {metrics['accuracy']:.2%}"
-                  f"  val loss {val['loss']:.4f} acc {val['accuracy']:.2%}{others}"
-                  f"{f'  score {score:.2%}' if len(per_source) > 1 else ''}  lr {row['lr']:.2e}"
-                  f"  {metrics['images_per_s']:.0f} img/s{'  *best' if is_best else ''}", flush=True)
+            print_epoch(args, row, is_best)
         if world_size > 1:
             dist.barrier()  # no process leaves (and tears the group down) while rank 0 still evaluates and saves
     except KeyboardInterrupt:
         if rank == 0:
-            last = run_dir / "last.pt"
-            if last.exists():
-                print(f"\ninterrupted; {last} holds epoch {torch.load(last, weights_only=True)['epoch']}: "
-                      f"resume with --resume {last}")
-            else:
-                print("\ninterrupted before the first epoch ended; nothing to resume")
+            report_interruption(run_dir)
         raise
     finally:
         if world_size > 1:
             dist.destroy_process_group()
     return run_dir if rank == 0 else None
+
+
+def report_interruption(run_dir):
+    last = run_dir / "last.pt"
+    if last.exists():
+        print(f"\ninterrupted; {last} holds epoch {torch.load(last, weights_only=True)['epoch']}: "
+              f"resume with --resume {last}")
+    else:
+        print("\ninterrupted before the first epoch ended; nothing to resume")
 
 
 def main(args):

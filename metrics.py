@@ -8,12 +8,12 @@ import numpy as np
 from emotions import CLASS_NAMES
 
 
-def classification_scores(predictions, labels, class_names=CLASS_NAMES):
+def classification_scores(predictions, labels, class_names=CLASS_NAMES, missed_column=False):
     """Accuracy, balanced accuracy (mean recall over the classes present), macro-F1, per-class
     precision/recall/F1/support and the confusion matrix of integer predictions against labels.
 
     confusion[i][j] counts faces of true class i predicted as j; a last column counts faces not
-    found (prediction -1) when there are any.
+    found (prediction -1) when there are any, or always with missed_column=True.
     """
     n = len(class_names)
     predictions, labels = np.asarray(predictions, dtype=np.int64), np.asarray(labels, dtype=np.int64)
@@ -34,4 +34,4 @@ def classification_scores(predictions, labels, class_names=CLASS_NAMES):
             "found": float(1 - missed.mean()) if total else 0.0,
             "per_class": {name: {"precision": float(precision[k]), "recall": float(recall[k]), "f1": float(f1[k]),
                                  "support": int(support[k])} for k, name in enumerate(class_names)},
-            "confusion": (confusion if missed.any() else confusion[:, :n]).tolist()}
+            "confusion": (confusion if missed.any() or missed_column else confusion[:, :n]).tolist()}

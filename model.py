@@ -12,11 +12,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from data_loaders import CLASS_NAMES, normalize
+from data_loaders import normalize
+from emotions import CLASS_NAMES, IMAGE_SIZE, SHIFT_ORIGINS, SHIFT_PIXELS, TTA_MODES, balance  # noqa: F401
 from face_detectors import equalize_contrast
 from utils import atomic_write
 
-IMAGE_SIZE = 48
 
 
 def _flat_size(module, channels, size):
@@ -263,14 +263,6 @@ def device_arg(text):
     return text
 
 
-# Test-time augmentation (--tta): "flip" averages each face's probabilities with its
-# mirror image's (2 views); "shifts" also with the face moved SHIFT_PIXELS up, down,
-# left and right, each mirrored too (10 views). Training shifts faces by up to 10%
-# (4.8 pixels), so these views are ones the network has learned to read.
-TTA_MODES = ("flip", "shifts")
-SHIFT_PIXELS = 2
-
-
 def tta_views(x, tta):
     """The views of a batch (B, C, H, W) that test-time augmentation `tta` (None, "flip", "shifts") averages."""
     views = [x]
@@ -278,7 +270,7 @@ def tta_views(x, tta):
         p = SHIFT_PIXELS
         h, w = x.shape[-2:]
         padded = F.pad(x, (p, p, p, p), mode="replicate")  # the edge is repeated, as in training's warps
-        for top, left in ((0, p), (2 * p, p), (p, 0), (p, 2 * p)):
+        for top, left in SHIFT_ORIGINS:
             views.append(padded[..., top:top + h, left:left + w])
     if tta:
         views += [view.flip(3) for view in views]
@@ -325,16 +317,6 @@ def class_prior(checkpoint):
     """The class frequencies (7,) of the split a checkpoint was trained on."""
     counts = torch.tensor(checkpoint.get("train_class_counts", FER2013_TRAIN_COUNTS), dtype=torch.float32)
     return counts / counts.sum()
-
-
-def balance(probabilities, prior):
-    """Post-hoc logit adjustment (Menon et al. 2021): p(class | face) / p(class), renormalised.
-
-    A network trained on FER2013 learnt its prior too (disgust is 1.5% of it); dividing it out
-    gives the decision of a balanced training set, which is what faces elsewhere look like more.
-    """
-    adjusted = probabilities / prior
-    return adjusted / adjusted.sum(1, keepdim=True)
 
 
 class Ensemble:

@@ -18,13 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
+from emotions import SHIFT_ORIGINS, SHIFT_PIXELS, TTA_MODES, balance, standardize  # noqa: F401 (TTA_MODES: re-exported)
 from face_detectors import equalize_contrast
 from utils import atomic_write
 
 OPSET = 18
-# the views of test-time augmentation, as model.tta_views makes them (kept in step by a test)
-TTA_MODES = ("flip", "shifts")
-SHIFT_PIXELS = 2
 
 
 class OnnxError(Exception):
@@ -37,7 +35,7 @@ def tta_views(faces, tta):
     if tta == "shifts":
         p, (h, w) = SHIFT_PIXELS, faces.shape[-2:]
         padded = np.pad(faces, ((0, 0), (p, p), (p, p)), mode="edge")
-        for top, left in ((0, p), (2 * p, p), (p, 0), (p, 2 * p)):
+        for top, left in SHIFT_ORIGINS:
             views.append(padded[:, top:top + h, left:left + w])
     if tta:
         views += [view[:, :, ::-1] for view in views]
@@ -88,10 +86,7 @@ class OnnxClassifier:
                                         for view in views], axis=0))
             probabilities.append(np.mean(members, axis=0))
         result = np.concatenate(probabilities) if probabilities else np.zeros((0, len(self.class_names)), np.float32)
-        if self.balanced:
-            result = result / self.prior
-            result /= result.sum(1, keepdims=True)
-        return result
+        return balance(result, self.prior) if self.balanced else result
 
 
 def export(checkpoint_path, out_path, int8=False):
@@ -113,7 +108,7 @@ def export(checkpoint_path, out_path, int8=False):
             self.mean, self.std = (float(v) for v in normalization)
 
         def forward(self, faces):  # (B, 48, 48) in 0..255
-            x = (faces.unsqueeze(1) / 255.0 - self.mean) / self.std
+            x = standardize(faces.unsqueeze(1), self.mean, self.std)
             return (self.model(x) / self.temperature).softmax(1)
 
     model, checkpoint = load_model(checkpoint_path, "cpu")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data_loaders import CLASS_NAMES
+from emotions import CLASS_NAMES
 from utils import ArgumentParser, OutputError, atomic_write, check_writable_file, run_script, write_text_atomic
 
 LOG_COLUMNS = ["source", "frame", "time_s", "face", "x", "y", "w", "h", "label", "confidence", *CLASS_NAMES]

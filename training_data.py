@@ -14,9 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from data_loaders import CLASS_NAMES, DataError, load_split, load_votes, split_dir
+from engine import autocast_dtype
 from face_sources import majority_class, vote_distribution
+from model import load_model, predict
+from recipes import resolve_teachers
+from utils import atomic_write
 
 TARGETS = ("label", "majority", "votes")
 SELECT_RULES = ("auto", "accuracy", "mean")
@@ -142,3 +147,32 @@ def sources_identity(data_dirs):
     if len(identities) == 1:
         return identities[0]
     return hashlib.sha256(",".join(identities).encode()).hexdigest()[:16]
+
+
+def teacher_targets(args, images, device, show_bar):
+    """The teacher's flip-averaged probabilities (N, 7) on the clean training faces (averaged over teachers).
+
+    Computed once under the training precision and cached in DIR/prepared/cache/, keyed by the
+    teacher's and the data's hashes, so a second run with the same teacher does not redo them.
+    Each teacher reads the faces its own way (its normalisation, its --clahe).
+    """
+    cache = split_dir(args.data[0], "") / "cache" / (
+        f"teacher-{args.teacher_sha256[:16]}-{args.data_identity}-{args.precision}.pt")
+    if cache.is_file():
+        return torch.load(cache, map_location="cpu", weights_only=True)
+    paths = resolve_teachers(args.teacher)
+    probabilities = 0
+    with tqdm(total=len(images) * len(paths), desc="teacher targets", unit="face", leave=False,
+              disable=not show_bar) as bar:
+        for path in paths:
+            teacher, teacher_checkpoint = load_model(path, device)
+            probabilities = probabilities + predict(
+                teacher, images, tuple(teacher_checkpoint["normalization"]), device, tta="flip",
+                autocast_dtype=autocast_dtype(args.precision), progress=bar.update,
+                clahe=teacher_checkpoint.get("clahe", False)) / len(paths)
+    try:
+        cache.parent.mkdir(exist_ok=True)
+        atomic_write(cache, lambda tmp: torch.save(probabilities, tmp))
+    except OSError:  # a read-only data folder only costs the next run this step again
+        pass
+    return probabilities

@@ -7,36 +7,24 @@
     python visualize.py --source clip.mp4 --no_display --output annotated.mp4 --log faces.csv
     python visualize.py --attention --samples --data data     # imgs/attention.png, imgs/samples.png
 """
-import csv
 import json
-import os
-import sys
-import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
-from data_loaders import CLASS_NAMES, DataError, load_split
-from emotion_detector import BACKENDS, EmotionDetector, build_classifier, draw
+from data_loaders import DataError, load_split
+from emotion_detector import BACKENDS, build_classifier
 from face_detectors import DETECTORS, YUNET_ENV, DetectorError, equalize_contrast
+from live import SourceError, run_live
+from metrics import classification_scores
 from model import SHIFT_PIXELS, TTA_MODES, CheckpointError, device_arg, pick_device
 from onnx_classifier import OnnxError
-from timeline import LOG_COLUMNS, write_timeline
 from utils import (BOOL_FLAG, IMAGE_SUFFIXES, ArgumentParser, OutputError, atomic_write, check_writable_file,
                    check_writable_folder, float_in, int_at_least, run_script, write_text_atomic)
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "weights" / "deep_emotion_vgg.pt"
 MAX_SMOOTH = 0.95
-# One torch thread for live inference: a batch of 1-3 faces gains little from two, and two threads stall
-# on each other as soon as another program takes a core (benchmarks/live_fps.py --busy 1, width-48 VGG:
-# 34.6 frames/s with one thread, 2.5 with two; 46.9 against 52.1 on a quiet machine).
-LIVE_TORCH_THREADS = 1
-
-
-class SourceError(Exception):
-    """A camera or file that cannot be opened, or an output that would destroy it, as one line (exit code 2)."""
 
 
 def get_args_parser():
@@ -145,28 +133,6 @@ def check_outputs(args):
 
 # ---------------------------------------------------------------- accuracy
 
-def classification_metrics(predictions, labels, class_names=CLASS_NAMES):
-    """Accuracy as correct/total, per-class precision/recall/F1/support and the confusion matrix.
-
-    confusion[i][j] counts faces of true class i predicted as j.
-    """
-    n = len(class_names)
-    labels, predictions = np.asarray(labels), np.asarray(predictions)
-    confusion = np.zeros((n, n), dtype=np.int64)
-    np.add.at(confusion, (labels, predictions), 1)
-    per_class = {}
-    for k, name in enumerate(class_names):
-        tp, predicted, support = confusion[k, k], confusion[:, k].sum(), confusion[k].sum()
-        precision = tp / predicted if predicted else 0.0
-        recall = tp / support if support else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class[name] = {"precision": float(precision), "recall": float(recall), "f1": float(f1),
-                           "support": int(support)}
-    correct = int(np.trace(confusion))
-    return {"accuracy": correct / len(labels), "correct": correct, "total": int(len(labels)),
-            "per_class": per_class, "confusion": confusion.tolist()}
-
-
 def print_metrics(metrics, title):
     print(f"{title}: {metrics['correct']}/{metrics['total']} = {100 * metrics['accuracy']:.2f}%")
     print(f"{'class':<10}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
@@ -216,7 +182,7 @@ def test_accuracy(args, classifier):
     """Scores --split; prints and returns the metrics dict, writes the confusion PNG and --report."""
     images, labels, _ = load_split(args.data, args.split)
     probabilities = np.asarray(classifier.predict(images, args.batch_size))
-    metrics = classification_metrics(probabilities.argmax(1), labels.numpy())
+    metrics = classification_scores(probabilities.argmax(1), labels.numpy())
     metrics.update({"split": args.split, "model": [str(m) for m in args.model], "tta": args.tta,
                     "balanced": args.balanced})
     name = "+".join(checkpoint["arch"] for _, checkpoint in classifier.members) if hasattr(
@@ -267,164 +233,6 @@ def plot_samples(images, labels, predictions, class_names, path, rows=4, cols=8)
         ax.axis("off")
     fig.suptitle("true -> predicted")
     return _save(fig, path)
-
-
-# ---------------------------------------------------------------- live inference
-
-def open_source(source):
-    """Opens a camera index, video, image or folder of images; raises SourceError.
-
-    Returns (frames, is_images): an iterator of (name, BGR frame), and whether they are still images.
-    """
-    path = Path(str(source))
-    if str(source).isdigit():
-        # OpenCV logs a screenful for a missing camera; the one-line error below says it
-        level = cv2.utils.logging.getLogLevel()
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-        try:
-            capture = cv2.VideoCapture(int(source))
-        finally:
-            cv2.utils.logging.setLogLevel(level)
-        if not capture.isOpened():
-            raise SourceError(f"camera {source} cannot be opened (is one connected, and free?)")
-        return _read_capture(capture, f"camera{source}"), False
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise SourceError(f"{path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        return _read_images(files), True
-    if not path.exists():
-        raise SourceError(f"{path} does not exist")
-    if path.suffix.lower() in IMAGE_SUFFIXES:
-        if cv2.imread(str(path)) is None:
-            raise SourceError(f"{path} is not a readable image")
-        return _read_images([path]), True
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise SourceError(f"{path} cannot be opened as a video")
-    return _read_capture(capture, path.name), False
-
-
-def _read_capture(capture, name):
-    try:
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                return
-            yield name, frame
-    finally:
-        capture.release()
-
-
-def _read_images(files):
-    for path in files:
-        frame = cv2.imread(str(path))
-        if frame is None:
-            print(f"skipping {path}: not a readable image")
-            continue
-        yield path.name, frame
-
-
-def display_available():
-    """Whether a window can be shown; False on a headless Linux box or a headless OpenCV."""
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        return False
-    try:
-        cv2.namedWindow("Deep-Emotion")
-        return True
-    except cv2.error:
-        return False
-
-
-def frame_rate(source):
-    """The frame rate of a video file (25 when it does not say), for the annotated copy."""
-    capture = cv2.VideoCapture(str(source))
-    fps = capture.get(cv2.CAP_PROP_FPS) if capture.isOpened() else 0
-    capture.release()
-    return fps if 1 <= fps <= 240 else 25.0
-
-
-def write_image(path, frame):
-    """Writes an annotated image atomically; raises OutputError when it cannot."""
-    path = Path(path)
-
-    def write(tmp):
-        if not cv2.imwrite(str(tmp), frame):
-            raise OutputError(f"cannot write the annotated image {path}")
-    try:
-        atomic_write(path, write)
-    except OSError as error:
-        raise OutputError(f"cannot write the annotated image {path}: {error.strerror or error}") from None
-
-
-def run_live(args, device):
-    """The live loop; returns the number of frames processed. Raises SourceError or OutputError."""
-    source = "0" if args.cam and args.source is None else args.source
-    frames, is_images = open_source(source)  # opens now, so a bad source fails before the model loads
-    torch.set_num_threads(LIVE_TORCH_THREADS)
-    # one photo to a file name with an image suffix writes that file; anything else writes into a folder
-    one_image_file = is_images and Path(source).is_file() and Path(args.output).suffix.lower() in IMAGE_SUFFIXES
-    detector = EmotionDetector(args.model, device, smooth=args.smooth, tta=args.tta, detector=args.detector,
-                               detector_model=args.detector_model, align=args.align, balanced=args.balanced,
-                               stills=is_images, backend=args.backend)
-    show = not args.no_display and display_available()
-    if not args.no_display and not show:
-        print("no display found: running headless (as with --no_display)")
-    writer, log_file, log = None, None, None
-    if args.log:
-        log_file = open(args.log, "w", newline="")
-        log = csv.writer(log_file)
-        log.writerow(LOG_COLUMNS)
-    # seconds on the timeline: from the file's frame rate, or the clock for a camera; none for photos
-    source_fps = None if is_images or str(source).isdigit() else frame_rate(source)
-    rows = []  # what --log holds, kept for --timeline
-    count, fps, start = 0, None, time.perf_counter()
-    try:
-        tick = time.perf_counter()
-        for count, (name, frame, results) in enumerate(detector.stream(frames), start=1):
-            draw(frame, results, fps)
-            elapsed, tick = time.perf_counter() - tick, time.perf_counter()  # one frame, from the last one's end
-            fps = 1 / max(elapsed, 1e-6) if fps is None else 0.9 * fps + 0.1 / max(elapsed, 1e-6)
-            seconds = (None if is_images else (count - 1) / source_fps if source_fps
-                       else time.perf_counter() - start)
-            for face in results:
-                row = dict(zip(LOG_COLUMNS, [name, count, seconds, face["face"], *face["box"], face["label"],
-                                             face["confidence"], *face["emotions"].values()]))
-                if log:
-                    log.writerow([f"{v:.4f}" if isinstance(v, float) else "" if v is None else v
-                                  for v in row.values()])
-                if args.timeline:
-                    rows.append(row)
-            if args.output and is_images:
-                write_image(args.output if one_image_file else Path(args.output) / name, frame)
-            elif args.output:
-                if writer is None:  # the source's own frame rate and size
-                    fps_out = source_fps or 25.0
-                    writer = cv2.VideoWriter(args.output, cv2.VideoWriter_fourcc(*"mp4v"), fps_out,
-                                             (frame.shape[1], frame.shape[0]))
-                    if not writer.isOpened():
-                        raise SourceError(f"cannot write the video {args.output} (does its folder exist?)")
-                writer.write(frame)
-            if show:
-                cv2.imshow("Deep-Emotion", frame)
-                if cv2.waitKey(0 if is_images else 1) & 0xFF in (ord("q"), 27):
-                    break
-            if args.max_frames and count >= args.max_frames:
-                break
-    finally:
-        if writer is not None:
-            writer.release()
-        if log_file is not None:
-            log_file.close()
-        if show:
-            cv2.destroyAllWindows()
-    if args.timeline:
-        write_timeline(rows, args.timeline)
-    seconds = time.perf_counter() - start
-    print(f"{count} frame(s) from {source} in {seconds:.1f} s ({count / max(seconds, 1e-9):.1f} frames/s, "
-          "reading, detection, classification, drawing and writing included)"
-          + (f"; annotated output: {args.output}" if args.output else "") + (f"; faces: {args.log}" if args.log else ""))
-    return count
 
 
 def main(args):

@@ -26,47 +26,42 @@ import torch
 from tqdm import tqdm
 
 from common import ROOT
-from data_loaders import CLASS_NAMES, DataError, load_face_crops, load_split, read_face_set
-from emotion_detector import EmotionDetector
+from data_loaders import DataError, load_face_crops, load_split, read_face_set
+from emotion_detector import EmotionRecognizer
 from face_detectors import DETECTORS, bordered
+from metrics import classification_scores
 from model import TTA_MODES
 
 
 def scores(predictions, labels):
-    """Accuracy, balanced accuracy, macro-F1, per-class recall and the confusion matrix; -1 = no face found."""
+    """Accuracy (also on the faces found), balanced accuracy, macro-F1, per-class recall and the confusion
+    matrix (its last column: no face found, prediction -1); metrics.classification_scores underneath."""
+    result = classification_scores(predictions, labels, missed_column=True)
     predictions, labels = np.asarray(predictions), np.asarray(labels)
-    n = len(CLASS_NAMES)
-    confusion = np.zeros((n, n + 1), dtype=np.int64)  # the last column: no face found
-    np.add.at(confusion, (labels, np.where(predictions < 0, n, predictions)), 1)
-    support = confusion.sum(1)
-    recall = np.diag(confusion[:, :n]) / np.maximum(support, 1)
-    precision = np.diag(confusion[:, :n]) / np.maximum(confusion[:, :n].sum(0), 1)
-    f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
-    present = support > 0
-    return {"faces": int(len(labels)), "found": float((predictions >= 0).mean()),
-            "accuracy": float((predictions == labels).mean()),
-            "accuracy_on_found": float((predictions == labels)[predictions >= 0].mean()) if (predictions >= 0).any() else 0.0,
-            "balanced_accuracy": float(recall[present].mean()), "macro_f1": float(f1[present].mean()),
-            "recall": dict(zip(CLASS_NAMES, map(float, recall))), "confusion": confusion.tolist()}
+    found = predictions >= 0
+    return {"faces": result["total"], "found": result["found"], "accuracy": result["accuracy"],
+            "accuracy_on_found": float((predictions == labels)[found].mean()) if found.any() else 0.0,
+            "balanced_accuracy": result["balanced_accuracy"], "macro_f1": result["macro_f1"],
+            "recall": {name: c["recall"] for name, c in result["per_class"].items()}, "confusion": result["confusion"]}
 
 
-def predict_crops(detector, images):
+def predict_crops(recognizer, images):
     """Predicted classes of 48x48 uint8 faces (N, 48, 48), in batches."""
-    return detector.classifier.predict(torch.from_numpy(images)).argmax(1).numpy()
+    return recognizer.classifier.predict(torch.from_numpy(images)).argmax(1).numpy()
 
 
-def predict_pipeline(detector, images):
+def predict_pipeline(recognizer, images):
     """Predicted class of the face nearest the centre of each image (BGR or grey), -1 when none is found."""
     predictions = []
     for image in tqdm(images, desc="pipeline", leave=False):
         frame = bordered(image)
-        results = detector.detect_emotions(frame)
+        results = recognizer.detect_emotions(frame)
         if not results:
             predictions.append(-1)
             continue
         centre = np.array(frame.shape[1::-1]) / 2
         nearest = min(results, key=lambda r: np.linalg.norm(np.array(r["box"][:2]) + np.array(r["box"][2:]) / 2 - centre))
-        predictions.append(detector.class_names.index(nearest["label"]))
+        predictions.append(recognizer.class_names.index(nearest["label"]))
     return np.array(predictions)
 
 
@@ -89,7 +84,7 @@ def main():
     parser.add_argument("--out", default="", help="write the results as JSON here (default: none)")
     args = parser.parse_args()
     torch.set_num_threads(1)  # the live pipeline's setting (visualize.LIVE_TORCH_THREADS); crop mode batches anyway
-    detector = EmotionDetector(args.model, tta=args.tta, detector=args.detector, detector_model=args.detector_model,
+    recognizer = EmotionRecognizer(args.model, tta=args.tta, detector=args.detector, detector_model=args.detector_model,
                                align=args.align, balanced=args.balanced, stills=True)
     results = {"model": args.model, "mode": args.mode, "tta": args.tta, "balanced": args.balanced,
                "detector": args.detector if args.mode == "pipeline" else None,
@@ -113,7 +108,7 @@ def main():
         if args.limit:
             faces, labels = (faces[:args.limit] if faces is not None else None), labels[:args.limit]
             images = images[:args.limit] if images is not None else None
-        predictions = predict_crops(detector, faces) if args.mode == "crop" else predict_pipeline(detector, images)
+        predictions = predict_crops(recognizer, faces) if args.mode == "crop" else predict_pipeline(recognizer, images)
         results["sets"][name] = scores(predictions, labels)
         r = results["sets"][name]
         print(f"{name:<20} {r['faces']:>6} faces  found {r['found']:.1%}  accuracy {r['accuracy']:.2%}  "

@@ -66,7 +66,7 @@ def main():
                                                      "(default: none)")
     args = parser.parse_args()
     if args.faces:
-        crop_framing(args.faces, build_detector(args.detector, args.detector_model, photos=True), args.count)
+        crop_framing(args.faces, build_detector(args.detector, args.detector_model, stills=True), args.count)
         return
     images, _, _ = load_split(args.data, "train")
     detector = build_detector(args.detector, args.detector_model, min_face=60)

@@ -15,7 +15,7 @@ import torch
 
 from common import ROOT, busy_cores, median_report
 from data_loaders import load_split
-from emotion_detector import BACKENDS, EmotionDetector, draw
+from emotion_detector import BACKENDS, EmotionRecognizer, draw
 from face_detectors import DETECTORS
 from visualize import LIVE_TORCH_THREADS
 
@@ -72,18 +72,18 @@ def main():
 def run_once(args, frames, fps, stages):
     """One pass over the frames; appends its frames/s and per-stage milliseconds; returns the faces found."""
     faces_found = 0
-    detector = EmotionDetector(args.model, detector=args.detector, detector_model=args.detector_model,
+    recognizer = EmotionRecognizer(args.model, detector=args.detector, detector_model=args.detector_model,
                                backend=args.backend)
     draw_seconds, start = 0.0, time.perf_counter()
-    stream = detector.stream((None, frame) for frame in frames) if args.overlap else (
-        (None, frame, detector.detect_emotions(frame)) for frame in frames)
+    stream = recognizer.stream((None, frame) for frame in frames) if args.overlap else (
+        (None, frame, recognizer.detect_emotions(frame)) for frame in frames)
     for _, frame, results in stream:
         tick = time.perf_counter()
         draw(frame.copy(), results, 30.0)
         draw_seconds += time.perf_counter() - tick
         faces_found += len(results)
     fps.append(len(frames) / (time.perf_counter() - start))
-    for name, seconds in list(detector.timings.items()) + [("draw", draw_seconds)]:
+    for name, seconds in list(recognizer.timings.items()) + [("draw", draw_seconds)]:
         stages[name].append(1000 * seconds / len(frames))
     return faces_found
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from common import ROOT
 from data_loaders import load_split
-from emotion_detector import EmotionDetector
+from emotion_detector import EmotionRecognizer
 
 
 def main():
@@ -25,18 +25,18 @@ def main():
     args = parser.parse_args()
     images, labels, _ = load_split(args.data, args.split)
     chosen = np.random.default_rng(0).choice(len(images), min(args.count, len(images)), replace=False)
-    detector = EmotionDetector(args.model)
-    direct = detector.classify([images[i].numpy() for i in chosen]).argmax(1)
+    recognizer = EmotionRecognizer(args.model)
+    direct = recognizer.classify([images[i].numpy() for i in chosen]).argmax(1)
     found, direct_right, pipeline_right = 0, 0, 0
     for k, i in enumerate(chosen):
         frame = np.full((480, 640, 3), 128, np.uint8)
         face = cv2.resize(images[i].numpy(), (192, 192), interpolation=cv2.INTER_CUBIC)
         frame[144:336, 224:416] = face[:, :, None]
-        results = detector.detect_emotions(frame)
+        results = recognizer.detect_emotions(frame)
         if results:  # compare both ways on the faces the cascade finds
             found += 1
             direct_right += direct[k] == labels[i].item()
-            pipeline_right += detector.class_names.index(results[0]["label"]) == labels[i].item()
+            pipeline_right += recognizer.class_names.index(results[0]["label"]) == labels[i].item()
     print(f"{args.model} on {args.split}: the Haar cascade found {found} of {len(chosen)} faces; on those,")
     print(f"  direct classification of the 48x48 face: {100 * direct_right / max(found, 1):.2f}%")
     print(f"  through the pipeline (detect, crop, resize): {100 * pipeline_right / max(found, 1):.2f}%")

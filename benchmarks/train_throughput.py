@@ -10,7 +10,9 @@ that rate. The original (CPU only): per-sample PIL loading + ToTensor/Normalize,
 DataLoader(num_workers=0), batch 128, Adam.
 """
 import argparse
+import json
 import time
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
@@ -19,29 +21,33 @@ from torchvision import transforms
 
 from common import busy_cores, median_report
 import engine
-import main as trainer
 from data_loaders import FER2013, load_split
 from model import build_model, device_arg, pick_device
+from recipes import RECIPES
 
 FER2013_TRAIN_FACES = 28_709
 
 
 def ours(args, device):
-    train_args = trainer.fill_recipe(trainer.get_args_parser().parse_args(
-        ["--train", "--data", args.data, "--quiet", "--max_steps", str(args.steps), "--arch", args.arch,
-         "--precision", args.precision]
-        + (["--batch_size", str(args.batch_size)] if args.batch_size else [])
-        + (["--arch_args", args.arch_args] if args.arch_args else [])))
+    """Images per second of engine.train_one_epoch with the --arch recipe's loss and augmentation."""
+    recipe = SimpleNamespace(**RECIPES[args.arch])
+    if args.batch_size:
+        recipe.batch_size = args.batch_size
+    arch_args = json.loads(args.arch_args) if args.arch_args else recipe.arch_args
     images, labels, _ = load_split(args.data, "train")
     normalization = ((images.float() / 255).mean().item(), (images.float() / 255).std().item())
     if device.type == "cuda":
         images, labels = images.to(device), labels.to(device)
-    model = engine.to_fast_layout(build_model(args.arch, **train_args.arch_args), device)
-    optimizer = engine.make_optimizer(model, train_args)
+    model = engine.to_fast_layout(build_model(args.arch, **arch_args), device)
+    optimizer = engine.make_optimizer(model, recipe)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    metrics = engine.train_one_epoch(model, images, labels, optimizer, scheduler, 0, train_args, normalization,
-                                     device, show_bar=False,
-                                     autocast_dtype=engine.autocast_dtype(engine.pick_precision(train_args.precision, device)))
+    loss = engine.make_loss(recipe.label_smoothing)  # no teacher: its targets are computed once, before training
+    augment = engine.make_augment(normalization, recipe.photometric, recipe.rotation, recipe.scale, recipe.shift,
+                                  True, recipe.erase_prob, recipe.sharpness)
+    metrics = engine.train_one_epoch(model, images, labels, optimizer, scheduler, loss, augment, epoch=0, seed=0,
+                                     batch_size=recipe.batch_size, device=device, max_steps=args.steps,
+                                     clip_grad=recipe.clip_grad, show_bar=False,
+                                     autocast_dtype=engine.autocast_dtype(engine.pick_precision(args.precision, device)))
     return metrics["images_per_s"]
 
 

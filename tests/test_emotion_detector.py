@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-import visualize
+import live
 from conftest import SHARED_FER
 from emotion_detector import EmotionDetector
 from tracking import Tracker, iou
@@ -64,18 +64,18 @@ def test_minimum_face_size_holds_on_a_1920_wide_frame(detector, monkeypatch):
 
 
 def test_headless_fallback_without_a_display(monkeypatch):
-    monkeypatch.setattr(visualize.sys, "platform", "linux")
+    monkeypatch.setattr(live.sys, "platform", "linux")
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    monkeypatch.setattr(visualize.cv2, "namedWindow", lambda name: pytest.fail("tried to open a window"))
-    assert visualize.display_available() is False
+    monkeypatch.setattr(live.cv2, "namedWindow", lambda name: pytest.fail("tried to open a window"))
+    assert live.display_available() is False
     monkeypatch.setenv("DISPLAY", ":0")
 
     def no_gui(name):
         raise cv2.error("The function is not implemented")
 
-    monkeypatch.setattr(visualize.cv2, "namedWindow", no_gui)  # a headless OpenCV build
-    assert visualize.display_available() is False
+    monkeypatch.setattr(live.cv2, "namedWindow", no_gui)  # a headless OpenCV build
+    assert live.display_available() is False
 
 
 @pytest.mark.skipif(not SHARED_FER.exists(), reason="../shared/fer2013 is not here")

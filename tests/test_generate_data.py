@@ -251,8 +251,8 @@ def test_split_folders_are_readable_by_other_users(tmp_path):
 
 def test_parsing_workers_die_with_a_killed_parent(tmp_path):
     script = tmp_path / "hold.py"
-    script.write_text(f"import sys, time\nsys.path.insert(0, {str(ROOT)!r})\nimport generate_data\n"
-                      "pool = generate_data.parsing_pool(2)\n"
+    script.write_text(f"import sys, time\nsys.path.insert(0, {str(ROOT)!r})\nimport fer_csv\n"
+                      "pool = fer_csv.parsing_pool(2)\n"
                       "print(' '.join(str(p.pid) for p in pool._pool), flush=True)\ntime.sleep(60)\n")
     parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     workers = [int(pid) for pid in parent.stdout.readline().split()]

@@ -11,7 +11,9 @@ import engine
 import main
 import training_data
 from conftest import ROOT, assert_one_line_usage_error, run_args
-from model import Ensemble, load_model
+from data_loaders import load_split
+from face_detectors import equalize_contrast
+from model import Ensemble, load_model, predict
 from synthetic_faces import SYNTHETIC_CSV, write_synthetic_csv
 
 FAST = ["--batch_size", "16", "--workers", "1", "--quiet"]
@@ -151,7 +153,7 @@ def test_ctrl_c_points_to_the_last_finished_epoch(prepared, tmp_path, monkeypatc
     real_epoch = main.train_one_epoch
 
     def interrupted_in_epoch_two(*args, **kwargs):
-        if args[5] == 1:  # the epoch index
+        if kwargs["epoch"] == 1:
             raise KeyboardInterrupt
         return real_epoch(*args, **kwargs)
 
@@ -170,16 +172,6 @@ def test_empty_split_is_refused(prepared, tmp_path):
     (data / "prepared" / "val" / "labels.csv").write_text("file,label,origin\n")
     with pytest.raises(main.DataError, match="'val' split .* is empty"):
         train(data, tmp_path / "runs", "--epochs", "1")
-
-
-def test_distillation_from_a_teacher_changes_the_loss(prepared, tmp_path):
-    teacher = train(prepared, tmp_path / "teacher", "--epochs", "1", "--max_steps", "2") / "best.pt"
-    plain = train(prepared, tmp_path / "plain", "--epochs", "1", "--teacher", "")
-    distilled = train(prepared, tmp_path / "distilled", "--epochs", "1", "--teacher", teacher,
-                      "--distill_weight", "0.7")
-    loss = lambda run: json.loads((run / "log.jsonl").read_text())["train_loss"]  # noqa: E731
-    assert loss(plain) != loss(distilled)
-    assert json.loads((distilled / "config.json").read_text())["teacher"] == str(teacher)
 
 
 def weights_of(run_dir, name="last.pt"):
@@ -279,31 +271,6 @@ def test_warmup_then_cosine_schedule():
     assert all(a >= b for a, b in zip(factors[10:], factors[11:]))
 
 
-def test_distillation_targets_line_up_with_the_images(prepared, tmp_path, monkeypatch):
-    # a teacher that gives each face its own true label, at full weight, must train exactly as the labels do
-    images, labels, _ = main.load_split(prepared, "train")
-    monkeypatch.setattr(main, "teacher_targets", lambda *a, **k: torch.nn.functional.one_hot(labels, 7).float())
-    checkpoint = train(prepared, tmp_path / "t", "--epochs", "1", "--max_steps", "1") / "last.pt"
-    common = ["--epochs", "1", "--max_steps", "3", "--label_smoothing", "0", "--precision", "fp32"]
-    taught = train(prepared, tmp_path / "a", *common, "--teacher", checkpoint, "--distill_weight", "1")
-    plain = train(prepared, tmp_path / "b", *common, "--teacher", "")
-    for key, value in weights_of(plain).items():
-        assert torch.allclose(value, weights_of(taught)[key], atol=1e-6), key
-
-
-def test_teacher_targets_are_cached_per_teacher(prepared, tmp_path, monkeypatch):
-    teacher = train(prepared, tmp_path / "t", "--epochs", "1", "--max_steps", "1") / "last.pt"
-    loads = []
-    real_load_model = main.load_model
-    monkeypatch.setattr(main, "load_model", lambda *a, **k: loads.append(a[0]) or real_load_model(*a, **k))
-    first = train(prepared, tmp_path / "a", "--epochs", "1", "--max_steps", "1", "--teacher", teacher)
-    second = train(prepared, tmp_path / "b", "--epochs", "1", "--max_steps", "1", "--teacher", teacher)
-    assert len(loads) == 1  # the second run read the cache
-    assert list((prepared / "prepared" / "cache").glob("teacher-*.pt"))
-    for key, value in weights_of(first).items():
-        assert torch.equal(value, weights_of(second)[key]), key
-
-
 def test_precision_auto_needs_native_bf16(tmp_path, monkeypatch):
     emulated, native, amx = (tmp_path / name for name in ("emulated", "native", "amx"))
     emulated.write_text("flags\t: fpu sse avx2 avx512f avx512bw avx512_vnni\n")
@@ -337,7 +304,7 @@ def test_bad_flags_are_one_line_errors(argv, message, capsys):
 
 def test_unwritable_out_fails_before_any_work(prepared, tmp_path, monkeypatch):
     (tmp_path / "file").write_text("not a folder")
-    monkeypatch.setattr(main, "load_split", lambda *a: pytest.fail("loaded data before checking --out"))
+    monkeypatch.setattr(training_data, "load_split", lambda *a: pytest.fail("loaded data before checking --out"))
     with pytest.raises(main.TrainingError, match="cannot write the run folder"):
         train(prepared, tmp_path / "file" / "runs", "--epochs", "1")
 
@@ -346,66 +313,17 @@ def test_clahe_run_trains_and_predicts_on_equalised_faces(prepared, tmp_path):
     run_dir = train(prepared, tmp_path, "--epochs", "1", "--max_steps", "1", "--clahe")
     model, checkpoint = load_model(run_dir / "last.pt")
     assert checkpoint["clahe"] is True and json.loads((run_dir / "config.json").read_text())["clahe"] is True
-    images, _, _ = main.load_split(prepared, "train")
-    equalised = torch.from_numpy(main.equalize_contrast(images.numpy()))
+    images, _, _ = load_split(prepared, "train")
+    equalised = torch.from_numpy(equalize_contrast(images.numpy()))
     pixels = equalised.float() / 255  # the normalisation is that of the faces the network saw
     assert checkpoint["normalization"] == pytest.approx([pixels.mean().item(), pixels.std().item()], rel=1e-5)
     # every reader of the checkpoint equalises first: Ensemble on raw faces = the network on equalised ones
-    val, _, _ = main.load_split(prepared, "val")
+    val, _, _ = load_split(prepared, "val")
     read = Ensemble([run_dir / "last.pt"]).predict(val)
-    direct = main.predict(model, torch.from_numpy(main.equalize_contrast(val.numpy())),
+    direct = predict(model, torch.from_numpy(equalize_contrast(val.numpy())),
                           tuple(checkpoint["normalization"]), "cpu")
     assert torch.allclose(read, direct, atol=1e-6)
-    assert not torch.allclose(read, main.predict(model, val, tuple(checkpoint["normalization"]), "cpu"), atol=1e-4)
-
-
-class PriorOnly(torch.nn.Module):
-    """A 'network' that is one bias per class: what it learns is the decision's prior."""
-
-    def __init__(self):
-        super().__init__()
-        self.bias = torch.nn.Parameter(torch.zeros(7))
-
-    def forward(self, x):
-        return self.bias.expand(len(x), 7)
-
-
-@pytest.mark.parametrize("tau", [0.0, 1.0])
-def test_logit_adjusted_loss_learns_the_balanced_decision(tau):
-    # labels with a skewed prior: plain cross-entropy learns log(prior); tau = 1 learns uniform logits
-    counts = torch.tensor([400, 20, 200, 800, 300, 100, 180])
-    labels = torch.repeat_interleave(torch.arange(7), counts)
-    images = torch.zeros(len(labels), 48, 48, dtype=torch.uint8)
-    model = PriorOnly()
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    args = main.fill_recipe(run_args(main, "--batch_size", "500", "--label_smoothing", "0", "--logit_adjust", tau,
-                                     "--teacher", ""))
-    for epoch in range(60):
-        engine.train_one_epoch(model, images, labels, optimizer, scheduler, epoch, args, (0.5, 0.25),
-                               torch.device("cpu"), show_bar=False)
-    learnt = model.bias.detach().softmax(0)
-    prior = counts / counts.sum()
-    expected = torch.full((7,), 1 / 7) if tau else prior.float()
-    assert torch.allclose(learnt, expected, atol=0.01), (learnt, expected)
-
-
-def test_several_teachers_are_averaged(prepared, tmp_path):
-    a = train(prepared, tmp_path / "a", "--epochs", "1", "--max_steps", "1") / "last.pt"
-    b = train(prepared, tmp_path / "b", "--epochs", "1", "--max_steps", "1", "--seed", "1", "--clahe") / "last.pt"
-    images, _, _ = main.load_split(prepared, "train")
-    args = main.fill_recipe(run_args(main, "--data", prepared, "--teacher", f"{a},{b}", "--precision", "fp32"))
-    args.teacher_sha256, args.data_identity = main.teachers_sha256(args.teacher), "test"
-    both = main.teacher_targets(args, images, torch.device("cpu"), show_bar=False)
-    singles = []
-    for path in (a, b):  # each teacher reads the faces its own way (b equalises them)
-        model, checkpoint = load_model(path)
-        singles.append(main.predict(model, images, tuple(checkpoint["normalization"]), "cpu", tta="flip",
-                                    clahe=checkpoint.get("clahe", False)))
-    assert torch.allclose(both, (singles[0] + singles[1]) / 2, atol=1e-6)
-    assert main.teachers_sha256(f"{a},{b}") not in (main.file_sha256(a), main.file_sha256(b))
-    with pytest.raises(main.TrainingError, match="does not exist"):
-        main.resolve_teachers(f"{a},{tmp_path / 'missing.pt'}")
+    assert not torch.allclose(read, predict(model, val, tuple(checkpoint["normalization"]), "cpu"), atol=1e-4)
 
 
 def test_ema_saves_the_average_and_resumes_exactly(prepared, tmp_path):
@@ -429,91 +347,6 @@ def test_ema_saves_the_average_and_resumes_exactly(prepared, tmp_path):
         assert all(torch.equal(a[k], b[k]) for k in a), name
 
 
-class Brightness(torch.nn.Module):
-    """A network whose logits grow with a face's mean brightness; it keeps the faces it is shown."""
-
-    def __init__(self):
-        super().__init__()
-        self.weight = torch.nn.Parameter(torch.tensor([-3.0, 3.0, 0, 0, 0, 0, 0]))
-        self.seen = []
-
-    def forward(self, x):
-        self.seen.append(x.detach().clone())
-        return x.mean(dim=(1, 2, 3))[:, None] * self.weight
-
-
-BLACK_AND_WHITE = (torch.stack([torch.zeros(48, 48), torch.full((48, 48), 255.0)]).to(torch.uint8),
-                   torch.tensor([0, 1]))
-NO_AUGMENTATION = ["--rotation", "0", "--scale", "0", "--shift", "0", "--sharpness", "0", "--no_flip"]
-
-
-@pytest.mark.parametrize("mix", ["--mixup", "--cutmix"])
-def test_mixing_blends_faces_labels_and_teacher_targets(mix):
-    # two faces, black of class 0 and white of class 1: the loss must be that of the mixed face against
-    # the labels and teacher targets mixed by the black face's share of it (1 - its brightness)
-    images, labels = BLACK_AND_WHITE
-    model = Brightness()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    args = main.fill_recipe(run_args(main, "--batch_size", "2", mix, "1.0", "--label_smoothing", "0",
-                                     "--distill_weight", "0.5", *NO_AUGMENTATION))
-    teacher = torch.nn.functional.one_hot(labels, 7).float()  # mixed as the labels are, the loss is unchanged
-    blends = 0
-    for epoch in range(8):
-        loss = engine.train_one_epoch(model, images, labels, optimizer, scheduler, epoch, args, (0.0, 1.0),
-                                      torch.device("cpu"), show_bar=False, teacher_probabilities=teacher)["loss"]
-        faces = model.seen[-1]
-        brightness = faces.mean(dim=(1, 2, 3))
-        share = 1 - brightness[0].item()  # the black face's share of its own blend (1 when not mixed)
-        swapped = labels.flip(0) if share < 1 - 1e-6 else labels
-        logits = brightness[:, None] * model.weight.detach()
-        expected = (share * torch.nn.functional.cross_entropy(logits, labels)
-                    + (1 - share) * torch.nn.functional.cross_entropy(logits, swapped)).item()
-        assert loss == pytest.approx(expected, abs=1e-5), epoch
-        blends += 0.01 < share < 0.99
-        pasted = ((faces == 0) | (faces == 1)).all().item()  # CutMix pastes pixels; mixup blends every one
-        assert pasted == (mix == "--cutmix" or not 0 < share < 1), epoch
-    assert blends >= 3  # most draws of Beta(1, 1) mix the two faces
-
-
 def test_mixup_and_cutmix_together_are_refused(prepared, tmp_path):
     with pytest.raises(main.TrainingError, match="choose one"):
         train(prepared, tmp_path, "--epochs", "1", "--mixup", "0.2", "--cutmix", "1.0")
-
-
-def test_sam_steps_with_the_gradient_at_the_perturbed_weights():
-    images, labels = BLACK_AND_WHITE
-    model = Brightness()
-    start = model.weight.detach().clone()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    args = main.fill_recipe(run_args(main, "--batch_size", "2", "--sam", "0.3", "--label_smoothing", "0",
-                                     "--teacher", "", *NO_AUGMENTATION))
-    engine.train_one_epoch(model, images, labels, optimizer, scheduler, 0, args, (0.0, 1.0), torch.device("cpu"),
-                           show_bar=False)
-
-    def gradient(weight):
-        weight = weight.clone().requires_grad_()
-        loss = torch.nn.functional.cross_entropy(torch.tensor([[0.0], [1.0]]) * weight, labels)
-        return torch.autograd.grad(loss, weight)[0]
-
-    plain = gradient(start)
-    sharp = gradient(start + 0.3 * plain / plain.norm())
-    assert torch.allclose(model.weight.detach(), start - 0.5 * sharp, atol=1e-6)
-    assert not torch.allclose(sharp, plain, atol=1e-3)  # the test tells SAM's step from a plain one
-
-
-def test_sam_moves_batch_norm_statistics_once_per_step():
-    images, labels = BLACK_AND_WHITE
-    statistics = {}
-    for rho in ("0", "0.05"):
-        torch.manual_seed(0)
-        model = torch.nn.Sequential(torch.nn.BatchNorm2d(1), torch.nn.Flatten(), torch.nn.Linear(48 * 48, 7))
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-        args = main.fill_recipe(run_args(main, "--batch_size", "2", "--sam", rho, "--teacher", "", *NO_AUGMENTATION))
-        engine.train_one_epoch(model, images, labels, optimizer, scheduler, 0, args, (0.0, 1.0),
-                               torch.device("cpu"), show_bar=False)
-        statistics[rho] = (model[0].running_mean.item(), model[0].running_var.item(), model[0].momentum)
-    assert statistics["0.05"] == pytest.approx(statistics["0"])
-    assert statistics["0"][0] == pytest.approx(0.05)  # one update: 0.9 * 0 + 0.1 * the batch mean 0.5

@@ -12,6 +12,7 @@ import torch
 import generate_data
 import timeline
 import visualize
+from metrics import classification_scores
 from conftest import ROOT, SHARED_FER, assert_one_line_usage_error, run_args
 from data_loaders import CLASS_NAMES, DataError, load_split
 from emotion_detector import EmotionDetector
@@ -22,7 +23,7 @@ def test_accuracy_arithmetic_by_hand():
     labels = np.arange(517) % 7          # 517 is not a multiple of any batch size used
     predictions = labels.copy()
     predictions[::5] = (predictions[::5] + 1) % 7  # 104 wrong
-    metrics = visualize.classification_metrics(predictions, labels)
+    metrics = classification_scores(predictions, labels)
     assert (metrics["correct"], metrics["total"]) == (413, 517)
     assert metrics["accuracy"] == pytest.approx(413 / 517)
     assert np.array(metrics["confusion"]).sum() == 517

@@ -1,0 +1,85 @@
+"""The repo's shape against issue 22's goals: file lengths, function lengths, and which modules load PyTorch.
+
+    python benchmarks/code_shape.py              # report; exit 1 when a goal is missed
+    python benchmarks/code_shape.py --root DIR   # another checkout (e.g. a git worktree of an older commit)
+
+Goals: no Python file over 400 lines; no function over 80 lines (argparse builders, get_args_parser,
+aside); timeline.py and onnx_classifier.py import without loading torch.
+"""
+import argparse
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+MAX_FILE_LINES, MAX_FUNCTION_LINES = 400, 80
+TORCH_FREE = ("timeline", "onnx_classifier")
+ARGPARSE_BUILDERS = ("get_args_parser",)
+
+
+def python_files(root):
+    """The repo's own Python files (not tests' fixtures, virtual environments or node_modules)."""
+    skip = {".git", "node_modules", ".venv", "runs", "data", "__pycache__"}
+    return sorted(p for p in Path(root).rglob("*.py") if not skip & set(p.relative_to(root).parts))
+
+
+def function_lengths(path):
+    """[(qualified name, lines)] of every function in a file, nested ones included."""
+    tree = ast.parse(Path(path).read_text())
+    found = []
+
+    def visit(node, prefix):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                name = f"{prefix}{child.name}"
+                if not isinstance(child, ast.ClassDef):
+                    found.append((name, child.end_lineno - child.lineno + 1))
+                visit(child, name + ".")
+    visit(tree, "")
+    return found
+
+
+def loads_torch(root, module):
+    """Whether importing module (from root) loads torch, per `python -X importtime`."""
+    result = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"], cwd=root,
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"import {module} failed: {result.stderr.strip().splitlines()[-1]}")
+    return any(line.split("|")[-1].strip() == "torch" for line in result.stderr.splitlines())
+
+
+def shape(root):
+    """{"files": [(path, lines)], "functions": [(path, name, lines)], "torch": {module: bool}}, longest first."""
+    files, functions = [], []
+    for path in python_files(root):
+        relative = str(path.relative_to(root))
+        files.append((relative, len(path.read_text().splitlines())))
+        functions += [(relative, name, n) for name, n in function_lengths(path)
+                      if name.split(".")[-1] not in ARGPARSE_BUILDERS]
+    return {"files": sorted(files, key=lambda f: -f[1]), "functions": sorted(functions, key=lambda f: -f[2]),
+            "torch": {m: loads_torch(root, m) for m in TORCH_FREE if (Path(root) / f"{m}.py").is_file()}}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", default=str(Path(__file__).resolve().parents[1]), help="checkout (default: this one)")
+    parser.add_argument("--top", type=int, default=8, help="longest files and functions to list (default: 8)")
+    args = parser.parse_args()
+    result = shape(args.root)
+    print("longest files:")
+    for path, n in result["files"][:args.top]:
+        print(f"  {n:>5}  {path}")
+    print("longest functions (argparse builders aside):")
+    for path, name, n in result["functions"][:args.top]:
+        print(f"  {n:>5}  {path}:{name}")
+    for module, loaded in result["torch"].items():
+        print(f"import {module}: {'loads torch' if loaded else 'no torch'}")
+    missed = ([f"{p} has {n} lines" for p, n in result["files"] if n > MAX_FILE_LINES]
+              + [f"{p}:{name} has {n} lines" for p, name, n in result["functions"] if n > MAX_FUNCTION_LINES]
+              + [f"{m} loads torch" for m, loaded in result["torch"].items() if loaded])
+    print("goals met" if not missed else "goals missed: " + "; ".join(missed))
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Documented defaults and invariants that no other test would notice changing, and the renamed public names."""
+import inspect
+
+import emotion_detector
+import face_detectors
+import generate_data
+import main
+import recipes
+import visualize
+from conftest import ROOT, run_args
+from tracking import Tracker
+
+
+def test_the_default_tracker_keeps_a_face_through_five_missed_frames():
+    tracker = Tracker()  # the API's and the live loop's tracker
+    assert tracker.update([(100, 100, 50, 50)])[0].id == 0
+    for _ in range(5):
+        tracker.update([])
+    assert tracker.update([(101, 100, 50, 50)])[0].id == 0  # away for 5 frames: the same face
+    for _ in range(6):
+        tracker.update([])
+    assert tracker.update([(101, 100, 50, 50)])[0].id == 1  # away for 6: a new track
+
+
+def test_the_recognizer_uses_the_default_tracker_and_no_smoothing(checkpoint):
+    recognizer = emotion_detector.EmotionRecognizer(checkpoint)
+    assert recognizer.tracker.max_missed == Tracker().max_missed == 5 and recognizer.smooth == 0.0
+
+
+def test_old_public_names_still_work(checkpoint):
+    assert emotion_detector.EmotionDetector is emotion_detector.EmotionRecognizer
+    old = face_detectors.build_detector("haar", photos=True)
+    new = face_detectors.build_detector("haar", stills=True)
+    assert (old.detect_width, old.min_face) == (new.detect_width, new.min_face) == (1280, 24)
+
+
+def test_yunet_thresholds_are_opencvs_sample_values():
+    # the browser page (web/) decodes YuNet with the same thresholds; both must move together
+    defaults = inspect.signature(face_detectors.YuNetDetector.__init__).parameters
+    assert defaults["score_threshold"].default == 0.6
+    assert face_detectors.YUNET_NMS_THRESHOLD == 0.3 and face_detectors.YUNET_CROP_SCALE == 1.23
+
+
+def test_the_default_recipes_are_the_readmes():
+    args = recipes.fill_recipe(run_args(main, "--train"))
+    assert (args.arch, args.epochs, args.batch_size, args.learning_rate, args.optimizer) == \
+        ("deep_emotion", 200, 256, 0.003, "adamw")
+    assert args.teacher == "weights/deep_emotion_vgg.pt" and (args.targets, args.source_weights) == ("label", None)
+    vgg = recipes.fill_recipe(run_args(main, "--train", "--arch", "deep_emotion_vgg"))
+    assert (vgg.epochs, vgg.learning_rate, vgg.optimizer, vgg.arch_args) == (60, 0.03, "sgd", {"width": 48})
+
+
+def test_the_default_val_carve_and_model():
+    args = run_args(generate_data)
+    assert (args.val_fraction, args.seed, args.framing) == (0.1, 0, "auto")
+    assert visualize.DEFAULT_MODEL == ROOT / "weights" / "deep_emotion_vgg.pt"

@@ -1,0 +1,67 @@
+"""Knowledge distillation in main.py: teacher targets line up with the faces, are cached, and average over teachers."""
+import json
+
+import pytest
+import torch
+
+import main
+import recipes
+import training_data
+from conftest import run_args
+from data_loaders import load_split
+from model import load_model, predict
+from test_main import train, weights_of
+
+
+def test_distillation_from_a_teacher_changes_the_loss(prepared, tmp_path):
+    teacher = train(prepared, tmp_path / "teacher", "--epochs", "1", "--max_steps", "2") / "best.pt"
+    plain = train(prepared, tmp_path / "plain", "--epochs", "1", "--teacher", "")
+    distilled = train(prepared, tmp_path / "distilled", "--epochs", "1", "--teacher", teacher,
+                      "--distill_weight", "0.7")
+    loss = lambda run: json.loads((run / "log.jsonl").read_text())["train_loss"]  # noqa: E731
+    assert loss(plain) != loss(distilled)
+    assert json.loads((distilled / "config.json").read_text())["teacher"] == str(teacher)
+
+
+def test_distillation_targets_line_up_with_the_images(prepared, tmp_path, monkeypatch):
+    # a teacher that gives each face its own true label, at full weight, must train exactly as the labels do
+    images, labels, _ = load_split(prepared, "train")
+    monkeypatch.setattr(training_data, "teacher_targets",
+                        lambda *a, **k: torch.nn.functional.one_hot(labels, 7).float())
+    checkpoint = train(prepared, tmp_path / "t", "--epochs", "1", "--max_steps", "1") / "last.pt"
+    common = ["--epochs", "1", "--max_steps", "3", "--label_smoothing", "0", "--precision", "fp32"]
+    taught = train(prepared, tmp_path / "a", *common, "--teacher", checkpoint, "--distill_weight", "1")
+    plain = train(prepared, tmp_path / "b", *common, "--teacher", "")
+    for key, value in weights_of(plain).items():
+        assert torch.allclose(value, weights_of(taught)[key], atol=1e-6), key
+
+
+def test_teacher_targets_are_cached_per_teacher(prepared, tmp_path, monkeypatch):
+    teacher = train(prepared, tmp_path / "t", "--epochs", "1", "--max_steps", "1") / "last.pt"
+    loads = []
+    real_load_model = training_data.load_model
+    monkeypatch.setattr(training_data, "load_model", lambda *a, **k: loads.append(a[0]) or real_load_model(*a, **k))
+    first = train(prepared, tmp_path / "a", "--epochs", "1", "--max_steps", "1", "--teacher", teacher)
+    second = train(prepared, tmp_path / "b", "--epochs", "1", "--max_steps", "1", "--teacher", teacher)
+    assert len(loads) == 1  # the second run read the cache
+    assert list((prepared / "prepared" / "cache").glob("teacher-*.pt"))
+    for key, value in weights_of(first).items():
+        assert torch.equal(value, weights_of(second)[key]), key
+
+
+def test_several_teachers_are_averaged(prepared, tmp_path):
+    a = train(prepared, tmp_path / "a", "--epochs", "1", "--max_steps", "1") / "last.pt"
+    b = train(prepared, tmp_path / "b", "--epochs", "1", "--max_steps", "1", "--seed", "1", "--clahe") / "last.pt"
+    images, _, _ = load_split(prepared, "train")
+    args = recipes.fill_recipe(run_args(main, "--data", prepared, "--teacher", f"{a},{b}", "--precision", "fp32"))
+    args.teacher_sha256, args.data_identity = recipes.teachers_sha256(args.teacher), "test"
+    both = training_data.teacher_targets(args, images, torch.device("cpu"), show_bar=False)
+    singles = []
+    for path in (a, b):  # each teacher reads the faces its own way (b equalises them)
+        model, checkpoint = load_model(path)
+        singles.append(predict(model, images, tuple(checkpoint["normalization"]), "cpu", tta="flip",
+                                    clahe=checkpoint.get("clahe", False)))
+    assert torch.allclose(both, (singles[0] + singles[1]) / 2, atol=1e-6)
+    assert recipes.teachers_sha256(f"{a},{b}") not in (recipes.file_sha256(a), recipes.file_sha256(b))
+    with pytest.raises(main.TrainingError, match="does not exist"):
+        recipes.resolve_teachers(f"{a},{tmp_path / 'missing.pt'}")
