@@ -2,18 +2,29 @@
 
     python export_onnx.py --model weights/deep_emotion_vgg.pt --out deep_emotion_vgg.onnx
     python export_onnx.py --model weights/deep_emotion.pt --out deep_emotion_int8.onnx --int8
+    python export_onnx.py --web --detector_model face_detection_yunet_2023mar.onnx   # the browser page's files
 
 The graph's input is `faces`, float32 (batch, 48, 48) greyscale in 0..255, with a dynamic
 batch dimension; its output is `probabilities` (batch, 7). The checkpoint's input
 normalisation and calibration temperature are inside the graph, and its metadata records
 them with the class names, the training prior and the source checkpoint's sha256.
 --int8 then quantises the weights to 8 bits (onnxruntime's dynamic quantisation).
+
+--web writes what web/index.html loads into web/models/ (git-ignored): the --model classifier,
+the paper's network (--paper_model) beside it, a copy of YuNet whose input size is left open
+(OpenCV reshapes YuNet to each frame; onnxruntime-web needs the file to say it may), and
+models.json naming them.
 """
+import json
 from pathlib import Path
 
-from model import CheckpointError
+from face_detectors import DetectorError, yunet_model_path
+from model import CheckpointError, load_checkpoint
 from onnx_classifier import OnnxError, export
-from utils import ArgumentParser, OutputError, check_writable_file, run_script
+from utils import ArgumentParser, OutputError, check_writable_file, check_writable_folder, run_script, write_text_atomic
+
+REPO = Path(__file__).resolve().parent
+WEB_MODELS = REPO / "web" / "models"
 
 
 def get_args_parser():
@@ -23,10 +34,55 @@ def get_args_parser():
     parser.add_argument("--out", default="", help="the .onnx file to write (default: the checkpoint's name, .onnx, "
                                                   "in the current folder)")
     parser.add_argument("--int8", action="store_true", help="quantise the weights to 8 bits (default: off)")
+    parser.add_argument("--web", action="store_true",
+                        help="write the browser page's models into --web_dir instead (default: off)")
+    parser.add_argument("--web_dir", default=str(WEB_MODELS), help="where --web writes (default: web/models)")
+    parser.add_argument("--paper_model", default="weights/deep_emotion.pt",
+                        help="with --web, the paper's network, offered as ?model=paper (default: "
+                             "weights/deep_emotion.pt; '' = none)")
+    parser.add_argument("--detector_model", default=None,
+                        help="with --web, YuNet's face_detection_yunet_2023mar.onnx (default: $DEEP_EMOTION_YUNET)")
     return parser
 
 
+def open_input_size(yunet_path, out_path):
+    """Writes a copy of YuNet whose input height and width (and so its outputs' anchor counts) are symbolic."""
+    import onnx
+    graph = onnx.load(yunet_path)
+    dims = graph.graph.input[0].type.tensor_type.shape.dim
+    dims[2].dim_param, dims[3].dim_param = "height", "width"
+    for output in graph.graph.output:
+        output.type.tensor_type.shape.dim[1].dim_param = "anchors"
+    del graph.graph.value_info[:]  # shapes inferred for 640x640; onnxruntime infers them again per input
+    check_writable_file(out_path, "the YuNet copy")
+    onnx.save(graph, out_path)
+    return Path(out_path)
+
+
+def export_web(model, paper_model, detector_model, web_dir):
+    """The page's files in web_dir: classifier(s), YuNet and models.json; returns the manifest dict."""
+    detector = yunet_model_path(detector_model)  # the CLI's one-line error when it is missing
+    web_dir = check_writable_folder(Path(web_dir), "the browser page's models")
+    classifiers = {}
+    for key, path in (("default", model), ("paper", paper_model)):
+        if not path:
+            continue
+        checkpoint = load_checkpoint(path)
+        export(path, web_dir / f"{key}.onnx")
+        classifiers[key] = {"file": f"{key}.onnx", "name": Path(path).stem, "arch": checkpoint["arch"],
+                            "class_names": list(checkpoint.get("class_names"))}
+    open_input_size(detector, web_dir / "yunet.onnx")
+    manifest = {"detector": "yunet.onnx", "classifiers": classifiers}
+    write_text_atomic(web_dir / "models.json", json.dumps(manifest, indent=2))
+    return manifest
+
+
 def main(args):
+    if args.web:
+        manifest = export_web(args.model, args.paper_model, args.detector_model, args.web_dir)
+        print(f"wrote {', '.join(c['file'] for c in manifest['classifiers'].values())}, yunet.onnx and models.json "
+              f"to {args.web_dir}; serve the page with `python web/serve.py`")
+        return Path(args.web_dir)
     out = Path(args.out or Path(args.model).with_suffix(".onnx").name)
     check_writable_file(out, "the ONNX file")
     path = export(args.model, out, args.int8)
@@ -35,4 +91,4 @@ def main(args):
 
 
 if __name__ == "__main__":
-    run_script(get_args_parser, main, (CheckpointError, OutputError, OnnxError))
+    run_script(get_args_parser, main, (CheckpointError, OutputError, OnnxError, DetectorError))

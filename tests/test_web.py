@@ -1,0 +1,99 @@
+"""The browser page (web/) in headless Chromium: the same faces, labels and probabilities as the Python
+pipeline on the same frames, and a clear message for each kind of bad input."""
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "web"))
+import harness  # noqa: E402
+from emotion_detector import EmotionRecognizer  # noqa: E402
+from tracking import iou  # noqa: E402
+
+YUNET = ROOT.parent / "shared" / "models" / "face_detection_yunet_2023mar.onnx"
+MISSING = harness.missing_requirements() or (None if YUNET.is_file() else f"{YUNET} is not here")
+pytestmark = pytest.mark.skipif(MISSING is not None, reason=f"the browser test cannot run: {MISSING}")
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    import export_onnx
+    folder = tmp_path_factory.mktemp("web_models")
+    export_onnx.export_web(ROOT / "weights" / "deep_emotion_vgg.pt", ROOT / "weights" / "deep_emotion.pt", YUNET,
+                           folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return harness.write_clip(tmp_path_factory.mktemp("clip") / "face.y4m", frames=30)
+
+
+def test_the_page_reads_faces_as_the_python_pipeline_does(models, clip, tmp_path):
+    site = harness.make_site(tmp_path / "site", models)
+    with harness.page_session(site, clip, "capture=10&backend=wasm") as page:
+        frames = harness.wait_for_frames(page, 10)
+        pictures = harness.captured_frames(page)
+        assert page.evaluate("window.deepEmotion.backend") == "wasm"
+    assert len(pictures) == 10 and pictures[0].shape == (480, 640, 3)
+    recognizer = EmotionRecognizer(ROOT / "weights" / "deep_emotion_vgg.pt", detector="yunet", detector_model=YUNET)
+    pairs = []
+    for page_frame, picture in zip(frames, pictures):
+        expected = recognizer.detect_emotions(picture)  # the same pixels, through the Python pipeline
+        assert len(page_frame["faces"]) == len(expected)
+        pairs += zip(expected, page_frame["faces"])
+    assert len(pairs) >= 9  # the face is found in (nearly) every frame: the comparison is not vacuous
+    for python, browser in pairs:
+        assert iou(python["box"], browser["box"]) >= 0.8 and python["face"] == browser["face"]
+        assert np.allclose(list(python["emotions"].values()), browser["probabilities"], atol=0.02)
+    assert sum(p["label"] == b["label"] for p, b in pairs) >= 0.98 * len(pairs)
+
+
+def test_a_photo_from_the_file_picker_is_read_as_a_still(models, tmp_path):
+    site = harness.make_site(tmp_path / "site", models)
+    photo = tmp_path / "face.png"
+    cv2.imwrite(str(photo), harness.face_frame(10))
+    with harness.page_session(site, None, "camera=0&backend=wasm") as page:
+        page.wait_for_function("window.deepEmotion.ready")
+        page.set_input_files("#file", str(photo))
+        frames = harness.wait_for_frames(page, 1)
+    recognizer = EmotionRecognizer(ROOT / "weights" / "deep_emotion_vgg.pt", detector="yunet", detector_model=YUNET,
+                                   stills=True)
+    expected = recognizer.detect_emotions(cv2.imread(str(photo)))
+    assert len(frames[0]["faces"]) == len(expected) == 1
+    assert np.allclose(list(expected[0]["emotions"].values()), frames[0]["faces"][0]["probabilities"], atol=0.02)
+
+
+def error_text(page):
+    page.wait_for_function("window.deepEmotion && window.deepEmotion.error")
+    assert page.is_visible("#error")  # said on the page, not only in the console
+    return page.inner_text("#error")
+
+
+def test_no_camera_is_a_message_on_the_page(models, tmp_path):
+    site = harness.make_site(tmp_path / "site", models)
+    with harness.page_session(site, None, "backend=wasm", camera_allowed=False) as page:
+        message = error_text(page)
+    assert "pick a photo or video file" in message and ("refused" in message or "No camera" in message), message
+
+
+def test_missing_model_files_are_a_message_on_the_page(tmp_path):
+    site = harness.make_site(tmp_path / "site", None)
+    with harness.page_session(site, None, "camera=0") as page:
+        message = error_text(page)
+        assert page.inner_text("#status") == "stopped"
+    assert "model files are missing" in message and "export_onnx.py --web" in message
+
+
+def test_a_video_the_browser_cannot_decode_is_a_message_on_the_page(models, tmp_path):
+    site = harness.make_site(tmp_path / "site", models)
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40)
+    with harness.page_session(site, None, "camera=0&backend=wasm") as page:
+        page.wait_for_function("window.deepEmotion.ready")
+        page.set_input_files("#file", str(broken))
+        message = error_text(page)
+    assert "cannot decode" in message and "broken.mp4" in message
