@@ -4,6 +4,7 @@
     python benchmarks/cross_dataset.py --sets ../shared/rafdb ../shared/sfew --fer data --mode pipeline \\
         --detector yunet --detector_model face_detection_yunet_2023mar.onnx --out cross.json
     python benchmarks/cross_dataset.py --model a.pt b.pt --balanced ...   # an ensemble, class-balanced
+    python benchmarks/cross_dataset.py --val_of data/raf --fer data/fer ...  # a prepared face folder's val part
 
 A set is a folder with a labels.csv (file, label: FER2013's order 0 angry .. 6 neutral) or one
 subfolder per class named as FER2013's classes. Two modes:
@@ -14,9 +15,14 @@ subfolder per class named as FER2013's classes. Two modes:
   face not found counts as wrong, and the share found is reported.
 Accuracy, balanced accuracy (the mean of per-class recall), macro-F1, per-class recall and the
 confusion matrix are printed and, with --out, written as JSON. These sets are for evaluation
-only: nothing is trained, calibrated or chosen on them.
+only: nothing is trained, calibrated or chosen on them. --val_of DIR scores the val part that
+generate_data.py carved from a face folder (DIR is the prepared folder): its original images,
+as a set, so a model trained on the rest of that folder is measured on faces it never saw. With
+--fer, FER2013 PublicTest is scored against its FER2013 labels and, where the prepared folder has
+FER+ votes, against FER+'s majority too (fer2013_publictest_ferplus).
 """
 import argparse
+import csv
 import json
 from pathlib import Path
 
@@ -26,7 +32,8 @@ import torch
 from tqdm import tqdm
 
 from common import ROOT
-from data_loaders import DataError, load_face_crops, load_split, read_face_set
+from data_loaders import DataError, load_face_crops, load_split, load_votes, read_face_set, read_labels_csv, split_dir
+from face_sources import majority_class
 from emotion_detector import EmotionRecognizer
 from face_detectors import DETECTORS, bordered
 from metrics import classification_scores
@@ -65,11 +72,22 @@ def predict_pipeline(recognizer, images):
     return np.array(predictions)
 
 
+def val_part(prepared):
+    """(source image paths, labels) of the val split generate_data.py carved from a face folder."""
+    manifest = json.loads((split_dir(prepared, "") / "manifest.json").read_text())
+    with open(split_dir(prepared, "val") / "labels.csv", newline="") as f:
+        origins = [row["origin"] for row in csv.DictReader(f)]
+    _, labels = read_labels_csv(split_dir(prepared, "val"))
+    return [Path(manifest["source"]) / origin for origin in origins], labels
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", nargs="+", default=[str(ROOT / "weights" / "deep_emotion_vgg.pt")],
                         help="checkpoint(s); several are averaged (default: weights/deep_emotion_vgg.pt)")
     parser.add_argument("--sets", nargs="*", default=[], help="labelled face folders (default: none)")
+    parser.add_argument("--val_of", nargs="*", default=[],
+                        help="prepared face folders whose carved val part is scored, as <name>_val (default: none)")
     parser.add_argument("--fer", default="", help="prepared FER2013 folder: its PublicTest (val) joins the table "
                                                  "(default: none)")
     parser.add_argument("--mode", choices=["crop", "pipeline"], default="crop",
@@ -90,7 +108,9 @@ def main():
                "detector": args.detector if args.mode == "pipeline" else None,
                "aligned": args.align if args.mode == "pipeline" and args.detector == "yunet" else None,
                "sets": {}}
-    sets = [(Path(folder).name, folder) for folder in args.sets] + ([("fer2013_publictest", None)] if args.fer else [])
+    sets = ([(Path(folder).name, folder) for folder in args.sets]
+            + [(f"{Path(folder).name}_val", folder) for folder in args.val_of]
+            + ([("fer2013_publictest", None)] if args.fer else []))
     for name, folder in sets:
         if folder is None:
             faces, labels, _ = load_split(args.fer, "val")
@@ -98,8 +118,9 @@ def main():
             images = list(faces)
         else:
             try:
-                paths, labels = read_face_set(folder)
-            except DataError as error:
+                paths, labels = val_part(folder) if name.endswith("_val") and folder in args.val_of \
+                    else read_face_set(folder)
+            except (DataError, OSError) as error:
                 raise SystemExit(f"error: {error}") from None
             if args.limit:
                 paths, labels = paths[:args.limit], labels[:args.limit]
@@ -110,10 +131,16 @@ def main():
             images = images[:args.limit] if images is not None else None
         predictions = predict_crops(recognizer, faces) if args.mode == "crop" else predict_pipeline(recognizer, images)
         results["sets"][name] = scores(predictions, labels)
-        r = results["sets"][name]
-        print(f"{name:<20} {r['faces']:>6} faces  found {r['found']:.1%}  accuracy {r['accuracy']:.2%}  "
-              f"balanced {r['balanced_accuracy']:.2%}  macro-F1 {r['macro_f1']:.3f}  recall "
-              + " ".join(f"{k[:3]} {v:.0%}" for k, v in r["recall"].items()), flush=True)
+        votes = load_votes(args.fer, "val") if folder is None else None
+        if votes is not None:  # the same predictions against FER+'s majority, where FER+ gives one
+            majority = majority_class(votes)
+            voted = majority >= 0
+            results["sets"][f"{name}_ferplus"] = scores(np.asarray(predictions)[voted], majority[voted])
+        for shown in [name] + ([f"{name}_ferplus"] if votes is not None else []):
+            r = results["sets"][shown]
+            print(f"{shown:<20} {r['faces']:>6} faces  found {r['found']:.1%}  accuracy {r['accuracy']:.2%}  "
+                  f"balanced {r['balanced_accuracy']:.2%}  macro-F1 {r['macro_f1']:.3f}  recall "
+                  + " ".join(f"{k[:3]} {v:.0%}" for k, v in r["recall"].items()), flush=True)
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2))
         print(f"results: {args.out}")

@@ -3,10 +3,13 @@
     python benchmarks/live_fps.py --data data --model weights/deep_emotion_vgg.pt --frames 150 --repeats 3
 
 The video is made of FER2013 faces from --data, upscaled and pasted into each
-frame at moving positions (real faces, so the Haar cascade has work to do).
+frame at moving positions (real faces, so the Haar cascade has work to do). With --clip it is
+instead the browser benchmark's clip (benchmarks/web_fps.py): the astronaut photo that scikit-image
+ships, one face, moving, at 640x480.
 """
 import argparse
 import statistics
+import sys
 import time
 
 import cv2
@@ -17,7 +20,7 @@ from common import ROOT, busy_cores, median_report
 from data_loaders import load_split
 from emotion_detector import BACKENDS, EmotionRecognizer, draw
 from face_detectors import DETECTORS
-from visualize import LIVE_TORCH_THREADS
+from live import LIVE_TORCH_THREADS
 
 
 def make_frames(faces, count, rng):
@@ -51,16 +54,23 @@ def main():
                         help=f"torch threads, as visualize.py's live mode uses (default: {LIVE_TORCH_THREADS})")
     parser.add_argument("--overlap", type=int, default=1, choices=[0, 1],
                         help="1 = find the next frame's faces while classifying this one's, as visualize.py does "
-                             "(EmotionDetector.stream); 0 = one stage after the other (default: 1)")
+                             "(EmotionRecognizer.stream); 0 = one stage after the other (default: 1)")
+    parser.add_argument("--clip", action="store_true",
+                        help="time the browser benchmark's astronaut clip instead of FER2013 faces (default: off)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    images, _, _ = load_split(args.data, args.split)
-    frames = make_frames(images[:40].numpy(), args.frames, np.random.default_rng(0))
+    if args.clip:
+        sys.path.insert(0, str(ROOT / "web"))
+        from harness import face_frame
+        frames = [face_frame(2 * (t % 30)) for t in range(args.frames)]
+    else:
+        images, _, _ = load_split(args.data, args.split)
+        frames = make_frames(images[:40].numpy(), args.frames, np.random.default_rng(0))
     fps, stages, faces_found = [], {"detect": [], "crop": [], "classify": [], "draw": []}, 0
     with busy_cores(args.busy):
         for _ in range(args.repeats):
             faces_found += run_once(args, frames, fps, stages)
-    pasted = sum(1 + t % 3 for t in range(len(frames)))  # make_frames pastes 1, 2, 3, 1, ... faces
+    pasted = len(frames) if args.clip else sum(1 + t % 3 for t in range(len(frames)))  # 1, 2, 3, 1, ... faces
     print(f"{args.model}, {args.detector}, {args.backend}: found {faces_found / args.repeats / pasted:.1%} of the "
           f"faces pasted ({faces_found / args.repeats / len(frames):.2f} per frame)"
           f"{f', {args.busy} busy process(es) beside it' if args.busy else ''}")

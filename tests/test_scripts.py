@@ -1,0 +1,145 @@
+"""Every benchmark and entry script runs, on tiny data, as its command line would (pytorch/examples' --dry-run).
+
+Each asserts on what the script printed or wrote, so a script broken by a change elsewhere fails here.
+"""
+import json
+import subprocess
+import sys
+import urllib.request
+
+import onnxruntime
+import pytest
+
+from conftest import ROOT
+from synthetic_faces import SYNTHETIC_CSV
+
+BENCHMARKS = ROOT / "benchmarks"
+
+
+def run(*argv, timeout=240, cwd=ROOT):
+    """Runs a script with this Python; returns its stdout (failing the test on a non-zero exit)."""
+    result = subprocess.run([sys.executable, *map(str, argv)], cwd=cwd, capture_output=True, text=True,
+                            timeout=timeout)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_every_benchmark_script_has_a_smoke_test():
+    tested = {"ablation_table", "backend_speed", "code_shape", "cross_dataset", "cross_table", "face_framing",
+              "live_fps", "pipeline_accuracy", "setup_speed", "train_throughput", "web_fps", "gpu_epoch_times"}
+    scripts = {p.stem for p in BENCHMARKS.iterdir() if p.suffix in (".py", ".sh")} - {"common"}
+    assert scripts <= tested, scripts - tested  # a new script needs its smoke test below
+
+
+def test_ablation_table_reads_the_committed_logs():
+    out = run(BENCHMARKS / "ablation_table.py", ROOT / "results" / "h200_ablation")
+    assert out.count("\n| ") >= 5 and "%" in out
+
+
+def test_backend_speed(checkpoint, prepared):
+    out = run(BENCHMARKS / "backend_speed.py", "--model", checkpoint, "--data", prepared, "--repeats", "1")
+    assert "pytorch fp32" in out and "onnxruntime fp32" in out
+
+
+def test_code_shape_goals_are_met():
+    out = run(BENCHMARKS / "code_shape.py")
+    assert "goals met" in out and "import timeline: no torch" in out and "import onnx_classifier: no torch" in out
+
+
+def test_face_framing(prepared):
+    out = run(BENCHMARKS / "face_framing.py", "--data", prepared, "--count", "10")
+    assert "detected" in out and "of 10 faces" in out
+
+
+@pytest.mark.parametrize("overlap", ["0", "1"])
+def test_live_fps(checkpoint, prepared, overlap):
+    out = run(BENCHMARKS / "live_fps.py", "--data", prepared, "--model", checkpoint, "--frames", "3", "--repeats", "1",
+              "--overlap", overlap)
+    assert "frames/s" in out and "classify" in out
+
+
+def test_pipeline_accuracy(checkpoint, prepared):
+    out = run(BENCHMARKS / "pipeline_accuracy.py", "--data", prepared, "--model", checkpoint, "--count", "5")
+    assert "%" in out
+
+
+def test_setup_speed(tmp_path):
+    csv = ROOT / "data" / "synthetic" / (SYNTHETIC_CSV + ".gz")
+    out = run(BENCHMARKS / "setup_speed.py", "--csv", csv, "--repeats", "1", "--tmp", tmp_path)
+    assert "ours" in out and "original approach" in out
+
+
+def test_train_throughput(prepared):
+    out = run(BENCHMARKS / "train_throughput.py", "--data", prepared, "--steps", "2", "--repeats", "1",
+              "--batch_size", "16")
+    assert "images/s" in out and "one FER2013 training epoch" in out
+
+
+def test_gpu_epoch_times_dry_run_on_the_cpu(tmp_path):
+    result = subprocess.run(["bash", str(BENCHMARKS / "gpu_epoch_times.sh"), "cpu", "1", "64"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=400, env={"OUT": str(tmp_path), "PATH": "/usr/bin:/bin",
+                                                                             "PYTHON": sys.executable})
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = (tmp_path / "epoch_times.txt").read_text()
+    assert text.count("ours (") == 4 and "deep_emotion_vgg" in text  # two networks x two precisions
+
+
+def test_web_fps_runs_or_says_what_it_needs(tmp_path):
+    sys.path.insert(0, str(ROOT / "web"))
+    import harness
+    missing = harness.missing_requirements()
+    yunet = ROOT.parent / "shared" / "models" / "face_detection_yunet_2023mar.onnx"
+    if missing or not yunet.is_file():
+        result = subprocess.run([sys.executable, str(BENCHMARKS / "web_fps.py"), "--models", tmp_path],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode != 0 and "error:" in result.stderr  # one line naming what is missing
+        return
+    run(ROOT / "export_onnx.py", "--web", "--web_dir", tmp_path / "models", "--detector_model", yunet,
+        "--model", ROOT / "weights" / "deep_emotion.pt", "--paper_model", "")
+    out = run(BENCHMARKS / "web_fps.py", "--models", tmp_path / "models", "--frames", "2", "--repeats", "1",
+              "--threads", "1", "--model", "default", "--screenshot", tmp_path / "page.png", timeout=300)
+    assert "frames/s" in out and (tmp_path / "page.png").stat().st_size > 10_000
+
+
+def test_export_onnx_script_writes_a_file_onnxruntime_runs(checkpoint, tmp_path):
+    out = run(ROOT / "export_onnx.py", "--model", checkpoint, "--out", tmp_path / "m.onnx")
+    assert "wrote" in out
+    session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"))
+    assert [i.name for i in session.get_inputs()] == ["faces"]
+
+
+def test_export_onnx_web_without_yunet_is_one_line(checkpoint, tmp_path, monkeypatch):
+    monkeypatch.delenv("DEEP_EMOTION_YUNET", raising=False)
+    result = subprocess.run([sys.executable, str(ROOT / "export_onnx.py"), "--web", "--web_dir", str(tmp_path),
+                             "--model", str(checkpoint)], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            env={k: v for k, v in __import__("os").environ.items() if k != "DEEP_EMOTION_YUNET"})
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "needs its model file" in result.stderr
+
+
+def test_serve_py_sends_the_isolation_headers(tmp_path):
+    sys.path.insert(0, str(ROOT / "web"))
+    import threading
+
+    from serve import serve
+    (tmp_path / "index.html").write_text("<p>hello</p>")
+    server = serve(tmp_path, port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.server_address[1]}/index.html", timeout=10) as page:
+            assert page.read() == b"<p>hello</p>"
+            assert page.headers["Cross-Origin-Opener-Policy"] == "same-origin"
+            assert page.headers["Cross-Origin-Embedder-Policy"] == "require-corp"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_timeline_script_from_a_log(tmp_path):
+    log = tmp_path / "faces.csv"
+    names = ["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"]
+    rows = ["source,frame,time_s,face,x,y,w,h,label,confidence," + ",".join(names)]
+    rows += [f"clip,{f},{f / 10},0,1,1,5,5,Happy,0.9,0,0,0,0.9,0.1,0,0" for f in range(1, 4)]
+    log.write_text("\n".join(rows) + "\n")
+    run(ROOT / "timeline.py", log, "--out", tmp_path / "timeline.png")
+    summary = json.loads((tmp_path / "timeline.json").read_text())
+    assert (tmp_path / "timeline.png").is_file() and "0" in json.dumps(summary)
