@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data_loaders import DataError, load_split
+from data_loaders import DataError, load_split, load_votes
 from emotion_detector import BACKENDS, build_classifier
 from face_detectors import DETECTORS, YUNET_ENV, DetectorError, equalize_contrast
+from face_sources import majority_class
 from live import SourceError, run_live
 from metrics import classification_scores
 from model import SHIFT_PIXELS, TTA_MODES, CheckpointError, device_arg, pick_device
@@ -190,6 +191,14 @@ def test_accuracy(args, classifier):
     title = (f"{name} on {args.split}{f' with {args.tta} TTA' if args.tta else ''}"
              f"{', balanced' if args.balanced else ''}")
     print_metrics(metrics, title)
+    votes = load_votes(args.data, args.split)
+    if votes is not None:  # FER+'s relabelling of the same faces: the same predictions against its majority
+        majority = majority_class(votes)
+        voted = majority >= 0
+        metrics["ferplus"] = classification_scores(probabilities.argmax(1)[voted], majority[voted])
+        print(f"against FER+'s majority labels ({int(voted.sum())} faces FER+ gives a FER2013 class): "
+              f"{metrics['ferplus']['correct']}/{metrics['ferplus']['total']} = "
+              f"{100 * metrics['ferplus']['accuracy']:.2f}%")
     stem = (f"confusion_{name}_{args.split}{f'_tta_{args.tta}' if args.tta else ''}"
             f"{'_balanced' if args.balanced else ''}.png")
     print(f"confusion matrix: {plot_confusion(metrics, figures_dir(args) / stem, title)}")

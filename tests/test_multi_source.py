@@ -171,3 +171,15 @@ def test_a_source_with_no_weight_is_never_drawn(prepared, tmp_path):
                           "--source_weights", "1", "0", "--init", start / "last.pt", "--precision", "fp32"))
     for key, value in weights_of(runs[0]).items():
         assert torch.equal(value, weights_of(runs[1])[key]), key
+
+
+def test_visualize_scores_fer_plus_majority_where_the_split_has_votes(prepared, checkpoint, tmp_path):
+    import visualize
+    data = tmp_path / "neutral_votes"
+    shutil.copytree(prepared, data)
+    add_votes(data, lambda label: [7, 3, 0, 0, 0, 0, 0, 0, 0, 0])  # FER+ calls every face neutral
+    metrics = visualize.main(run_args(visualize, "--test_cc", "--data", data, "--split", "val", "-m", checkpoint,
+                                      "--figures", tmp_path))
+    predicted_neutral = sum(row[6] for row in metrics["confusion"]) / metrics["total"]
+    assert metrics["ferplus"]["total"] == metrics["total"]
+    assert metrics["ferplus"]["accuracy"] == pytest.approx(predicted_neutral)
