@@ -6,7 +6,8 @@
 
 The temperature T divides the network's logits before the softmax (Guo et al. 2017): it is
 the T that minimises the negative log-likelihood on the val splits of the --data folders (for
-FER2013, PublicTest; for a model trained on several sources, each source's val), so the argmax,
+FER2013, PublicTest; for a model trained on several sources, each source's val; for a model
+trained on FER+ targets, against FER+'s majority where a split has the votes), so the argmax,
 and with it the accuracy, never changes. The expected calibration error (15 equal-width
 confidence bins) is printed before and after, on each val split and on each --sets folder, which
 is only measured, never fitted on. With --write the temperature is stored in the checkpoint
@@ -17,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from data_loaders import DataError, load_face_crops, load_split, read_face_set
+from data_loaders import DataError, load_face_crops, load_split, load_votes, read_face_set
+from face_sources import majority_class
 from metrics import classification_scores
 from model import CheckpointError, load_checkpoint, load_model, pick_device, predict
 from utils import ArgumentParser, OutputError, atomic_write, check_writable_folder, run_script
@@ -78,6 +80,18 @@ def face_set_crops(folder):
     return torch.from_numpy(load_face_crops(paths)), torch.tensor(labels)
 
 
+def val_labels_for(data_dir, targets):
+    """(faces, labels) of a val split, labelled as the checkpoint learnt: FER+'s majority for a model trained
+    on FER+ targets where the split has votes (faces FER+ gives no FER2013 class left out), else the labels."""
+    faces, labels, _ = load_split(data_dir, "val")
+    votes = load_votes(data_dir, "val") if targets in ("majority", "votes") else None
+    if votes is None:
+        return faces, labels
+    majority = torch.from_numpy(majority_class(votes))
+    voted = majority >= 0
+    return faces[voted], majority[voted]
+
+
 def get_args_parser():
     parser = ArgumentParser(description="Fit a checkpoint's calibration temperature on FER2013 PublicTest.")
     parser.add_argument("-d", "--data", nargs="+", default=["data"],
@@ -97,13 +111,15 @@ def main(args):
     model, checkpoint = load_model(args.model, device)
     normalization, clahe = tuple(checkpoint["normalization"]), checkpoint.get("clahe", False)
     # the first folder's val is FER2013's PublicTest; the others are named after their folders
-    fitted = [("PublicTest" if i == 0 else f"{Path(d).name} val", *load_split(d, "val")[:2])
+    targets = checkpoint.get("config", {}).get("targets", "label")
+    fitted = [("PublicTest" if i == 0 else f"{Path(d).name} val", *val_labels_for(d, targets))
               for i, d in enumerate(args.data)]
     raw = {name: predict(model, faces, normalization, device, clahe=clahe)  # temperature 1, whatever it holds
            for name, faces, _ in fitted}
     temperature = fit_temperature(torch.cat(list(raw.values())).clamp_min(1e-12).log(),
                                   torch.cat([labels for _, _, labels in fitted]))
     report = {"model": str(args.model), "temperature": temperature, "fitted_on": [name for name, _, _ in fitted],
+              "labels": "FER+ majority where votes exist" if targets in ("majority", "votes") else "labels",
               "ece": {}}
     curves = {}
     evaluations = fitted + [(Path(f).name, *face_set_crops(f)) for f in args.sets]

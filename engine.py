@@ -12,7 +12,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from data_loaders import CLASS_NAMES, augment_batch, degrade_batch, mix_batch
+from data_loaders import augment_batch, degrade_batch, mix_batch
 from metrics import classification_scores
 from model import predict
 

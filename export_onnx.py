@@ -18,6 +18,7 @@ models.json naming them.
 import json
 from pathlib import Path
 
+from emotion_detector import DEFAULT_MODEL
 from face_detectors import DetectorError, yunet_model_path
 from model import CheckpointError, load_checkpoint
 from onnx_classifier import OnnxError, export
@@ -29,8 +30,8 @@ WEB_MODELS = REPO / "web" / "models"
 
 def get_args_parser():
     parser = ArgumentParser(description="Export a Deep-Emotion checkpoint to ONNX.")
-    parser.add_argument("-m", "--model", default="weights/deep_emotion_vgg.pt",
-                        help="checkpoint to export (default: weights/deep_emotion_vgg.pt)")
+    parser.add_argument("-m", "--model", default=str(DEFAULT_MODEL),
+                        help="checkpoint to export (default: weights/deep_emotion_vgg_fer_raf.pt)")
     parser.add_argument("--out", default="", help="the .onnx file to write (default: the checkpoint's name, .onnx, "
                                                   "in the current folder)")
     parser.add_argument("--int8", action="store_true", help="quantise the weights to 8 bits (default: off)")

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from data_loaders import DataError, load_split, load_votes
-from emotion_detector import BACKENDS, build_classifier
+from emotion_detector import BACKENDS, DEFAULT_MODEL, build_classifier
 from face_detectors import DETECTORS, YUNET_ENV, DetectorError, equalize_contrast
 from face_sources import majority_class
 from live import SourceError, run_live
@@ -24,7 +24,6 @@ from onnx_classifier import OnnxError
 from utils import (BOOL_FLAG, IMAGE_SUFFIXES, ArgumentParser, OutputError, atomic_write, check_writable_file,
                    check_writable_folder, float_in, int_at_least, run_script, write_text_atomic)
 
-DEFAULT_MODEL = Path(__file__).resolve().parent / "weights" / "deep_emotion_vgg.pt"
 MAX_SMOOTH = 0.95
 
 
@@ -33,7 +32,7 @@ def get_args_parser():
     model = parser.add_argument_group("model")
     model.add_argument("-m", "--model", nargs="+", default=[str(DEFAULT_MODEL)],
                        help="checkpoint(s): main.py's or an original state_dict; several are an ensemble whose "
-                            "probabilities are averaged (default: weights/deep_emotion_vgg.pt)")
+                            "probabilities are averaged (default: weights/deep_emotion_vgg_fer_raf.pt)")
     model.add_argument("--balanced", **BOOL_FLAG,
                        help="class-balanced decision: divide out the training set's class prior (post-hoc logit "
                             "adjustment; model.balance) (default: off)")

@@ -31,10 +31,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from common import ROOT
+import common  # noqa: F401 (puts the repository on sys.path)
 from data_loaders import DataError, load_face_crops, load_split, load_votes, read_face_set, read_labels_csv, split_dir
 from face_sources import majority_class
-from emotion_detector import EmotionRecognizer
+from emotion_detector import DEFAULT_MODEL, EmotionRecognizer
 from face_detectors import DETECTORS, bordered
 from metrics import classification_scores
 from model import TTA_MODES
@@ -83,8 +83,8 @@ def val_part(prepared):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", nargs="+", default=[str(ROOT / "weights" / "deep_emotion_vgg.pt")],
-                        help="checkpoint(s); several are averaged (default: weights/deep_emotion_vgg.pt)")
+    parser.add_argument("--model", nargs="+", default=[str(DEFAULT_MODEL)],
+                        help="checkpoint(s); several are averaged (default: weights/deep_emotion_vgg_fer_raf.pt)")
     parser.add_argument("--sets", nargs="*", default=[], help="labelled face folders (default: none)")
     parser.add_argument("--val_of", nargs="*", default=[],
                         help="prepared face folders whose carved val part is scored, as <name>_val (default: none)")

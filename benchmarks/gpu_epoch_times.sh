@@ -8,12 +8,14 @@
 # carries), so the faces timed are synthetic ones in FER2013's numbers (28,707 training,
 # 3,591 val): an epoch's seconds depend on how many faces it holds, not on what they show.
 # Arguments: device (default cuda), training steps per measurement (default 100), training faces
-# per class (default 4101: FER2013's size; the test suite's dry run uses fewer). $PYTHON: the Python.
+# per class (default 4101: FER2013's size), measurements of each (default 3); the test suite's dry
+# run uses fewer. $PYTHON: the Python.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 device=${1:-cuda}
 steps=${2:-100}
 per_class=${3:-4101}
+repeats=${4:-3}
 python=${PYTHON:-python3}
 out=${OUT:-runs/gpu_epoch_times}
 data=$(mktemp -d)
@@ -26,7 +28,7 @@ mkdir -p "$out"
     for arch in deep_emotion deep_emotion_vgg; do
         for precision in bf16 fp32; do
             "$python" benchmarks/train_throughput.py --data "$data" --device "$device" --arch "$arch" \
-                --precision "$precision" --steps "$steps" --repeats 3
+                --precision "$precision" --steps "$steps" --repeats "$repeats"
         done
     done
 } 2>&1 | tee "$out/epoch_times.txt"

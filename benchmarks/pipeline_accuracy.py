@@ -10,17 +10,17 @@ import argparse
 import cv2
 import numpy as np
 
-from common import ROOT
+import common  # noqa: F401 (puts the repository on sys.path)
 from data_loaders import load_split
-from emotion_detector import EmotionRecognizer
+from emotion_detector import DEFAULT_MODEL, EmotionRecognizer
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="data", help="prepared data folder (default: data)")
     parser.add_argument("--split", default="val", help="labelled split (default: val)")
-    parser.add_argument("--model", default=str(ROOT / "weights" / "deep_emotion_vgg.pt"),
-                        help="checkpoint (default: weights/deep_emotion_vgg.pt)")
+    parser.add_argument("--model", default=str(DEFAULT_MODEL),
+                        help="checkpoint (default: weights/deep_emotion_vgg_fer_raf.pt)")
     parser.add_argument("--count", type=int, default=600, help="faces (default: 600)")
     args = parser.parse_args()
     images, labels, _ = load_split(args.data, args.split)

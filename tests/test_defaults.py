@@ -53,4 +53,9 @@ def test_the_default_recipes_are_the_readmes():
 def test_the_default_val_carve_and_model():
     args = run_args(generate_data)
     assert (args.val_fraction, args.seed, args.framing) == (0.1, 0, "auto")
-    assert visualize.DEFAULT_MODEL == ROOT / "weights" / "deep_emotion_vgg.pt"
+    # the model trained on FER2013 and RAF-DB is the default of visualize.py, the API and export_onnx.py
+    default = ROOT / "weights" / "deep_emotion_vgg_fer_raf.pt"
+    assert visualize.DEFAULT_MODEL == emotion_detector.DEFAULT_MODEL == default
+    assert inspect.signature(emotion_detector.EmotionRecognizer).parameters["model_path"].default == default
+    import export_onnx
+    assert run_args(export_onnx).model == str(default)

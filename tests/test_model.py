@@ -211,3 +211,21 @@ def test_ensemble_averages_its_members_and_balance_divides_out_the_prior(tmp_pat
     assert torch.allclose(balanced, by_hand, atol=1e-6) and torch.allclose(balanced.sum(1), torch.ones(6))
     # a flat prediction becomes a vote for the rarest class once FER2013's prior is divided out
     assert balance(torch.full((1, 7), 1 / 7), prior).argmax().item() == 1  # disgust
+
+
+@pytest.mark.parametrize("name, arch", [("deep_emotion_vgg_fer_raf", "deep_emotion_vgg"),
+                                        ("deep_emotion_vgg_ferplus_raf", "deep_emotion_vgg"),
+                                        ("deep_emotion_ferplus_raf", "deep_emotion")])
+def test_real_faces_weights_load_and_their_cards_quote_the_committed_results(name, arch):
+    import json
+    path = ROOT / "weights" / f"{name}.pt"
+    model, checkpoint = load_model(path)
+    assert checkpoint["arch"] == arch and "optimizer" not in checkpoint and path.stat().st_size < 16e6
+    assert model(torch.zeros(2, 1, 48, 48)).shape == (2, 7)
+    assert len(checkpoint["config"]["data"]) in (2, 3)  # FER2013 and RAF-DB (in one or two framings)
+    card = (ROOT / "weights" / f"{name}.md").read_text()
+    assert "research use only" in card and "RAF-DB" in card
+    crop = json.loads((ROOT / "results" / "cross" / "real_faces" / f"{name}_crop.json").read_text())  # on this file
+    raf = crop["sets"]["raf_val"]
+    assert f"{100 * raf['accuracy']:.2f}%" in card and f"{100 * raf['balanced_accuracy']:.2f}%" in card
+    assert f"{100 * crop['sets']['fer2013_publictest']['accuracy']:.2f}%" in card

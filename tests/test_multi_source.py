@@ -183,3 +183,16 @@ def test_visualize_scores_fer_plus_majority_where_the_split_has_votes(prepared, 
     predicted_neutral = sum(row[6] for row in metrics["confusion"]) / metrics["total"]
     assert metrics["ferplus"]["total"] == metrics["total"]
     assert metrics["ferplus"]["accuracy"] == pytest.approx(predicted_neutral)
+
+
+def test_a_model_trained_on_votes_is_calibrated_against_fer_plus(prepared, tmp_path):
+    import calibrate
+    data = tmp_path / "neutral_votes"
+    shutil.copytree(prepared, data)
+    add_votes(data, lambda label: [7, 3, 0, 0, 0, 0, 0, 0, 0, 0])  # FER+ calls every face neutral
+    run_dir = train([data], tmp_path / "run", "--epochs", "1", "--max_steps", "2", "--targets", "votes")
+    report = calibrate.main(run_args(calibrate, "--data", data, "--model", run_dir / "best.pt", "--figures", tmp_path))
+    checkpoint = torch.load(run_dir / "best.pt", weights_only=True)
+    assert report["labels"].startswith("FER+ majority")
+    assert report["ece"]["PublicTest"]["accuracy"] == pytest.approx(checkpoint["metrics"]["sources"]["neutral_votes"]
+                                                                   ["ferplus_accuracy"], abs=1e-6)

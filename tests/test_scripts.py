@@ -76,7 +76,7 @@ def test_train_throughput(prepared):
 
 
 def test_gpu_epoch_times_dry_run_on_the_cpu(tmp_path):
-    result = subprocess.run(["bash", str(BENCHMARKS / "gpu_epoch_times.sh"), "cpu", "1", "64"], cwd=ROOT,
+    result = subprocess.run(["bash", str(BENCHMARKS / "gpu_epoch_times.sh"), "cpu", "1", "40", "1"], cwd=ROOT,
                             capture_output=True, text=True, timeout=400, env={"OUT": str(tmp_path), "PATH": "/usr/bin:/bin",
                                                                              "PYTHON": sys.executable})
     assert result.returncode == 0, result.stderr[-2000:]
