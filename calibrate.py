@@ -21,7 +21,7 @@ import torch
 from data_loaders import DataError, load_face_crops, load_split, load_votes, read_face_set
 from face_sources import majority_class
 from metrics import classification_scores
-from model import CheckpointError, load_checkpoint, load_model, pick_device, predict
+from inference import CheckpointError, load_checkpoint, load_model, pick_device, predict
 from utils import ArgumentParser, OutputError, atomic_write, check_writable_folder, run_script
 
 ECE_BINS = 15

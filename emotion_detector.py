@@ -36,7 +36,7 @@ def build_classifier(model_paths, device="cpu", tta=None, balanced=False, backen
             paths = [p if str(p).endswith(".onnx") else export(p, Path(exported) / f"{i}.onnx")
                      for i, p in enumerate(paths)]
             return OnnxClassifier(paths, tta, balanced)
-    from model import Ensemble  # here, so that the ONNX backend never imports PyTorch
+    from inference import Ensemble  # here, so that the ONNX backend never imports PyTorch
     return Ensemble(paths, device, tta, balanced)
 
 

@@ -12,9 +12,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from data_loaders import augment_batch, degrade_batch, mix_batch
+from augment import augment_batch, degrade_batch, mix_batch
 from metrics import classification_scores
-from model import predict
+from inference import predict
 
 
 class TrainingError(Exception):
@@ -103,7 +103,7 @@ def make_augment(normalization, photometric=0.0, rotation=10.0, scale=0.1, shift
     """The training batch's transform: augment(x, generator) -> (x, share, partner).
 
     x: faces in [0, 1] (B, 1, 48, 48). In order: camera-like degradations (photometric > 0,
-    data_loaders.degrade_batch), standardisation, the random warp, sharpening and erasing
+    augment.degrade_batch), standardisation, the random warp, sharpening and erasing
     (augment_batch), then mixup or CutMix (mix_batch: share and partner, None when unmixed).
     """
     def augment(x, generator):

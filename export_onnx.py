@@ -20,7 +20,7 @@ from pathlib import Path
 
 from emotion_detector import DEFAULT_MODEL
 from face_detectors import DetectorError, yunet_model_path
-from model import CheckpointError, load_checkpoint
+from inference import CheckpointError, load_checkpoint
 from onnx_classifier import OnnxError, export
 from utils import ArgumentParser, OutputError, check_writable_file, check_writable_folder, run_script, write_text_atomic
 

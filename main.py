@@ -25,7 +25,8 @@ from data_loaders import CLASS_NAMES, DataError
 from engine import (TrainingError, autocast_dtype, evaluate, lr_factor, make_augment, make_loss, make_optimizer,
                     to_fast_layout, train_one_epoch)
 from face_detectors import equalize_contrast
-from model import ARCHS, CheckpointError, build_model, count_parameters, device_arg, load_checkpoint, pick_device
+from inference import CheckpointError, device_arg, load_checkpoint, pick_device
+from model import ARCHS, build_model, count_parameters
 from recipes import check_resumed_inputs, configure, recipe_help, teachers_sha256
 from run_folder import new_run_dir, save_epoch
 from utils import (BOOL_FLAG, ArgumentParser, OutputError, check_writable_folder, float_in, int_at_least, run_script,
@@ -89,7 +90,7 @@ def get_args_parser():
                              + recipe_help("sharpness"))
     parser.add_argument("--photometric", type=float_in(0, 2), default=None,
                         help="strength of random camera-like degradations (contrast, brightness, gamma, low "
-                             "resolution, noise; data_loaders.degrade_batch), 0 = off" + recipe_help("photometric"))
+                             "resolution, noise; augment.degrade_batch), 0 = off" + recipe_help("photometric"))
     parser.add_argument("--clahe", type=str2bool, nargs="?", const=True, default=None,
                         help="equalise each face's contrast (CLAHE) in training and, recorded in the checkpoint, "
                              "at inference" + recipe_help("clahe"))

@@ -1,21 +1,17 @@
-"""The Deep-Emotion network and a stronger variant, both with STN attention.
+"""The Deep-Emotion network and a stronger variant, both with STN attention (inference.py runs them).
 
 `DeepEmotion()` is the network of Minaee & Abdolrashidi, "Deep-Emotion: Facial
 Expression Recognition Using Attentional Convolutional Network" (Sensors 2021,
 arXiv:1902.01019), with the parameter names of the popular unofficial
 implementation, so that its `state_dict`s load with `strict=True`.
 """
-import argparse
-import pickle
+import importlib
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from data_loaders import normalize
-from emotions import CLASS_NAMES, IMAGE_SIZE, SHIFT_ORIGINS, SHIFT_PIXELS, TTA_MODES, balance  # noqa: F401
-from face_detectors import equalize_contrast
-from utils import atomic_write
+from emotions import CLASS_NAMES, IMAGE_SIZE
 
 
 
@@ -172,173 +168,14 @@ def count_flops(model, image_size=IMAGE_SIZE):
     return counter.get_total_flops()
 
 
-class CheckpointError(Exception):
-    """A file that is not a usable checkpoint, reported as one line (exit code 2)."""
+# Checkpoints, predict, test-time views, balance, Ensemble and the device choice moved to inference.py;
+# their old home still answers for them, so `from model import load_model` keeps working.
+MOVED_TO_INFERENCE = ("CheckpointError", "ORIGINAL_NORMALIZATION", "load_checkpoint", "load_model", "export_weights",
+                      "pick_device", "device_arg", "TTA_MODES", "SHIFT_PIXELS", "tta_views", "predict",
+                      "FER2013_TRAIN_COUNTS", "class_prior", "balance", "Ensemble")
 
 
-# the unofficial implementation trained on ToTensor() + Normalize((0.5,), (0.5,))
-ORIGINAL_NORMALIZATION = (0.5, 0.5)
-
-
-def load_checkpoint(path, map_location="cpu"):
-    """Reads a checkpoint safely (weights_only: a file from the internet cannot run code).
-
-    Returns this repo's checkpoint dict. A bare state_dict saved by the
-    unofficial implementation is wrapped as one: arch deep_emotion, its
-    normalisation, no optimizer.
-    """
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"checkpoint {path} does not exist") from None
-    except pickle.UnpicklingError as error:
-        if "weights_only" in str(error) or "Weights only load failed" in str(error):
-            raise CheckpointError(f"refused {path}: it holds Python objects besides tensors, and loading it "
-                                  "would run code; re-save it as a state_dict or a main.py checkpoint") from None
-        raise CheckpointError(f"{path} is not a PyTorch checkpoint ({str(error).splitlines()[0][:120]})") from None
-    except Exception as error:  # torch raises many kinds for files that are not checkpoints
-        raise CheckpointError(f"{path} is not a PyTorch checkpoint ({str(error).splitlines()[0][:120]})") from None
-    if isinstance(state, dict) and "model" in state and "arch" in state:
-        return state
-    if isinstance(state, dict) and state and all(isinstance(v, torch.Tensor) for v in state.values()):
-        return {"model": state, "arch": "deep_emotion", "arch_args": {}, "class_names": list(CLASS_NAMES),
-                "normalization": list(ORIGINAL_NORMALIZATION)}
-    raise CheckpointError(f"{path} holds neither a main.py checkpoint nor a model state_dict")
-
-
-def load_model(path, device="cpu"):
-    """Returns (network in eval mode on device, its checkpoint dict)."""
-    checkpoint = load_checkpoint(path, "cpu")
-    if checkpoint["arch"] not in ARCHS:
-        raise CheckpointError(f"{path} is for an unknown architecture {checkpoint['arch']!r}")
-    model = build_model(checkpoint["arch"], **checkpoint.get("arch_args", {}))
-    try:
-        weights = {k: v.float() if v.is_floating_point() else v for k, v in checkpoint["model"].items()}
-        model.load_state_dict(weights)
-    except (RuntimeError, AttributeError, TypeError):
-        raise CheckpointError(f"{path} does not fit the {checkpoint['arch']} network "
-                              f"{checkpoint.get('arch_args') or ''} (different layers or sizes)") from None
-    return model.to(device).eval(), checkpoint
-
-
-def export_weights(checkpoint_path, out_path, half=False):
-    """Writes a checkpoint without its optimizer, scheduler and RNG state, for shipping; returns out_path.
-
-    With half=True the floating-point weights are stored as fp16 (load_model restores fp32).
-    """
-    checkpoint = load_checkpoint(checkpoint_path)
-    shipped = {k: v for k, v in checkpoint.items()
-               if k not in ("optimizer", "scheduler", "rng", "trained_model", "averaged_steps")}
-    if half:
-        shipped["model"] = {k: v.half() if v.is_floating_point() else v for k, v in checkpoint["model"].items()}
-    return atomic_write(out_path, lambda tmp: torch.save(shipped, tmp))
-
-
-# ---------------------------------------------------------------- inference
-
-def pick_device(name="auto"):
-    """The torch.device for a --device value: auto = cuda, then mps, then cpu."""
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def device_arg(text):
-    """argparse type of --device: auto, cpu, cuda[:N] or mps, refused when this machine lacks it."""
-    try:
-        device = torch.device(text) if text != "auto" else None
-    except RuntimeError:
-        raise argparse.ArgumentTypeError(f"unknown device {text!r}; use auto, cpu, cuda, cuda:N or mps") from None
-    if device is not None and device.type == "cuda" and not (
-            torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()):
-        raise argparse.ArgumentTypeError(f"{text}: no such CUDA GPU here ({torch.cuda.device_count()} found); "
-                                         "use --device cpu")
-    if device is not None and device.type == "mps" and not (
-            getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise argparse.ArgumentTypeError("mps: no Apple GPU here; use --device cpu")
-    return text
-
-
-def tta_views(x, tta):
-    """The views of a batch (B, C, H, W) that test-time augmentation `tta` (None, "flip", "shifts") averages."""
-    views = [x]
-    if tta == "shifts":
-        p = SHIFT_PIXELS
-        h, w = x.shape[-2:]
-        padded = F.pad(x, (p, p, p, p), mode="replicate")  # the edge is repeated, as in training's warps
-        for top, left in SHIFT_ORIGINS:
-            views.append(padded[..., top:top + h, left:left + w])
-    if tta:
-        views += [view.flip(3) for view in views]
-    return views
-
-
-@torch.no_grad()
-def predict(model, images, normalization, device, batch_size=512, tta=None, autocast_dtype=None, progress=None,
-            temperature=1.0, clahe=False):
-    """Class probabilities (N, 7) of uint8 faces (N, 48, 48), averaged over the views of `tta`.
-
-    tta: None/False (one view), "flip" (True means this too) or "shifts"; see TTA_MODES.
-    temperature divides the logits before the softmax (a checkpoint's calibration; 1 = none).
-    autocast_dtype (e.g. torch.bfloat16) runs the network under autocast; None = fp32.
-    clahe: equalise each face's contrast first, as a checkpoint trained with --clahe expects.
-    progress: a callable given the number of faces done after each batch (a progress bar's update).
-    """
-    tta = "flip" if tta is True else (tta or None)
-    if tta is not None and tta not in TTA_MODES:
-        raise ValueError(f"tta must be one of {TTA_MODES}, not {tta!r}")
-    device = torch.device(device)
-    model.eval()
-    probabilities = []
-    for start in range(0, len(images), batch_size):
-        batch = images[start:start + batch_size]
-        if clahe:
-            batch = torch.from_numpy(equalize_contrast(batch.cpu().numpy()))
-        x = normalize(batch.to(device), *normalization)
-        views = tta_views(x, tta)
-        with torch.autocast(device.type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None):
-            probabilities.append((sum((model(view).float() / temperature).softmax(1) for view in views)
-                                  / len(views)).cpu())
-        if progress is not None:
-            progress(len(x))
-    return torch.cat(probabilities) if probabilities else torch.zeros(0, len(CLASS_NAMES))
-
-
-# FER2013 Training's faces per class: the prior a class-balanced decision divides out, for checkpoints
-# that do not record the counts of their own training split
-FER2013_TRAIN_COUNTS = (3995, 436, 4097, 7215, 4830, 3171, 4965)
-
-
-def class_prior(checkpoint):
-    """The class frequencies (7,) of the split a checkpoint was trained on."""
-    counts = torch.tensor(checkpoint.get("train_class_counts", FER2013_TRAIN_COUNTS), dtype=torch.float32)
-    return counts / counts.sum()
-
-
-class Ensemble:
-    """One or more checkpoints read as one classifier: their class probabilities are averaged.
-
-    Each checkpoint's calibration temperature (calibrate.py) is applied to its own logits;
-    balanced=True divides out the training prior (`balance`) after averaging.
-    """
-
-    def __init__(self, paths, device="cpu", tta=None, balanced=False):
-        paths = [paths] if isinstance(paths, (str, bytes)) or not hasattr(paths, "__iter__") else list(paths)
-        self.device = torch.device(device)
-        self.members = [load_model(path, self.device) for path in paths]
-        self.class_names = list(self.members[0][1].get("class_names", CLASS_NAMES))
-        self.prior = torch.stack([class_prior(checkpoint) for _, checkpoint in self.members]).mean(0)
-        self.tta, self.balanced = tta, balanced
-
-    def predict(self, images, batch_size=512):
-        """Class probabilities (N, 7) of uint8 faces (N, 48, 48), a tensor or an array."""
-        images = torch.as_tensor(images)
-        probabilities = sum(predict(model, images, tuple(checkpoint["normalization"]), self.device, batch_size,
-                                    self.tta, temperature=checkpoint.get("temperature", 1.0),
-                                    clahe=checkpoint.get("clahe", False))
-                            for model, checkpoint in self.members) / len(self.members)
-        return balance(probabilities, self.prior) if self.balanced else probabilities
+def __getattr__(name):
+    if name in MOVED_TO_INFERENCE:
+        return getattr(importlib.import_module("inference"), name)
+    raise AttributeError(f"module 'model' has no attribute {name!r}")

@@ -97,7 +97,7 @@ def export(checkpoint_path, out_path, int8=False):
     """
     import torch
 
-    from model import class_prior, load_model
+    from inference import class_prior, load_model
 
     class Deployable(torch.nn.Module):
         """The network with its input normalisation and temperature: 0..255 faces in, probabilities out."""

@@ -8,7 +8,7 @@ import hashlib
 from pathlib import Path
 
 from engine import TrainingError, pick_precision
-from model import load_checkpoint
+from inference import load_checkpoint
 
 REPO = Path(__file__).resolve().parent
 

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from data_loaders import CLASS_NAMES, DataError, load_split, load_votes, split_dir
 from engine import autocast_dtype
 from face_sources import majority_class, vote_distribution
-from model import load_model, predict
+from inference import load_model, predict
 from recipes import resolve_teachers
 from utils import atomic_write
 

@@ -19,7 +19,7 @@ from face_detectors import DETECTORS, YUNET_ENV, DetectorError, equalize_contras
 from face_sources import majority_class
 from live import SourceError, run_live
 from metrics import classification_scores
-from model import SHIFT_PIXELS, TTA_MODES, CheckpointError, device_arg, pick_device
+from inference import SHIFT_PIXELS, TTA_MODES, CheckpointError, device_arg, pick_device
 from onnx_classifier import OnnxError
 from utils import (BOOL_FLAG, IMAGE_SUFFIXES, ArgumentParser, OutputError, atomic_write, check_writable_file,
                    check_writable_folder, float_in, int_at_least, run_script, write_text_atomic)

@@ -18,7 +18,7 @@ from common import median_report
 from data_loaders import load_split
 from emotion_detector import DEFAULT_MODEL
 from engine import cpu_has_native_bf16
-from model import load_model, predict
+from inference import load_model, predict
 from onnx_classifier import OnnxClassifier, export
 
 

@@ -37,7 +37,7 @@ from face_sources import majority_class
 from emotion_detector import DEFAULT_MODEL, EmotionRecognizer
 from face_detectors import DETECTORS, bordered
 from metrics import classification_scores
-from model import TTA_MODES
+from inference import TTA_MODES
 
 
 def scores(predictions, labels):

@@ -22,7 +22,8 @@ from torchvision import transforms
 from common import busy_cores, median_report
 import engine
 from data_loaders import FER2013, load_split
-from model import build_model, device_arg, pick_device
+from inference import device_arg, pick_device
+from model import build_model
 from recipes import RECIPES
 
 FER2013_TRAIN_FACES = 28_709

@@ -3,7 +3,8 @@ import torch
 
 import calibrate
 from conftest import run_args
-from model import DeepEmotion, Ensemble, load_checkpoint
+from inference import Ensemble, load_checkpoint
+from model import DeepEmotion
 
 
 def test_fit_recovers_the_temperature_that_made_the_labels():

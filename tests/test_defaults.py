@@ -59,3 +59,14 @@ def test_the_default_val_carve_and_model():
     assert inspect.signature(emotion_detector.EmotionRecognizer).parameters["model_path"].default == default
     import export_onnx
     assert run_args(export_onnx).model == str(default)
+
+
+def test_moved_functions_still_answer_from_their_old_modules():
+    import augment
+    import data_loaders
+    import inference
+    import model
+    from model import Ensemble, load_model, predict  # the old imports keep working
+    assert (load_model, predict, Ensemble) == (inference.load_model, inference.predict, inference.Ensemble)
+    assert model.CheckpointError is inference.CheckpointError and model.balance is inference.balance
+    assert data_loaders.augment_batch is augment.augment_batch and data_loaders.mix_batch is augment.mix_batch

@@ -9,7 +9,7 @@ import recipes
 import training_data
 from conftest import run_args
 from data_loaders import load_split
-from model import load_model, predict
+from inference import load_model, predict
 from test_main import train, weights_of
 
 

@@ -1,6 +1,5 @@
 """The Markdown pages: every relative link resolves, and the README stays a front page."""
 import re
-from pathlib import Path
 
 from conftest import ROOT
 

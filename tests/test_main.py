@@ -13,7 +13,7 @@ import training_data
 from conftest import ROOT, assert_one_line_usage_error, run_args
 from data_loaders import load_split
 from face_detectors import equalize_contrast
-from model import Ensemble, load_model, predict
+from inference import Ensemble, load_model, predict
 from synthetic_faces import SYNTHETIC_CSV, write_synthetic_csv
 
 FAST = ["--batch_size", "16", "--workers", "1", "--quiet"]

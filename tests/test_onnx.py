@@ -10,7 +10,7 @@ import onnx_classifier
 import visualize
 from conftest import ROOT, SHARED_FER, run_args
 from data_loaders import load_split
-from model import Ensemble, tta_views
+from inference import Ensemble, tta_views
 
 
 @pytest.fixture(scope="module")

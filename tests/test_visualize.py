@@ -16,7 +16,8 @@ from metrics import classification_scores
 from conftest import ROOT, SHARED_FER, assert_one_line_usage_error, run_args
 from data_loaders import CLASS_NAMES, DataError, load_split
 from emotion_detector import EmotionDetector
-from model import CheckpointError, DeepEmotion, load_model
+from inference import CheckpointError, load_model
+from model import DeepEmotion
 
 
 def test_accuracy_arithmetic_by_hand():
