@@ -142,6 +142,12 @@ def bordered(image):
     return cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
 
 
+def nearest_to_centre(faces, frame):
+    """Of faces ({"box": (x, y, w, h), ...}), the one whose box centre is nearest the frame's centre."""
+    centre = np.array(frame.shape[1::-1]) / 2
+    return min(faces, key=lambda face: np.linalg.norm(np.add(face["box"][:2], np.divide(face["box"][2:], 2)) - centre))
+
+
 def crop_box(gray, box, scale):
     """The 48x48 face `scale` times the box's width, centred on it (Haar's boxes are square, YuNet's taller)."""
     x, y, w, h = box

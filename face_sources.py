@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from data_loaders import CLASS_NAMES, DataError
-from face_detectors import YUNET_CROP_SCALE, bordered, build_detector, crop_box, crop_face
+from face_detectors import YUNET_CROP_SCALE, bordered, build_detector, crop_box, crop_face, nearest_to_centre
 from utils import IMAGE_SUFFIXES
 
 # FER+'s vote columns, in its files' order, and the FER2013 class of each (None: no FER2013 class)
@@ -246,10 +246,7 @@ def frame_faces(entries, framing, detector_model=None):
             frame = bordered(gray)
             found = detector.detect(frame)
             if found:
-                centre = np.array(frame.shape[1::-1]) / 2
-                nearest = min(found, key=lambda f: np.linalg.norm(np.add(f["box"][:2], np.divide(f["box"][2:], 2))
-                                                                   - centre))
-                faces[i] = crop_face(frame, nearest)
+                faces[i] = crop_face(frame, nearest_to_centre(found, frame))
             else:
                 missed += 1
                 faces[i] = mapped_crop(gray)

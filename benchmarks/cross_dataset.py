@@ -35,7 +35,7 @@ import common  # noqa: F401 (puts the repository on sys.path)
 from data_loaders import DataError, load_face_crops, load_split, load_votes, read_face_set, read_labels_csv, split_dir
 from face_sources import majority_class
 from emotion_detector import DEFAULT_MODEL, EmotionRecognizer
-from face_detectors import DETECTORS, bordered
+from face_detectors import DETECTORS, bordered, nearest_to_centre
 from metrics import classification_scores
 from inference import TTA_MODES
 
@@ -66,8 +66,7 @@ def predict_pipeline(recognizer, images):
         if not results:
             predictions.append(-1)
             continue
-        centre = np.array(frame.shape[1::-1]) / 2
-        nearest = min(results, key=lambda r: np.linalg.norm(np.array(r["box"][:2]) + np.array(r["box"][2:]) / 2 - centre))
+        nearest = nearest_to_centre(results, frame)
         predictions.append(recognizer.class_names.index(nearest["label"]))
     return np.array(predictions)
 

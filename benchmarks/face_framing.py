@@ -21,7 +21,7 @@ import numpy as np
 
 from common import median_report
 from data_loaders import load_split, read_face_set
-from face_detectors import DETECTORS, HAAR_CROP_SCALE, YUNET_CROP_SCALE, bordered, build_detector
+from face_detectors import DETECTORS, HAAR_CROP_SCALE, YUNET_CROP_SCALE, bordered, build_detector, nearest_to_centre
 
 
 def spread_report(name, values):
@@ -44,8 +44,7 @@ def crop_framing(folder, detector, count):
         faces = detector.detect(frame)
         if not faces:
             continue
-        middle = np.array(frame.shape[1::-1]) / 2
-        x, y, w, h = min(faces, key=lambda f: np.linalg.norm(np.add(f["box"][:2], np.divide(f["box"][2:], 2)) - middle))["box"]
+        x, y, w, h = nearest_to_centre(faces, frame)["box"]
         scale = YUNET_CROP_SCALE if faces[0]["landmarks"] is not None else HAAR_CROP_SCALE
         centre_x.append((x + w / 2 - pad) / image.shape[1])
         centre_y.append((y + h / 2 - pad) / image.shape[0])
