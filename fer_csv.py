@@ -26,15 +26,6 @@ SPLIT_OF_PREFIX = {"training": "train", "publictest": "val", "privatetest": "tes
 PIXELS_PER_FACE = 48 * 48
 
 
-def class_folders(root):
-    """{class index: folder} for the class-named subfolders of root."""
-    if not root.is_dir():
-        return {}
-    index_of = {name.lower(): i for i, name in enumerate(CLASS_NAMES)}
-    return {index_of[p.name.lower()]: p for p in sorted(root.iterdir())
-            if p.is_dir() and p.name.lower() in index_of}
-
-
 class Faces:
     """Valid faces of a source, their FER+ votes where it has them, and the bad rows it skipped."""
 
@@ -197,7 +188,7 @@ def read_image_folder_faces(root, faces):
     """Reads the image-folder mirror; the split comes from the file name prefix, else the folder."""
     entries = []
     for top, default_split in (("train", "train"), ("test", "test")):
-        for label, folder in class_folders(Path(root) / top).items():
+        for folder, label in face_sources.class_folders(Path(root) / top).items():
             for path in sorted(folder.iterdir()):
                 if path.suffix.lower() in IMAGE_SUFFIXES:
                     prefix = path.name.split("_", 1)[0].lower()

@@ -34,7 +34,7 @@ from tqdm import tqdm
 import face_sources
 from data_loaders import CLASS_NAMES, SPLITS, UNLABELED, DataError, split_dir
 from face_detectors import DetectorError, yunet_model_path
-from fer_csv import Faces, class_folders, read_csv_faces, read_image_folder_faces
+from fer_csv import Faces, read_csv_faces, read_image_folder_faces
 from synthetic_faces import SYNTHETIC_CSV, write_synthetic_csv
 from utils import (BOOL_FLAG, IMAGE_SUFFIXES, ArgumentParser, OutputError, check_writable_folder, float_in,
                    int_at_least, run_script, write_text_atomic)
@@ -79,7 +79,7 @@ def find_source(data_dir):
         return "icml", data_dir / "icml_face_data.csv"
     if (data_dir / "train.csv").is_file():
         return "competition", data_dir / "train.csv"
-    if any(class_folders(data_dir / top) for top in ("train", "test")):
+    if any(face_sources.class_folders(data_dir / top) for top in ("train", "test")):
         return "image_folder", data_dir
     if any((data_dir / folder / "label.csv").is_file() for folder in face_sources.FERPLUS_FOLDERS):
         return "ferplus_folders", data_dir
@@ -204,7 +204,7 @@ FOLDER_KINDS = ("image_folder", "ferplus_folders", "rafdb", "labels_csv", "class
 def source_files(kind, path):
     """The files a source is read from (what its fingerprint covers)."""
     if kind == "image_folder":
-        return sorted(f for top in ("train", "test") for folder in class_folders(Path(path) / top).values()
+        return sorted(f for top in ("train", "test") for folder in face_sources.class_folders(Path(path) / top)
                       for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
     if kind in FOLDER_KINDS:
         return sorted(f for f in Path(path).rglob("*") if f.is_file() and not f.name.startswith(".")
