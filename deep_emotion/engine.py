@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from augment import augment_batch, degrade_batch, mix_batch
+from emotions import CLASS_NAMES
 from metrics import classification_scores
 from inference import predict
 
@@ -21,6 +22,7 @@ class TrainingError(Exception):
     """A problem that stops training, reported as one line (exit code 2)."""
 
 
+NUM_CLASSES = len(CLASS_NAMES)
 CHANNELS_LAST_DEVICES = ("cpu", "cuda")  # where to_fast_layout() pays; MPS support for it is patchy
 
 
@@ -116,7 +118,7 @@ def make_augment(normalization, photometric=0.0, rotation=10.0, scale=0.1, shift
 
 
 def make_loss(label_smoothing=0.0, logit_adjust=0.0, class_counts=None, soft_targets=None, teacher_probabilities=None,
-              distill_weight=0.5):
+              distill_weight=0.5, second_labels=None):
     """The training loss: loss(logits, labels, batch, share, partner) -> scalar, batch the faces' indices.
 
     The hard term is the cross-entropy to the labels (smoothed), or, with soft_targets (N, 7), to each
@@ -125,6 +127,9 @@ def make_loss(label_smoothing=0.0, logit_adjust=0.0, class_counts=None, soft_tar
     logit_adjust = tau > 0, both terms see logits + tau * log(class prior of class_counts) (Menon et al.
     2021): the network's own logits then learn the class-balanced decision. A mixed batch (share,
     partner from mix_batch) mixes its labels and targets by the same share.
+
+    With second_labels (N,) the logits are two heads' (B, 14): the first head takes the loss above,
+    the second the cross-entropy to second_labels (smoothed; -1 = no label, left out), added.
     """
     adjustment = 0.0
     if logit_adjust > 0:
@@ -136,6 +141,16 @@ def make_loss(label_smoothing=0.0, logit_adjust=0.0, class_counts=None, soft_tar
         return rows if partner is None else share * rows + (1 - share) * rows[partner]
 
     def loss(logits, labels, batch, share=1.0, partner=None):
+        if second_labels is None:
+            return single(logits, labels, batch, share, partner)
+        logits, second = logits.float().chunk(2, dim=1)
+        wanted = second_labels[batch].to(logits.device)
+        value = single(logits, labels, batch, share, partner)
+        if (wanted >= 0).any():  # the mean over the faces that have a label: each head weighs the same
+            value = value + F.cross_entropy(second, wanted, ignore_index=-1, label_smoothing=label_smoothing)
+        return value
+
+    def single(logits, labels, batch, share, partner):
         fitted = logits.float() + (adjustment.to(logits.device) if logit_adjust > 0 else 0.0)
         if soft_targets is not None:
             wanted = mixed(soft_targets, batch, share, partner, logits.device)
@@ -205,7 +220,8 @@ def train_one_epoch(model, images, labels, optimizer, scheduler, loss_fn, augmen
         scheduler.step()
         if average is not None:
             average.update_parameters(model.module if hasattr(model, "module") else model)
-        totals += torch.tensor([loss.item() * len(y), (logits.argmax(1) == y).sum().item(), len(y)],
+        first_head = logits[:, :NUM_CLASSES]  # a multi-head network's training accuracy is its default head's
+        totals += torch.tensor([loss.item() * len(y), (first_head.argmax(1) == y).sum().item(), len(y)],
                                dtype=torch.float64)
         bar.set_postfix(loss=f"{totals[0] / totals[2]:.3f}", acc=f"{totals[1] / totals[2]:.3f}")
     elapsed = time.perf_counter() - start

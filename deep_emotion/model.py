@@ -13,6 +13,10 @@ import torch.nn.functional as F
 
 from emotions import CLASS_NAMES, IMAGE_SIZE
 
+DEFAULT_HEAD = "default"  # the one head of a network trained on one label set
+ALL_HEADS = "all"         # forward() answers with every head, concatenated (training)
+FER2013_HEAD = "fer2013"  # the head that answers in FER2013's own labels (the paper's benchmark)
+
 
 
 def _flat_size(module, channels, size):
@@ -114,11 +118,19 @@ class DeepEmotionVGG(STNAttention):
 
     Four stages of `depth` 3x3 conv-BN-ReLU layers (`width`, 2x, 4x, 8x channels),
     each followed by 2x2 max-pooling (48 -> 3), then global average pooling,
-    dropout and one linear classifier. The STN is the paper's, unchanged.
+    dropout and one linear classifier per label set. The STN is the paper's, unchanged.
+
+    heads: names of the label sets the network answers in, one linear layer each over the
+    same features; the first is the default (`classifier`, the one-head networks' name, so
+    their checkpoints load unchanged), the others live in `extra_heads`. `head` picks which
+    one forward() answers with; ALL_HEADS concatenates them (B, 7 * len(heads)) for training.
+    Why heads rather than one network per label set: FER2013's labels and FER+'s majority
+    agree on about 64% of the same faces, so each label set needs its own decision, while
+    the features that find a face's expression can be shared.
     """
 
     def __init__(self, num_classes=len(CLASS_NAMES), width=48, depth=2, dropout=0.3, in_channels=1,
-                 image_size=IMAGE_SIZE):
+                 image_size=IMAGE_SIZE, heads=None):
         super().__init__(in_channels, image_size)
         if depth < 1:
             raise ValueError(f"depth must be at least 1, not {depth}")
@@ -131,12 +143,30 @@ class DeepEmotionVGG(STNAttention):
             layers.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*layers)
         self.dropout = nn.Dropout(dropout)
+        self.heads = list(heads or [DEFAULT_HEAD])
+        if len(set(self.heads)) != len(self.heads) or ALL_HEADS in self.heads:
+            raise ValueError(f"heads must be distinct names other than {ALL_HEADS!r}, not {self.heads}")
         self.classifier = nn.Linear(channels, num_classes)
+        self.extra_heads = nn.ModuleDict({name: nn.Linear(channels, num_classes) for name in self.heads[1:]})
+        self.head = self.heads[0]
 
     def forward(self, x):
         x, _ = self.stn(x)
-        x = self.features(x).mean(dim=(2, 3))  # (B, 8 * width)
-        return self.classifier(self.dropout(x))
+        x = self.dropout(self.features(x).mean(dim=(2, 3)))  # (B, 8 * width)
+        if self.head == ALL_HEADS:
+            return torch.cat([self.classifier(x)] + [layer(x) for layer in self.extra_heads.values()], dim=1)
+        return self.classifier(x) if self.head == self.heads[0] else self.extra_heads[self.head](x)
+
+
+def set_head(model, name):
+    """Makes model answer in the label set `name` (or ALL_HEADS); returns the head it answered in before."""
+    heads = getattr(model, "heads", [DEFAULT_HEAD])
+    if name != ALL_HEADS and name not in heads:
+        raise ValueError(f"the network has no head {name!r}; it has {', '.join(heads)}")
+    before = getattr(model, "head", DEFAULT_HEAD)
+    if hasattr(model, "heads"):
+        model.head = name
+    return before
 
 
 # --arch name -> network class; main.py's --arch_args are passed to its constructor

@@ -34,6 +34,7 @@ class Source:
     train_images: torch.Tensor  # uint8 (N, 48, 48)
     train_labels: torch.Tensor  # int64 (N,): the class each face counts as (accuracy, class prior)
     train_soft: torch.Tensor    # float (N, 7): FER+'s vote distribution, or None
+    train_fer2013: torch.Tensor  # int64 (N,): FER2013's own label where FER+ votes replaced it, or None
     val_images: torch.Tensor
     val_labels: torch.Tensor
     val_majority: torch.Tensor  # FER+'s majority label of each val face (-1: none), or None
@@ -50,15 +51,16 @@ def load_source(data_dir, name, targets):
     train_images, train_labels, _ = load_split(data_dir, "train")
     val_images, val_labels, _ = load_split(data_dir, "val")
     train_votes, val_votes = load_votes(data_dir, "train"), load_votes(data_dir, "val")
-    train_soft = None
+    train_soft = train_fer2013 = None
     if targets != "label" and train_votes is not None:
         soft, keep = vote_distribution(train_votes)
         majority = torch.from_numpy(majority_class(train_votes))
         keep = torch.from_numpy(keep) & (majority >= 0)  # faces FER+ gives no FER2013 class are left out
+        train_fer2013 = train_labels[keep]
         train_images, train_labels = train_images[keep], majority[keep]
         train_soft = torch.from_numpy(soft)[keep] if targets == "votes" else None
     val_majority = torch.from_numpy(majority_class(val_votes)) if val_votes is not None else None
-    return Source(name, train_images, train_labels, train_soft, val_images, val_labels, val_majority)
+    return Source(name, train_images, train_labels, train_soft, train_fer2013, val_images, val_labels, val_majority)
 
 
 def load_sources(data_dirs, targets="label"):
@@ -88,6 +90,17 @@ def union(sources, label_smoothing=0.0):
                 parts.append(one_hot * (1 - label_smoothing) + label_smoothing / classes)
         soft = torch.cat(parts)
     return images, labels, soft, [len(s.train_images) for s in sources]
+
+
+def fer2013_labels(sources):
+    """Each union face's FER2013 label (N,), -1 where its source has none (a face set without FER+ votes).
+
+    What a network's fer2013 head trains on, beside the default head's FER+-sense targets.
+    """
+    if not any(s.train_fer2013 is not None for s in sources):
+        raise DataError("a fer2013 head needs a FER2013 folder with FER+ votes and --targets votes or majority")
+    return torch.cat([s.train_fer2013 if s.train_fer2013 is not None else torch.full_like(s.train_labels, -1)
+                      for s in sources])
 
 
 def epoch_draws(sizes, weights, generator):

@@ -26,7 +26,7 @@ from engine import (TrainingError, autocast_dtype, evaluate, lr_factor, make_aug
                     to_fast_layout, train_one_epoch)
 from face_detectors import equalize_contrast
 from inference import CheckpointError, device_arg, load_checkpoint, pick_device
-from model import ARCHS, build_model, count_parameters
+from model import ALL_HEADS, ARCHS, DEFAULT_HEAD, FER2013_HEAD, build_model, count_parameters, set_head
 from recipes import check_resumed_inputs, configure, recipe_help, teachers_sha256
 from run_folder import new_run_dir, save_epoch
 from utils import (BOOL_FLAG, ArgumentParser, OutputError, check_writable_folder, float_in, int_at_least, run_script,
@@ -187,7 +187,11 @@ def load_initial_weights(model, path, arch):
     initial = load_checkpoint(path, "cpu")
     if initial["arch"] != arch:
         raise TrainingError(f"--init {path} is a {initial['arch']} checkpoint, not --arch {arch}")
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in initial["model"].items()})
+    weights = {k: v.float() if v.is_floating_point() else v for k, v in initial["model"].items()}
+    for name in getattr(model, "extra_heads", {}):  # a head the initial network lacks starts as its default head
+        for key in ("weight", "bias"):
+            weights.setdefault(f"extra_heads.{name}.{key}", weights[f"classifier.{key}"].clone())
+    model.load_state_dict(weights)
 
 
 
@@ -195,15 +199,26 @@ def load_initial_weights(model, path, arch):
 
 
 def evaluate_sources(model, sources, normalization, device):
-    """{source name: val loss, accuracy, balanced accuracy (and FER+ majority accuracy where it has votes)}."""
+    """{source name: val loss, accuracy, balanced accuracy (and FER+ majority accuracy where it has votes)}.
+
+    A network with a fer2013 head is scored on a FER2013 folder's own labels with that head, and on
+    FER+'s majority (and every other folder) with its default head, as it is used.
+    """
+    heads = getattr(model, "heads", [DEFAULT_HEAD])
     results = {}
     for source in sources:
+        label_head = FER2013_HEAD if FER2013_HEAD in heads and source.val_majority is not None else heads[0]
+        set_head(model, label_head)
         val, predictions = evaluate(model, source.val_images, source.val_labels, normalization, device)
         result = {k: val[k] for k in ("loss", "accuracy", "balanced_accuracy")}
         if source.val_majority is not None:
+            set_head(model, heads[0])
+            if label_head != heads[0]:
+                predictions = evaluate(model, source.val_images, source.val_labels, normalization, device)[1]
             voted = source.val_majority >= 0
             result["ferplus_accuracy"] = (predictions[voted] == source.val_majority[voted]).float().mean().item()
         results[source.name] = result
+    set_head(model, ALL_HEADS)
     return results
 
 
@@ -255,8 +270,14 @@ def load_training_data(args, device, checkpoint, show_bar):
     class_counts = torch.bincount(labels, minlength=len(CLASS_NAMES))  # the class prior
     if device.type == "cuda":  # the whole split fits in GPU memory; batches are gathered there
         images, labels = images.to(device), labels.to(device)
+    second_labels = None
+    if len(args.arch_args.get("heads") or []) > 1:
+        if args.arch_args["heads"][1:] != [FER2013_HEAD]:
+            raise TrainingError(f"a second head learns FER2013's labels and is named {FER2013_HEAD!r}; "
+                                f"got heads {args.arch_args['heads']}")
+        second_labels = training_data.fer2013_labels(sources).to(device)
     loss_fn = make_loss(args.label_smoothing, args.logit_adjust, class_counts, soft_targets, teacher_probabilities,
-                        args.distill_weight)
+                        args.distill_weight, second_labels)
     augment = make_augment(normalization, args.photometric, args.rotation, args.scale, args.shift, not args.no_flip,
                            args.erase_prob, args.sharpness, args.mixup, args.cutmix)
     return SimpleNamespace(sources=sources, sizes=sizes, images=images, labels=labels, class_counts=class_counts,
@@ -298,6 +319,7 @@ def train(args):
     if args.max_steps:
         steps_per_epoch = min(steps_per_epoch, args.max_steps)
     model, optimizer, scheduler = build_training(args, device, steps_per_epoch, world_size)
+    set_head(model, ALL_HEADS)  # training computes every head's loss; evaluation picks each in turn
     if args.init and not checkpoint:
         load_initial_weights(model, args.init, args.arch)
     average = weight_average(model, args.ema)  # from the initial weights
