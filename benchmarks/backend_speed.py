@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from common import median_report
-from data_loaders import load_split
-from emotion_detector import DEFAULT_MODEL
-from engine import cpu_has_native_bf16
-from inference import load_model, predict
-from onnx_classifier import OnnxClassifier, export
+
+from deep_emotion.data_loaders import load_split
+from deep_emotion.engine import cpu_has_native_bf16
+from deep_emotion.inference import load_model, predict
+from deep_emotion.onnx_classifier import OnnxClassifier, export
+from deep_emotion.recognizer import DEFAULT_MODEL
 
 
 def timed(function, repeats, calls):
@@ -37,7 +37,7 @@ def timed(function, repeats, calls):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(DEFAULT_MODEL),
-                        help="checkpoint (default: weights/deep_emotion_vgg_fer_raf.pt)")
+                        help="checkpoint (default: deep_emotion/weights/deep_emotion_vgg_fer_raf.pt)")
     parser.add_argument("--data", default="", help="prepared FER2013 folder, for PublicTest accuracy (default: none)")
     parser.add_argument("--threads", type=int, default=1, help="threads of each backend (default: 1, as live)")
     parser.add_argument("--repeats", type=int, default=5, help="measurements of each (default: 5)")

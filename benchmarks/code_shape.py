@@ -1,10 +1,11 @@
-"""The repo's shape against issue 22's goals: file lengths, function lengths, and which modules load PyTorch.
+"""The repo's shape against its goals: file lengths, function lengths, import cycles, which modules load PyTorch.
 
     python benchmarks/code_shape.py              # report; exit 1 when a goal is missed
     python benchmarks/code_shape.py --root DIR   # another checkout (e.g. a git worktree of an older commit)
 
 Goals: no Python file over 400 lines; no function over 80 lines (argparse builders, get_args_parser,
-aside); timeline.py and onnx_classifier.py import without loading torch.
+aside); no import cycle among the package's modules; the package, its timeline and its onnx_classifier
+import without loading torch.
 """
 import argparse
 import ast
@@ -13,7 +14,8 @@ import sys
 from pathlib import Path
 
 MAX_FILE_LINES, MAX_FUNCTION_LINES = 400, 80
-TORCH_FREE = ("timeline", "onnx_classifier")
+TORCH_FREE = ("deep_emotion", "deep_emotion.timeline", "deep_emotion.onnx_classifier")
+PACKAGE = "deep_emotion"
 ARGPARSE_BUILDERS = ("get_args_parser",)
 
 
@@ -39,6 +41,35 @@ def function_lengths(path):
     return found
 
 
+def package_imports(root):
+    """{module: {package modules it imports, at any depth of its code}} of the package's modules."""
+    graph = {}
+    for path in sorted((Path(root) / PACKAGE).glob("*.py")):
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == PACKAGE:
+                imported |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(PACKAGE + "."):
+                imported.add(node.module.split(".")[1])
+        graph[path.stem] = imported & {p.stem for p in (Path(root) / PACKAGE).glob("*.py")}
+    return graph
+
+
+def import_cycles(graph):
+    """Every cycle of the import graph, each as [a, b, ..., a], found once from its first module."""
+    cycles = []
+
+    def walk(module, trail):
+        for child in sorted(graph.get(module, ())):
+            if child == trail[0]:
+                cycles.append(trail + [child])
+            elif child not in trail and child > trail[0]:  # each cycle is reported from its smallest module
+                walk(child, trail + [child])
+    for module in sorted(graph):
+        walk(module, [module])
+    return cycles
+
+
 def loads_torch(root, module):
     """Whether importing module (from root) loads torch, per `python -X importtime`."""
     result = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"], cwd=root,
@@ -57,7 +88,8 @@ def shape(root):
         functions += [(relative, name, n) for name, n in function_lengths(path)
                       if name.split(".")[-1] not in ARGPARSE_BUILDERS]
     return {"files": sorted(files, key=lambda f: -f[1]), "functions": sorted(functions, key=lambda f: -f[2]),
-            "torch": {m: loads_torch(root, m) for m in TORCH_FREE if (Path(root) / f"{m}.py").is_file()}}
+            "torch": {m: loads_torch(root, m) for m in TORCH_FREE},
+            "cycles": import_cycles(package_imports(root))}
 
 
 def main():
@@ -74,9 +106,11 @@ def main():
         print(f"  {n:>5}  {path}:{name}")
     for module, loaded in result["torch"].items():
         print(f"import {module}: {'loads torch' if loaded else 'no torch'}")
+    print(f"import cycles: {len(result['cycles'])}" + "".join(f"\n  {' -> '.join(c)}" for c in result["cycles"]))
     missed = ([f"{p} has {n} lines" for p, n in result["files"] if n > MAX_FILE_LINES]
               + [f"{p}:{name} has {n} lines" for p, name, n in result["functions"] if n > MAX_FUNCTION_LINES]
-              + [f"{m} loads torch" for m, loaded in result["torch"].items() if loaded])
+              + [f"{m} loads torch" for m, loaded in result["torch"].items() if loaded]
+              + [f"import cycle {' -> '.join(c)}" for c in result["cycles"]])
     print("goals met" if not missed else "goals missed: " + "; ".join(missed))
     return 1 if missed else 0
 

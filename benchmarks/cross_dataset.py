@@ -26,18 +26,18 @@ import csv
 import json
 from pathlib import Path
 
+import common  # noqa: F401 (puts the repository on sys.path)
 import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
 
-import common  # noqa: F401 (puts the repository on sys.path)
-from data_loaders import DataError, load_face_crops, load_split, load_votes, read_face_set, read_labels_csv, split_dir
-from face_sources import majority_class
-from emotion_detector import DEFAULT_MODEL, EmotionRecognizer
-from face_detectors import DETECTORS, bordered, nearest_to_centre
-from metrics import classification_scores
-from inference import TTA_MODES
+from deep_emotion.data_loaders import DataError, load_face_crops, load_split, load_votes, read_labels_csv, split_dir
+from deep_emotion.emotions import TTA_MODES
+from deep_emotion.face_detectors import DETECTORS, bordered, nearest_to_centre
+from deep_emotion.face_sources import labelled_faces, majority_class
+from deep_emotion.metrics import classification_scores
+from deep_emotion.recognizer import DEFAULT_MODEL, EmotionRecognizer
 
 
 def scores(predictions, labels):
@@ -83,7 +83,7 @@ def val_part(prepared):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", nargs="+", default=[str(DEFAULT_MODEL)],
-                        help="checkpoint(s); several are averaged (default: weights/deep_emotion_vgg_fer_raf.pt)")
+                        help="checkpoint(s); several are averaged (default: deep_emotion/weights/deep_emotion_vgg_fer_raf.pt)")
     parser.add_argument("--sets", nargs="*", default=[], help="labelled face folders (default: none)")
     parser.add_argument("--val_of", nargs="*", default=[],
                         help="prepared face folders whose carved val part is scored, as <name>_val (default: none)")
@@ -118,7 +118,7 @@ def main():
         else:
             try:
                 paths, labels = val_part(folder) if name.endswith("_val") and folder in args.val_of \
-                    else read_face_set(folder)
+                    else labelled_faces(folder)
             except (DataError, OSError) as error:
                 raise SystemExit(f"error: {error}") from None
             if args.limit:

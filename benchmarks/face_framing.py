@@ -18,10 +18,18 @@ import argparse
 
 import cv2
 import numpy as np
-
 from common import median_report
-from data_loaders import load_split, read_face_set
-from face_detectors import DETECTORS, HAAR_CROP_SCALE, YUNET_CROP_SCALE, bordered, build_detector, nearest_to_centre
+
+from deep_emotion.data_loaders import load_split
+from deep_emotion.face_detectors import (
+    DETECTORS,
+    HAAR_CROP_SCALE,
+    YUNET_CROP_SCALE,
+    bordered,
+    build_detector,
+    nearest_to_centre,
+)
+from deep_emotion.face_sources import labelled_faces
 
 
 def spread_report(name, values):
@@ -34,7 +42,7 @@ def spread_report(name, values):
 
 def crop_framing(folder, detector, count):
     """Median centre (x, y) and side of the pipeline's face square in a face folder's crops, as fractions."""
-    paths, _ = read_face_set(folder)
+    paths, _ = labelled_faces(folder)
     chosen = np.random.default_rng(0).choice(len(paths), min(count, len(paths)), replace=False)
     centre_x, centre_y, side = [], [], []
     for i in chosen:

@@ -15,12 +15,12 @@ import time
 import cv2
 import numpy as np
 import torch
-
 from common import ROOT, busy_cores, median_report
-from data_loaders import load_split
-from emotion_detector import BACKENDS, DEFAULT_MODEL, EmotionRecognizer, draw
-from face_detectors import DETECTORS
-from live import LIVE_TORCH_THREADS
+
+from deep_emotion.data_loaders import load_split
+from deep_emotion.face_detectors import DETECTORS
+from deep_emotion.live import LIVE_TORCH_THREADS
+from deep_emotion.recognizer import BACKENDS, DEFAULT_MODEL, EmotionRecognizer, draw
 
 
 def make_frames(faces, count, rng):
@@ -42,7 +42,7 @@ def main():
     parser.add_argument("--data", default="data", help="prepared data folder (default: data)")
     parser.add_argument("--split", default="val", help="split the faces come from (default: val)")
     parser.add_argument("--model", nargs="+", default=[str(DEFAULT_MODEL)],
-                        help="checkpoint(s); several are an ensemble (default: weights/deep_emotion_vgg_fer_raf.pt)")
+                        help="checkpoint(s); several are an ensemble (default: deep_emotion/weights/deep_emotion_vgg_fer_raf.pt)")
     parser.add_argument("--frames", type=int, default=150, help="frames per run (default: 150)")
     parser.add_argument("--repeats", type=int, default=3, help="runs (default: 3)")
     parser.add_argument("--detector", choices=DETECTORS, default="haar", help="face detector (default: haar)")

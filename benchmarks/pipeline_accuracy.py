@@ -7,12 +7,12 @@ photograph would show it; the pipeline must find it and classify its own crop.
 """
 import argparse
 
+import common  # noqa: F401 (puts the repository on sys.path)
 import cv2
 import numpy as np
 
-import common  # noqa: F401 (puts the repository on sys.path)
-from data_loaders import load_split
-from emotion_detector import DEFAULT_MODEL, EmotionRecognizer
+from deep_emotion.data_loaders import load_split
+from deep_emotion.recognizer import DEFAULT_MODEL, EmotionRecognizer
 
 
 def main():
@@ -20,7 +20,7 @@ def main():
     parser.add_argument("--data", default="data", help="prepared data folder (default: data)")
     parser.add_argument("--split", default="val", help="labelled split (default: val)")
     parser.add_argument("--model", default=str(DEFAULT_MODEL),
-                        help="checkpoint (default: weights/deep_emotion_vgg_fer_raf.pt)")
+                        help="checkpoint (default: deep_emotion/weights/deep_emotion_vgg_fer_raf.pt)")
     parser.add_argument("--count", type=int, default=600, help="faces (default: 600)")
     args = parser.parse_args()
     images, labels, _ = load_split(args.data, args.split)

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from common import SHARED_FER, median_report
 from PIL import Image
 
-from common import SHARED_FER, median_report
-import generate_data
+from deep_emotion import prepare as generate_data
 
 
 def original_approach(csv_path, out_dir):

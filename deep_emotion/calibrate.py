@@ -18,11 +18,14 @@ from pathlib import Path
 
 import torch
 
-from data_loaders import DataError, load_face_crops, load_split, load_votes, read_face_set
-from face_sources import majority_class
-from metrics import classification_scores
-from inference import CheckpointError, load_checkpoint, load_model, pick_device, predict
-from utils import ArgumentParser, OutputError, atomic_write, check_writable_folder, run_script
+from deep_emotion.data_loaders import DataError, load_face_crops, load_split, load_votes
+from deep_emotion.face_sources import labelled_faces, majority_class
+from deep_emotion.inference import CheckpointError, load_checkpoint, load_model, pick_device, predict
+from deep_emotion.metrics import classification_scores
+from deep_emotion.utils import ArgumentParser, OutputError, atomic_write, check_writable_folder
+
+# what main() raises for bad input: one line and exit code 2, no traceback
+ERRORS = (DataError, CheckpointError, OutputError)
 
 ECE_BINS = 15
 
@@ -76,7 +79,7 @@ def plot_reliability(tables, path, title):
 
 def face_set_crops(folder):
     """(uint8 faces (N, 48, 48), labels (N,)) of a labelled face folder, each image resized as given."""
-    paths, labels = read_face_set(folder)
+    paths, labels = labelled_faces(folder)
     return torch.from_numpy(load_face_crops(paths)), torch.tensor(labels)
 
 
@@ -146,7 +149,3 @@ def main(args):
         print(f"stored in {args.model}")
     print(json.dumps(report["ece"], indent=2))
     return report
-
-
-if __name__ == "__main__":
-    run_script(get_args_parser, main, (DataError, CheckpointError, OutputError))

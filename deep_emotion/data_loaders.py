@@ -10,7 +10,7 @@ Splits: train (FER2013 Training), val (PublicTest), test (PrivateTest) and
 unlabeled (the Kaggle competition's test.csv, which has no labels).
 """
 import csv
-import importlib
+import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,8 +21,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from emotions import CLASS_NAMES, standardize
-from utils import IMAGE_SUFFIXES
+from deep_emotion.emotions import CLASS_NAMES, standardize
 
 SPLITS = ("train", "val", "test", "unlabeled")
 PREPARED_DIRNAME = "prepared"
@@ -31,6 +30,19 @@ UNLABELED = -1
 
 class DataError(Exception):
     """A problem with the user's data, reported as one line (exit code 2)."""
+
+
+# the prepared kinds whose labels are FER2013's own (Microsoft's FER+ folders carry FER+'s majority instead)
+FER2013_LABEL_KINDS = ("fer2013", "icml", "competition", "image_folder", "synthetic")
+
+
+def labels_are_fer2013(data_dir):
+    """Whether a prepared folder's labels are FER2013's own, per its manifest (False when it has none)."""
+    try:
+        kind = json.loads((split_dir(data_dir, "") / "manifest.json").read_text()).get("kind")
+    except (OSError, ValueError):
+        return False
+    return kind in FER2013_LABEL_KINDS
 
 
 def split_dir(data_dir, split):
@@ -48,7 +60,8 @@ def read_labels_csv(directory):
     return files, labels
 
 
-def _check_split(data_dir, split, require_labels):
+def check_prepared(data_dir, split, require_labels=True):
+    """The split's folder, file names and labels; raises DataError, in one line, when it is not prepared."""
     directory = split_dir(data_dir, split)
     if not (directory / "labels.csv").is_file():
         prepared = split_dir(data_dir, "")
@@ -78,7 +91,7 @@ class FER2013(Dataset):
     classes = CLASS_NAMES
 
     def __init__(self, data_dir, split="train", transform=None, target_transform=None, require_labels=True):
-        self.directory, self.files, self.labels = _check_split(data_dir, split, require_labels)
+        self.directory, self.files, self.labels = check_prepared(data_dir, split, require_labels)
         self.transform = transform
         self.target_transform = target_transform
 
@@ -102,7 +115,7 @@ def load_split(data_dir, split, require_labels=True):
     tensor (N,) (-1 where unlabeled) and the file names. FER2013 is about 83 MB
     this way, so training never decodes images file by file.
     """
-    directory, files, labels = _check_split(data_dir, split, require_labels)
+    directory, files, labels = check_prepared(data_dir, split, require_labels)
     images = np.empty((len(files), 48, 48), dtype=np.uint8)
 
     def decode(index):
@@ -131,39 +144,12 @@ def load_votes(data_dir, split):
                     dtype=np.int64)
 
 
-def __getattr__(name):
-    # batch augmentation moved to augment.py; its old home still answers for it
-    if name in ("augment_batch", "degrade_batch", "mix_batch"):
-        return getattr(importlib.import_module("augment"), name)
-    raise AttributeError(f"module 'data_loaders' has no attribute {name!r}")
-
-
 def normalize(images, mean, std):
     """uint8 (B, 48, 48) -> float (B, 1, 48, 48), standardised with the training statistics."""
     return standardize(images.unsqueeze(1).float(), mean, std)
 
 
-# ---------------------------------------------------------------- labelled face folders (evaluation only)
-
-def read_face_set(folder):
-    """(paths, labels) of a labelled face folder (RAF-DB, SFEW, your own): its labels.csv (file, label in
-    FER2013's order), else its class-named subfolders (angry/, disgust/, ...)."""
-    folder = Path(folder)
-    if (folder / "labels.csv").is_file():
-        with open(folder / "labels.csv", newline="") as f:
-            rows = list(csv.DictReader(f))
-        return [folder / row["file"] for row in rows], [int(row["label"]) for row in rows]
-    index_of = {name.lower(): i for i, name in enumerate(CLASS_NAMES)}
-    paths, labels = [], []
-    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and p.name.lower() in index_of):
-        for path in sorted(sub.iterdir()):
-            if path.suffix.lower() in IMAGE_SUFFIXES:
-                paths.append(path)
-                labels.append(index_of[sub.name.lower()])
-    if not paths:
-        raise DataError(f"{folder} has neither a labels.csv nor class-named subfolders of images")
-    return paths, labels
-
+# ---------------------------------------------------------------- face images as given (evaluation)
 
 def load_face_crops(paths):
     """Face images as given, greyscale, resized to 48x48 (area): uint8 (N, 48, 48)."""

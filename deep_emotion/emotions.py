@@ -23,11 +23,12 @@ def standardize(pixels, mean, std):
     return (pixels / 255.0 - mean) / std
 
 
-def balance(probabilities, prior):
-    """Post-hoc logit adjustment (Menon et al. 2021): p(class | face) / p(class), renormalised; (N, 7) in and out.
+def balance(probabilities, prior, exponent=1.0):
+    """Post-hoc logit adjustment (Menon et al. 2021): p(class | face) / p(class)^exponent, renormalised; (N, 7).
 
     A network trained on FER2013 learnt its prior too (disgust is 1.5% of it); dividing it out
-    gives the decision of a balanced training set, which is what faces elsewhere look like more.
+    (exponent 1) gives the decision of a balanced training set, which is what faces elsewhere look
+    like more; an exponent between 0 and 1 divides part of it out (a checkpoint's prior_exponent).
     """
-    adjusted = probabilities / prior
+    adjusted = probabilities / prior ** exponent
     return adjusted / adjusted.sum(1)[:, None]

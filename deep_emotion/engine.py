@@ -12,10 +12,10 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from augment import augment_batch, degrade_batch, mix_batch
-from emotions import CLASS_NAMES
-from metrics import classification_scores
-from inference import predict
+from deep_emotion.augment import augment_batch, degrade_batch, mix_batch
+from deep_emotion.emotions import CLASS_NAMES
+from deep_emotion.inference import predict
+from deep_emotion.metrics import classification_scores
 
 
 class TrainingError(Exception):

@@ -1,7 +1,7 @@
 """Export a checkpoint (STN included) to ONNX, for onnxruntime and anything else that reads ONNX.
 
     python export_onnx.py --model weights/deep_emotion_vgg.pt --out deep_emotion_vgg.onnx
-    python export_onnx.py --model weights/deep_emotion.pt --out deep_emotion_int8.onnx --int8
+    python export_onnx.py --model deep_emotion/weights/deep_emotion.pt --out deep_emotion_int8.onnx --int8
     python export_onnx.py --web --detector_model face_detection_yunet_2023mar.onnx   # the browser page's files
 
 The graph's input is `faces`, float32 (batch, 48, 48) greyscale in 0..255, with a dynamic
@@ -18,29 +18,38 @@ models.json naming them.
 import json
 from pathlib import Path
 
-from emotion_detector import DEFAULT_MODEL
-from face_detectors import DetectorError, yunet_model_path
-from inference import CheckpointError, load_checkpoint
-from onnx_classifier import OnnxError, export
-from utils import ArgumentParser, OutputError, check_writable_file, check_writable_folder, run_script, write_text_atomic
+from deep_emotion.face_detectors import DetectorError, yunet_model_path
+from deep_emotion.inference import CheckpointError, load_checkpoint
+from deep_emotion.onnx_classifier import OnnxError, export
+from deep_emotion.recognizer import DEFAULT_MODEL, PAPER_MODEL
+from deep_emotion.utils import (
+    ArgumentParser,
+    OutputError,
+    check_writable_file,
+    check_writable_folder,
+    write_text_atomic,
+)
 
-REPO = Path(__file__).resolve().parent
+# what main() raises for bad input: one line and exit code 2, no traceback
+ERRORS = (CheckpointError, OutputError, OnnxError, DetectorError)
+
+REPO = Path(__file__).resolve().parent.parent  # the checkout, where weights/ and web/ live
 WEB_MODELS = REPO / "web" / "models"
 
 
 def get_args_parser():
     parser = ArgumentParser(description="Export a Deep-Emotion checkpoint to ONNX.")
     parser.add_argument("-m", "--model", default=str(DEFAULT_MODEL),
-                        help="checkpoint to export (default: weights/deep_emotion_vgg_fer_raf.pt)")
+                        help="checkpoint to export (default: deep_emotion/weights/deep_emotion_vgg_fer_raf.pt)")
     parser.add_argument("--out", default="", help="the .onnx file to write (default: the checkpoint's name, .onnx, "
                                                   "in the current folder)")
     parser.add_argument("--int8", action="store_true", help="quantise the weights to 8 bits (default: off)")
     parser.add_argument("--web", action="store_true",
                         help="write the browser page's models into --web_dir instead (default: off)")
     parser.add_argument("--web_dir", default=str(WEB_MODELS), help="where --web writes (default: web/models)")
-    parser.add_argument("--paper_model", default="weights/deep_emotion.pt",
+    parser.add_argument("--paper_model", default=str(PAPER_MODEL),
                         help="with --web, the paper's network, offered as ?model=paper (default: "
-                             "weights/deep_emotion.pt; '' = none)")
+                             "deep_emotion/weights/deep_emotion.pt; '' = none)")
     parser.add_argument("--detector_model", default=None,
                         help="with --web, YuNet's face_detection_yunet_2023mar.onnx (default: $DEEP_EMOTION_YUNET)")
     return parser
@@ -62,7 +71,7 @@ def open_input_size(yunet_path, out_path):
 
 def export_web(model, paper_model, detector_model, web_dir):
     """The page's files in web_dir: classifier(s), YuNet and models.json; returns the manifest dict."""
-    detector = yunet_model_path(detector_model)  # the CLI's one-line error when it is missing
+    detector = yunet_model_path(detector_model, "--web (the page finds faces with YuNet)")  # one line when missing
     web_dir = check_writable_folder(Path(web_dir), "the browser page's models")
     classifiers = {}
     for key, path in (("default", model), ("paper", paper_model)):
@@ -89,7 +98,3 @@ def main(args):
     path = export(args.model, out, args.int8)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
     return path
-
-
-if __name__ == "__main__":
-    run_script(get_args_parser, main, (CheckpointError, OutputError, OnnxError, DetectorError))

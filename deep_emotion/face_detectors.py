@@ -31,12 +31,15 @@ class DetectorError(Exception):
     """A face detector that cannot be set up, reported as one line (exit code 2)."""
 
 
-def yunet_model_path(path=None):
-    """The YuNet model file: path, else $DEEP_EMOTION_YUNET; raises DetectorError when missing or wrong."""
+def yunet_model_path(path=None, needed_by="--detector yunet"):
+    """The YuNet model file: path, else $DEEP_EMOTION_YUNET; raises DetectorError when missing or wrong.
+
+    needed_by: what asked for YuNet, as the user knows it, for the message when no file is given.
+    """
     path = path or os.environ.get(YUNET_ENV)
     fetch = f"download {YUNET_URL} (sha256 {YUNET_SHA256}) and pass it as --detector_model or ${YUNET_ENV}"
     if not path:
-        raise DetectorError(f"--detector yunet needs its model file: {fetch}")
+        raise DetectorError(f"{needed_by} needs OpenCV's YuNet face detector: {fetch}")
     if not Path(path).is_file():
         raise DetectorError(f"YuNet model {path} does not exist: {fetch}")
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
@@ -107,10 +110,9 @@ class YuNetDetector:
 VIDEO_WIDTH, PHOTO_WIDTH, PHOTO_MIN_FACE = 320, 1280, 24
 
 
-def build_detector(name="haar", model_path=None, min_face=None, stills=False, photos=None):
+def build_detector(name="haar", model_path=None, min_face=None, stills=False):
     """A face detector by name ("haar" or "yunet"), for video frames or (stills=True) still images; raises
-    DetectorError. photos is stills' older name, still accepted."""
-    stills = stills if photos is None else photos
+    DetectorError."""
     options = {"detect_width": PHOTO_WIDTH if stills else VIDEO_WIDTH}
     if min_face or stills:
         options["min_face"] = min_face or PHOTO_MIN_FACE

@@ -17,9 +17,17 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from data_loaders import CLASS_NAMES, DataError
-from face_detectors import YUNET_CROP_SCALE, bordered, build_detector, crop_box, crop_face, nearest_to_centre
-from utils import IMAGE_SUFFIXES
+from deep_emotion.data_loaders import DataError
+from deep_emotion.emotions import CLASS_NAMES
+from deep_emotion.face_detectors import (
+    YUNET_CROP_SCALE,
+    bordered,
+    build_detector,
+    crop_box,
+    crop_face,
+    nearest_to_centre,
+)
+from deep_emotion.utils import IMAGE_SUFFIXES
 
 # FER+'s vote columns, in its files' order, and the FER2013 class of each (None: no FER2013 class)
 VOTE_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt",
@@ -55,7 +63,8 @@ def ferplus_votes_file(csv_path):
 
 
 def read_votes_csv(path, rows):
-    """The (rows, 10) vote counts of Microsoft's fer2013new.csv, whose row i is the FER2013 CSV's row i."""
+    """The (rows, 10) vote counts of Microsoft's fer2013new.csv, whose row i is the FER2013 CSV's row i,
+    and {row i: reason} of the rows whose counts are not whole numbers >= 0 (their faces are skipped)."""
     try:
         with open(path, newline="") as f:
             table = list(csv.DictReader(f))
@@ -69,12 +78,14 @@ def read_votes_csv(path, rows):
         raise DataError(f"{path} has {len(table)} rows but its FER2013 CSV has {rows}: the two join by row, "
                         "so they must come from the same release")
     votes = np.zeros((rows, len(VOTE_COLUMNS)), dtype=np.int64)
+    bad = {}
     for i, row in enumerate(table):
-        try:
-            votes[i] = [int(row[c] or 0) for c in VOTE_COLUMNS]
-        except ValueError:
-            raise DataError(f"{path}:{i + 2}: a vote count is not a whole number") from None
-    return votes
+        cells = [(row[c] or "0").strip() for c in VOTE_COLUMNS]
+        if not all(cell.isdigit() for cell in cells):  # "-1", "x" and "2.5" alike
+            bad[i] = f"its FER+ votes ({Path(path).name}:{i + 2}) are not all whole numbers >= 0"
+            continue
+        votes[i] = [int(cell) for cell in cells]
+    return votes, bad
 
 
 def majority_class(votes):
@@ -212,6 +223,20 @@ def list_face_folder(data_dir, kind):
             entries += [(p, label, "train", None) for p in sorted(folder.iterdir())
                         if p.suffix.lower() in IMAGE_SUFFIXES]
     return entries, bad
+
+
+def labelled_faces(folder):
+    """(image paths, FER2013 labels) of a labelled face folder, read as generate_data.py reads it.
+
+    Any shape find_face_folder knows: RAF-DB's layout, a labels.csv (labels as 0..6 or class names),
+    class-named or RAF-DB-numbered subfolders. Rows that are not a face with a label are left out.
+    Raises DataError when the folder is none of these.
+    """
+    kind = find_face_folder(folder)
+    if kind is None:
+        raise DataError(f"{folder} has neither a labels.csv nor class-named subfolders of images")
+    entries, _ = list_face_folder(folder, kind)
+    return [path for path, *_ in entries], [label for _, label, *_ in entries]
 
 
 def mapped_crop(gray, framing=RAF_FRAMING):

@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-import face_sources
-from data_loaders import CLASS_NAMES, UNLABELED, DataError
-from utils import IMAGE_SUFFIXES
+from deep_emotion import face_sources
+from deep_emotion.data_loaders import UNLABELED, DataError
+from deep_emotion.emotions import CLASS_NAMES
+from deep_emotion.utils import IMAGE_SUFFIXES
 
 SPLIT_OF_USAGE = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 SPLIT_OF_PREFIX = {"training": "train", "publictest": "val", "privatetest": "test"}
@@ -173,15 +174,18 @@ def read_csv_faces(path, faces, split=None, labelled=True, workers=1):
         for row in np.flatnonzero(pd.isna(splits)):
             reasons.setdefault(int(row), f"Usage {table['Usage'].iloc[row]!r} is not a FER2013 split")
         ok &= ~pd.isna(splits)
-    # line numbers as an editor shows them: the header is line 1
-    origins = np.array([f"{path.name}:{row + 2}" for row in range(len(table))], dtype=object)
-    faces.bad += [(origins[row], reason) for row, reason in sorted(reasons.items())]
     votes_file = face_sources.ferplus_votes_file(path) if labelled and not split else None
     votes = None
     if votes_file is not None:  # FER+ relabelled fer2013.csv row by row: its row i is this file's row i
-        votes = face_sources.read_votes_csv(votes_file, len(table))[ok]
+        votes, bad_votes = face_sources.read_votes_csv(votes_file, len(table))
+        for row, reason in bad_votes.items():
+            reasons.setdefault(row, reason)
+        ok[list(bad_votes)] = False
         faces.votes_file = str(votes_file)
-    faces.extend(images[ok], labels[ok], splits[ok], origins[ok], votes)
+    # line numbers as an editor shows them: the header is line 1
+    origins = np.array([f"{path.name}:{row + 2}" for row in range(len(table))], dtype=object)
+    faces.bad += [(origins[row], reason) for row, reason in sorted(reasons.items())]
+    faces.extend(images[ok], labels[ok], splits[ok], origins[ok], votes[ok] if votes is not None else None)
 
 
 def read_image_folder_faces(root, faces):

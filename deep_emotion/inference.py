@@ -7,11 +7,11 @@ import pickle
 import torch
 import torch.nn.functional as F
 
-from data_loaders import normalize
-from emotions import CLASS_NAMES, SHIFT_ORIGINS, SHIFT_PIXELS, TTA_MODES, balance  # noqa: F401 (re-exported)
-from face_detectors import equalize_contrast
-from model import ARCHS, build_model
-from utils import atomic_write
+from deep_emotion.data_loaders import normalize
+from deep_emotion.emotions import CLASS_NAMES, SHIFT_ORIGINS, SHIFT_PIXELS, TTA_MODES, balance
+from deep_emotion.face_detectors import equalize_contrast
+from deep_emotion.model import ARCHS, DEFAULT_HEAD, build_model, set_head
+from deep_emotion.utils import atomic_write
 
 
 class CheckpointError(Exception):
@@ -159,17 +159,35 @@ def class_prior(checkpoint):
     return counts / counts.sum()
 
 
+def prior_exponent(checkpoint):
+    """How much of its training prior a checkpoint's decision divides out (emotions.balance): the exponent
+    calibrate.py fitted on its validation data and stored, 0 (the plain argmax) when none was."""
+    return float(checkpoint.get("prior_exponent", 0.0))
+
+
+def head_names(model):
+    """The label sets a network answers in, its default first (one "default" head for most networks)."""
+    return list(getattr(model, "heads", [DEFAULT_HEAD]))
+
+
 class Ensemble:
     """One or more checkpoints read as one classifier: their class probabilities are averaged.
 
-    Each checkpoint's calibration temperature (calibrate.py) is applied to its own logits;
-    balanced=True divides out the training prior (`balance`) after averaging.
+    Each checkpoint's calibration temperature (calibrate.py) is applied to its own logits, and its
+    decision rule (prior_exponent) to its own probabilities; balanced=True instead divides the
+    members' mean training prior whole out of the average. head: the label set every member
+    answers in (a name from its heads; None = each member's default head).
     """
 
-    def __init__(self, paths, device="cpu", tta=None, balanced=False):
+    def __init__(self, paths, device="cpu", tta=None, balanced=False, head=None):
         paths = [paths] if isinstance(paths, (str, bytes)) or not hasattr(paths, "__iter__") else list(paths)
         self.device = torch.device(device)
         self.members = [load_model(path, self.device) for path in paths]
+        if head is not None:
+            for path, (model, _) in zip(paths, self.members):
+                if head not in head_names(model):
+                    raise CheckpointError(f"{path} has no head {head!r}; it has {', '.join(head_names(model))}")
+                set_head(model, head)
         self.class_names = list(self.members[0][1].get("class_names", CLASS_NAMES))
         self.prior = torch.stack([class_prior(checkpoint) for _, checkpoint in self.members]).mean(0)
         self.tta, self.balanced = tta, balanced
@@ -177,8 +195,14 @@ class Ensemble:
     def predict(self, images, batch_size=512):
         """Class probabilities (N, 7) of uint8 faces (N, 48, 48), a tensor or an array."""
         images = torch.as_tensor(images)
-        probabilities = sum(predict(model, images, tuple(checkpoint["normalization"]), self.device, batch_size,
+        total = 0
+        for model, checkpoint in self.members:
+            probabilities = predict(model, images, tuple(checkpoint["normalization"]), self.device, batch_size,
                                     self.tta, temperature=checkpoint.get("temperature", 1.0),
                                     clahe=checkpoint.get("clahe", False))
-                            for model, checkpoint in self.members) / len(self.members)
-        return balance(probabilities, self.prior) if self.balanced else probabilities
+            # the fitted decision rule belongs to the default head; another head answers with its plain argmax
+            in_default_head = getattr(model, "head", DEFAULT_HEAD) == head_names(model)[0]
+            exponent = prior_exponent(checkpoint) if in_default_head and not self.balanced else 0.0
+            total = total + (balance(probabilities, class_prior(checkpoint), exponent) if exponent else probabilities)
+        average = total / len(self.members)
+        return balance(average, self.prior) if self.balanced else average

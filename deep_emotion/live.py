@@ -10,9 +10,9 @@ from pathlib import Path
 import cv2
 import torch
 
-from emotion_detector import EmotionRecognizer, draw
-from timeline import LOG_COLUMNS, write_timeline
-from utils import IMAGE_SUFFIXES, OutputError, atomic_write
+from deep_emotion.recognizer import EmotionRecognizer, draw
+from deep_emotion.timeline import LOG_COLUMNS, write_timeline
+from deep_emotion.utils import IMAGE_SUFFIXES, OutputError, atomic_write
 
 # One torch thread for live inference: a batch of 1-3 faces gains little from two, and two threads stall
 # on each other as soon as another program takes a core (benchmarks/live_fps.py --busy 1, width-48 VGG:

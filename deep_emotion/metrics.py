@@ -5,7 +5,7 @@ it counts as wrong and has its own column in the confusion matrix.
 """
 import numpy as np
 
-from emotions import CLASS_NAMES
+from deep_emotion.emotions import CLASS_NAMES
 
 
 def classification_scores(predictions, labels, class_names=CLASS_NAMES, missed_column=False):

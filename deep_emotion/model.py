@@ -5,13 +5,11 @@ Expression Recognition Using Attentional Convolutional Network" (Sensors 2021,
 arXiv:1902.01019), with the parameter names of the popular unofficial
 implementation, so that its `state_dict`s load with `strict=True`.
 """
-import importlib
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from emotions import CLASS_NAMES, IMAGE_SIZE
+from deep_emotion.emotions import CLASS_NAMES, IMAGE_SIZE
 
 DEFAULT_HEAD = "default"  # the one head of a network trained on one label set
 ALL_HEADS = "all"         # forward() answers with every head, concatenated (training)
@@ -196,16 +194,3 @@ def count_flops(model, image_size=IMAGE_SIZE):
         model(torch.zeros(1, 1, image_size, image_size, device=next(model.parameters()).device))
     model.train(was_training)
     return counter.get_total_flops()
-
-
-# Checkpoints, predict, test-time views, balance, Ensemble and the device choice moved to inference.py;
-# their old home still answers for them, so `from model import load_model` keeps working.
-MOVED_TO_INFERENCE = ("CheckpointError", "ORIGINAL_NORMALIZATION", "load_checkpoint", "load_model", "export_weights",
-                      "pick_device", "device_arg", "TTA_MODES", "SHIFT_PIXELS", "tta_views", "predict",
-                      "FER2013_TRAIN_COUNTS", "class_prior", "balance", "Ensemble")
-
-
-def __getattr__(name):
-    if name in MOVED_TO_INFERENCE:
-        return getattr(importlib.import_module("inference"), name)
-    raise AttributeError(f"module 'model' has no attribute {name!r}")

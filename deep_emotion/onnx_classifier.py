@@ -1,6 +1,6 @@
 """A Deep-Emotion network exported to ONNX (export_onnx.py), run by onnxruntime: no PyTorch needed.
 
-    from onnx_classifier import OnnxClassifier
+    from deep_emotion.onnx_classifier import OnnxClassifier
     classifier = OnnxClassifier("deep_emotion_vgg.onnx")
     probabilities = classifier.predict(faces)    # uint8 (N, 48, 48) -> (N, 7)
 
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from emotions import SHIFT_ORIGINS, SHIFT_PIXELS, TTA_MODES, balance, standardize  # noqa: F401 (TTA_MODES: re-exported)
-from face_detectors import equalize_contrast
-from utils import atomic_write
+from deep_emotion.emotions import SHIFT_ORIGINS, SHIFT_PIXELS, balance, standardize
+from deep_emotion.face_detectors import equalize_contrast
+from deep_emotion.utils import atomic_write
 
 OPSET = 18
 
@@ -30,7 +30,7 @@ class OnnxError(Exception):
 
 
 def tta_views(faces, tta):
-    """The views (numpy (N, 48, 48) each) that test-time augmentation `tta` averages; see model.tta_views."""
+    """The views (numpy (N, 48, 48) each) that test-time augmentation `tta` averages; see inference.tta_views."""
     views = [faces]
     if tta == "shifts":
         p, (h, w) = SHIFT_PIXELS, faces.shape[-2:]
@@ -43,7 +43,7 @@ def tta_views(faces, tta):
 
 
 class OnnxClassifier:
-    """The ONNX counterpart of model.Ensemble: one or more exported checkpoints, their probabilities averaged.
+    """The ONNX counterpart of inference.Ensemble: one or more exported checkpoints, their probabilities averaged.
 
     balanced=True divides out the training prior stored in the files' metadata.
     """
@@ -56,7 +56,7 @@ class OnnxClassifier:
         paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads  # 0 = onnxruntime's own choice
-        self.sessions, self.clahe, priors = [], [], []
+        self.sessions, self.clahe, self.priors, self.exponents = [], [], [], []
         for path in paths:
             try:
                 session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -66,10 +66,10 @@ class OnnxClassifier:
             if "class_names" not in metadata:
                 raise OnnxError(f"{path} was not written by export_onnx.py (no class_names in its metadata)")
             self.class_names = json.loads(metadata["class_names"])
-            priors.append(json.loads(metadata["class_prior"]))
+            self.priors.append(np.asarray(json.loads(metadata["class_prior"]), np.float32))
+            self.exponents.append(json.loads(metadata.get("prior_exponent", "0")))  # applied inside the graph
             self.clahe.append(json.loads(metadata.get("clahe", "false")))
             self.sessions.append(session)
-        self.prior = np.mean(priors, axis=0).astype(np.float32)
         self.tta, self.balanced = tta, balanced
 
     def predict(self, images, batch_size=512):
@@ -79,14 +79,17 @@ class OnnxClassifier:
         for start in range(0, len(images), batch_size):
             batch = images[start:start + batch_size]
             members = []
-            for session, clahe in zip(self.sessions, self.clahe):  # each member reads the faces its own way
-                views = [np.ascontiguousarray(view, dtype=np.float32)
+            for session, clahe, prior, exponent in zip(self.sessions, self.clahe, self.priors, self.exponents):
+                views = [np.ascontiguousarray(view, dtype=np.float32)  # each member reads the faces its own way
                          for view in tta_views(equalize_contrast(batch) if clahe else batch, self.tta)]
-                members.append(np.mean([session.run(None, {session.get_inputs()[0].name: view})[0]
-                                        for view in views], axis=0))
+                member = np.mean([session.run(None, {session.get_inputs()[0].name: view})[0] for view in views],
+                                 axis=0)
+                if self.balanced and exponent:  # undo the graph's decision rule: balanced divides the mean prior
+                    member = balance(member, prior, -exponent)
+                members.append(member)
             probabilities.append(np.mean(members, axis=0))
         result = np.concatenate(probabilities) if probabilities else np.zeros((0, len(self.class_names)), np.float32)
-        return balance(result, self.prior) if self.balanced else result
+        return balance(result, np.mean(self.priors, axis=0)) if self.balanced else result
 
 
 def export(checkpoint_path, out_path, int8=False):
@@ -97,22 +100,27 @@ def export(checkpoint_path, out_path, int8=False):
     """
     import torch
 
-    from inference import class_prior, load_model
+    from deep_emotion.inference import class_prior, load_model, prior_exponent
 
     class Deployable(torch.nn.Module):
         """The network with its input normalisation and temperature: 0..255 faces in, probabilities out."""
 
-        def __init__(self, model, normalization, temperature):
+        def __init__(self, model, normalization, temperature, prior, exponent):
             super().__init__()
             self.model, self.temperature = model, float(temperature)
             self.mean, self.std = (float(v) for v in normalization)
+            self.register_buffer("prior", prior)
+            self.exponent = float(exponent)
 
         def forward(self, faces):  # (B, 48, 48) in 0..255
             x = standardize(faces.unsqueeze(1), self.mean, self.std)
-            return (self.model(x) / self.temperature).softmax(1)
+            probabilities = (self.model(x) / self.temperature).softmax(1)
+            return balance(probabilities, self.prior, self.exponent) if self.exponent else probabilities
 
-    model, checkpoint = load_model(checkpoint_path, "cpu")
-    deployable = Deployable(model, checkpoint["normalization"], checkpoint.get("temperature", 1.0)).eval()
+    model, checkpoint = load_model(checkpoint_path, "cpu")  # in its default head, as the live pipeline reads faces
+    exponent = prior_exponent(checkpoint)
+    deployable = Deployable(model, checkpoint["normalization"], checkpoint.get("temperature", 1.0),
+                            class_prior(checkpoint), exponent).eval()
     example = torch.rand(2, 48, 48) * 255
     with tempfile.TemporaryDirectory() as folder:
         raw = Path(folder) / "model.onnx"
@@ -126,6 +134,8 @@ def export(checkpoint_path, out_path, int8=False):
                     "class_prior": json.dumps(class_prior(checkpoint).tolist()),
                     "normalization": json.dumps(list(checkpoint["normalization"])),
                     "temperature": json.dumps(checkpoint.get("temperature", 1.0)),
+                    "prior_exponent": json.dumps(exponent),
+                    "heads": json.dumps(getattr(model, "heads", ["default"])),
                     "clahe": json.dumps(bool(checkpoint.get("clahe", False))),
                     "arch": checkpoint["arch"], "input": "faces: float32 (batch, 48, 48) greyscale 0..255",
                     "source_sha256": hashlib.sha256(Path(checkpoint_path).read_bytes()).hexdigest()}

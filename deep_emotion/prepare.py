@@ -31,13 +31,25 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-import face_sources
-from data_loaders import CLASS_NAMES, SPLITS, UNLABELED, DataError, split_dir
-from face_detectors import DetectorError, yunet_model_path
-from fer_csv import Faces, read_csv_faces, read_image_folder_faces
-from synthetic_faces import SYNTHETIC_CSV, write_synthetic_csv
-from utils import (BOOL_FLAG, IMAGE_SUFFIXES, ArgumentParser, OutputError, check_writable_folder, float_in,
-                   int_at_least, run_script, write_text_atomic)
+from deep_emotion import face_sources
+from deep_emotion.data_loaders import SPLITS, UNLABELED, DataError, split_dir
+from deep_emotion.emotions import CLASS_NAMES
+from deep_emotion.face_detectors import DetectorError, yunet_model_path
+from deep_emotion.fer_csv import Faces, read_csv_faces, read_image_folder_faces
+from deep_emotion.synthetic_faces import SYNTHETIC_CSV, write_synthetic_csv
+from deep_emotion.utils import (
+    BOOL_FLAG,
+    IMAGE_SUFFIXES,
+    ArgumentParser,
+    OutputError,
+    check_writable_folder,
+    float_in,
+    int_at_least,
+    write_text_atomic,
+)
+
+# what main() raises for bad input: one line and exit code 2, no traceback
+ERRORS = (DataError,)
 
 SHOW_BAD_ROWS = 5
 
@@ -91,7 +103,8 @@ def find_source(data_dir):
             return "synthetic", data_dir / name
     raise DataError(f"no faces found in {data_dir}: expected fer2013.csv, icml_face_data.csv, train.csv, "
                     "train/<class>/ image folders, FER2013Train/label.csv, RAF-DB's basic/, a labels.csv, "
-                    "<class>/ folders, or run with --synthetic")
+                    f"<class>/ folders; or write the synthetic demo set there: `python generate_data.py --synthetic "
+                    f"--data {data_dir}`")
 
 
 def read_face_folder(kind, root, faces, framing, detector_model):
@@ -341,7 +354,3 @@ def main(args):
                       args.detector_model)
     print_summary(summary)
     return summary
-
-
-if __name__ == "__main__":
-    run_script(get_args_parser, main, (DataError,))

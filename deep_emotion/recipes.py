@@ -7,10 +7,11 @@ its recipe, its data sources, their weights, its targets, its teacher).
 import hashlib
 from pathlib import Path
 
-from engine import TrainingError, pick_precision
-from inference import load_checkpoint
+from deep_emotion.data_loaders import check_prepared
+from deep_emotion.engine import TrainingError, pick_precision
+from deep_emotion.inference import load_checkpoint
 
-REPO = Path(__file__).resolve().parent
+REPO = Path(__file__).resolve().parent.parent  # the checkout, where weights/ and web/ live
 
 # The recipe behind each shipped checkpoint: what a flag left at None becomes.
 RECIPES = {
@@ -101,6 +102,14 @@ def configure(args, device, world_size):
             saved = checkpoint["config"].get("data", "data")
             args.data = [saved] if isinstance(saved, str) else list(saved)
     args.data = args.data or ["data"]
+    resolved = [Path(d).resolve() for d in args.data]
+    for i, folder in enumerate(resolved):
+        if folder in resolved[:i]:
+            raise TrainingError(f"--data names {args.data[i]} twice; give each folder once (--source_weights "
+                                "sets how much of each epoch a folder takes)")
+    for folder in args.data:  # before anything is written: a run folder is made only for inputs that are there
+        check_prepared(folder, "train")
+        check_prepared(folder, "val")
     fill_recipe(args)
     if args.source_weights is not None and len(args.source_weights) != len(args.data):
         raise TrainingError(f"--source_weights gives {len(args.source_weights)} weight(s) for {len(args.data)} "

@@ -1,6 +1,6 @@
 """Face detection + expression classification on BGR frames: the Python API behind `visualize.py --cam`.
 
-    from emotion_detector import EmotionRecognizer
+    from deep_emotion.recognizer import EmotionRecognizer
     recognizer = EmotionRecognizer()                # the default model; or a checkpoint, or several
     for face in recognizer.detect_emotions(frame):   # frame: BGR uint8 (H, W, 3)
         print(face["box"], face["label"], face["confidence"], face["emotions"])
@@ -14,30 +14,37 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from face_detectors import build_detector, crop_face
-from tracking import Tracker
+from deep_emotion.face_detectors import build_detector, crop_face
+from deep_emotion.tracking import Tracker
 
 BACKENDS = ("torch", "onnx")
 # The default model of the API, visualize.py and export_onnx.py: trained on FER2013 and RAF-DB, within
 # a point of the FER2013-only network on FER2013 and far better on real-world faces (its model card)
-DEFAULT_MODEL = Path(__file__).resolve().parent / "weights" / "deep_emotion_vgg_fer_raf.pt"
+PACKAGE_WEIGHTS = Path(__file__).resolve().parent / "weights"  # installed with the package
+DEFAULT_MODEL = PACKAGE_WEIGHTS / "deep_emotion_vgg_fer_raf.pt"
+PAPER_MODEL = PACKAGE_WEIGHTS / "deep_emotion.pt"  # the paper's network, trained on FER2013
 
 
-def build_classifier(model_paths, device="cpu", tta=None, balanced=False, backend="torch"):
-    """The classifier of one or more checkpoints: model.Ensemble (PyTorch), or OnnxClassifier (onnxruntime).
+def build_classifier(model_paths, device="cpu", tta=None, balanced=False, backend="torch", head=None):
+    """The classifier of one or more checkpoints: inference.Ensemble (PyTorch), or OnnxClassifier (onnxruntime).
 
     The ONNX backend takes .onnx files as they are, and exports .pt checkpoints to a temporary
-    folder first; given only .onnx files it runs without PyTorch installed.
+    folder first; given only .onnx files it runs without PyTorch installed. An exported file
+    answers in its checkpoint's default head only; head (a multi-head checkpoint's label set,
+    None = its default) is for the PyTorch backend.
     """
     paths = [model_paths] if isinstance(model_paths, (str, os.PathLike)) else list(model_paths)
     if backend == "onnx" or any(str(p).endswith(".onnx") for p in paths):
-        from onnx_classifier import OnnxClassifier, export
+        if head is not None:
+            from deep_emotion.onnx_classifier import OnnxError
+            raise OnnxError(f"an ONNX model answers in its default head only; --head {head} needs --backend torch")
+        from deep_emotion.onnx_classifier import OnnxClassifier, export
         with tempfile.TemporaryDirectory(prefix="deep-emotion-onnx-") as exported:  # sessions load the files
             paths = [p if str(p).endswith(".onnx") else export(p, Path(exported) / f"{i}.onnx")
                      for i, p in enumerate(paths)]
             return OnnxClassifier(paths, tta, balanced)
-    from inference import Ensemble  # here, so that the ONNX backend never imports PyTorch
-    return Ensemble(paths, device, tta, balanced)
+    from deep_emotion.inference import Ensemble  # here, so that the ONNX backend never imports PyTorch
+    return Ensemble(paths, device, tta, balanced, head)
 
 
 class EmotionRecognizer:
@@ -52,15 +59,16 @@ class EmotionRecognizer:
     (exponential moving average), so labels do not flicker; 0 turns it off.
     stills=True treats every frame as an unrelated photo: ids start again at 0 and
     nothing is smoothed. `tta` ("flip" or "shifts", see
-    `model.TTA_MODES`) also classifies mirrored (and shifted) copies of each face
+    `inference.TTA_MODES`) also classifies mirrored (and shifted) copies of each face
     and averages: 2 or 10 times the classification time. balanced=True divides
-    out FER2013's class prior (`model.balance`). backend="onnx" runs the network with
+    out the training prior (`emotions.balance`); head picks a multi-head checkpoint's
+    label set (None: its default, FER+'s sense). backend="onnx" runs the network with
     onnxruntime (see build_classifier).
     """
 
     def __init__(self, model_path=DEFAULT_MODEL, device="cpu", smooth=0.0, min_face=None, tta=None, detector="haar",
-                 detector_model=None, align=False, balanced=False, stills=False, backend="torch"):
-        self.classifier = build_classifier(model_path, device, tta, balanced, backend)
+                 detector_model=None, align=False, balanced=False, stills=False, backend="torch", head=None):
+        self.classifier = build_classifier(model_path, device, tta, balanced, backend, head)
         self.class_names = self.classifier.class_names
         self.detector = build_detector(detector, detector_model, min_face, stills=stills)
         self.smooth, self.align, self.stills = smooth, align, stills

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from utils import atomic_write
+from deep_emotion.utils import atomic_write
 
 
 def new_run_dir(out, arch):

@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from utils import atomic_write
+from deep_emotion.utils import atomic_write
 
 SYNTHETIC_CSV = "fer2013_synthetic.csv"
 CANVAS = 96  # drawn at 2x, then downsampled to 48x48 for smooth edges

@@ -14,14 +14,18 @@ from pathlib import Path
 
 import numpy as np
 
-from emotions import CLASS_NAMES
-from utils import ArgumentParser, OutputError, atomic_write, check_writable_file, run_script, write_text_atomic
+from deep_emotion.emotions import CLASS_NAMES
+from deep_emotion.utils import ArgumentParser, OutputError, atomic_write, check_writable_file, write_text_atomic
 
 LOG_COLUMNS = ["source", "frame", "time_s", "face", "x", "y", "w", "h", "label", "confidence", *CLASS_NAMES]
 
 
 class LogError(Exception):
     """A --log CSV that cannot be read, reported as one line (exit code 2)."""
+
+
+# what main() raises for bad input: one line and exit code 2, no traceback
+ERRORS = (LogError, OutputError)
 
 
 def read_log(path):
@@ -110,7 +114,3 @@ def get_args_parser():
 def main(args):
     check_writable_file(args.out, "the timeline")
     return write_timeline(read_log(args.log), args.out)
-
-
-if __name__ == "__main__":
-    run_script(get_args_parser, main, (LogError, OutputError))

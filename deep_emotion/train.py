@@ -19,18 +19,38 @@ from types import SimpleNamespace
 import torch
 import torch.distributed as dist
 
-import generate_data
-import training_data
-from data_loaders import CLASS_NAMES, DataError
-from engine import (TrainingError, autocast_dtype, evaluate, lr_factor, make_augment, make_loss, make_optimizer,
-                    to_fast_layout, train_one_epoch)
-from face_detectors import equalize_contrast
-from inference import CheckpointError, device_arg, load_checkpoint, pick_device
-from model import ALL_HEADS, ARCHS, DEFAULT_HEAD, FER2013_HEAD, build_model, count_parameters, set_head
-from recipes import check_resumed_inputs, configure, recipe_help, teachers_sha256
-from run_folder import new_run_dir, save_epoch
-from utils import (BOOL_FLAG, ArgumentParser, OutputError, check_writable_folder, float_in, int_at_least, run_script,
-                   str2bool, write_text_atomic)
+from deep_emotion import prepare, training_data
+from deep_emotion.data_loaders import DataError
+from deep_emotion.emotions import CLASS_NAMES
+from deep_emotion.engine import (
+    TrainingError,
+    autocast_dtype,
+    lr_factor,
+    make_augment,
+    make_loss,
+    make_optimizer,
+    to_fast_layout,
+    train_one_epoch,
+)
+from deep_emotion.face_detectors import equalize_contrast
+from deep_emotion.inference import CheckpointError, device_arg, load_checkpoint, pick_device
+from deep_emotion.model import ALL_HEADS, ARCHS, build_model, count_parameters, set_head
+from deep_emotion.recipes import check_resumed_inputs, configure, recipe_help, teachers_sha256
+from deep_emotion.run_folder import new_run_dir, save_epoch
+from deep_emotion.utils import (
+    BOOL_FLAG,
+    ArgumentParser,
+    OutputError,
+    check_writable_folder,
+    float_in,
+    int_at_least,
+    str2bool,
+    write_text_atomic,
+)
+
+# what main() raises for bad input: one line and exit code 2, no traceback
+ERRORS = (DataError, TrainingError, CheckpointError)
+
 
 def get_args_parser():
     parser = ArgumentParser(description="Train Deep-Emotion on FER2013 prepared by generate_data.py.")
@@ -179,7 +199,8 @@ def restore_training(checkpoint, model, optimizer, scheduler, average=None):
     optimizer.load_state_dict(checkpoint["optimizer"])
     scheduler.load_state_dict(checkpoint["scheduler"])
     torch.set_rng_state(checkpoint["rng"]["torch"])
-    return checkpoint["epoch"], checkpoint["best_val_accuracy"], checkpoint["history"]
+    best = checkpoint["best_score"] if "best_score" in checkpoint else checkpoint["best_val_accuracy"]  # older runs
+    return checkpoint["epoch"], best, checkpoint["history"]
 
 
 def load_initial_weights(model, path, arch):
@@ -196,30 +217,6 @@ def load_initial_weights(model, path, arch):
 
 
 
-
-
-def evaluate_sources(model, sources, normalization, device):
-    """{source name: val loss, accuracy, balanced accuracy (and FER+ majority accuracy where it has votes)}.
-
-    A network with a fer2013 head is scored on a FER2013 folder's own labels with that head, and on
-    FER+'s majority (and every other folder) with its default head, as it is used.
-    """
-    heads = getattr(model, "heads", [DEFAULT_HEAD])
-    results = {}
-    for source in sources:
-        label_head = FER2013_HEAD if FER2013_HEAD in heads and source.val_majority is not None else heads[0]
-        set_head(model, label_head)
-        val, predictions = evaluate(model, source.val_images, source.val_labels, normalization, device)
-        result = {k: val[k] for k in ("loss", "accuracy", "balanced_accuracy")}
-        if source.val_majority is not None:
-            set_head(model, heads[0])
-            if label_head != heads[0]:
-                predictions = evaluate(model, source.val_images, source.val_labels, normalization, device)[1]
-            voted = source.val_majority >= 0
-            result["ferplus_accuracy"] = (predictions[voted] == source.val_majority[voted]).float().mean().item()
-        results[source.name] = result
-    set_head(model, ALL_HEADS)
-    return results
 
 
 def setup_processes(args):
@@ -270,12 +267,9 @@ def load_training_data(args, device, checkpoint, show_bar):
     class_counts = torch.bincount(labels, minlength=len(CLASS_NAMES))  # the class prior
     if device.type == "cuda":  # the whole split fits in GPU memory; batches are gathered there
         images, labels = images.to(device), labels.to(device)
-    second_labels = None
-    if len(args.arch_args.get("heads") or []) > 1:
-        if args.arch_args["heads"][1:] != [FER2013_HEAD]:
-            raise TrainingError(f"a second head learns FER2013's labels and is named {FER2013_HEAD!r}; "
-                                f"got heads {args.arch_args['heads']}")
-        second_labels = training_data.fer2013_labels(sources).to(device)
+    second_labels = training_data.second_head_labels(args.arch_args.get("heads"), sources)
+    if second_labels is not None:
+        second_labels = second_labels.to(device)
     loss_fn = make_loss(args.label_smoothing, args.logit_adjust, class_counts, soft_targets, teacher_probabilities,
                         args.distill_weight, second_labels)
     augment = make_augment(normalization, args.photometric, args.rotation, args.scale, args.shift, not args.no_flip,
@@ -350,18 +344,18 @@ def train(args):
             if rank != 0:
                 continue
             evaluated = average.module if average is not None else model  # what is saved as the model
-            per_source = evaluate_sources(evaluated, data.sources, data.normalization, device)
+            per_source = training_data.evaluate_sources(evaluated, data.sources, data.normalization, device)
             row = epoch_record(args, epoch, metrics, per_source, optimizer.param_groups[0]["lr"],
                                time.perf_counter() - epoch_start)
             history.append(row)
             is_best = best_score is None or row["score"] > best_score  # the first epoch is best, even at 0%
             best_score = row["score"] if is_best else best_score
-            # best_val_accuracy holds the declared score (the first source's val accuracy for one source)
             state = {"model": evaluated.state_dict(), "arch": args.arch, "arch_args": args.arch_args,
                      "class_names": list(CLASS_NAMES), "normalization": list(data.normalization),
                      "train_class_counts": data.class_counts.tolist(), "clahe": args.clahe, "epoch": epoch + 1,
                      "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                     "rng": {"torch": torch.get_rng_state()}, "metrics": row, "best_val_accuracy": best_score,
+                     "rng": {"torch": torch.get_rng_state()}, "metrics": row, "best_score": best_score,
+                     "select_rule": args.select_rule,
                      "history": history, "config": config}
             if average is not None:
                 state.update(trained_model=model.state_dict(), averaged_steps=int(average.n_averaged))
@@ -392,13 +386,9 @@ def main(args):
     """Runs setup and/or training as the flags ask; returns the run folder (or None)."""
     if args.setup:
         for data_dir in args.data or ["data"]:
-            generate_data.print_summary(generate_data.prepare(data_dir))
+            prepare.print_summary(prepare.prepare(data_dir))
     if args.train:
         return train(args)
     if not args.setup:
         print("nothing to do: add --train (and --setup to prepare the data first)")
     return None
-
-
-if __name__ == "__main__":
-    run_script(get_args_parser, main, (DataError, TrainingError, CheckpointError))

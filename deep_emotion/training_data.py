@@ -16,12 +16,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from data_loaders import CLASS_NAMES, DataError, load_split, load_votes, split_dir
-from engine import autocast_dtype
-from face_sources import majority_class, vote_distribution
-from inference import load_model, predict
-from recipes import resolve_teachers
-from utils import atomic_write
+from deep_emotion.data_loaders import DataError, load_split, load_votes, split_dir
+from deep_emotion.emotions import CLASS_NAMES
+from deep_emotion.engine import autocast_dtype, evaluate
+from deep_emotion.face_sources import majority_class, vote_distribution
+from deep_emotion.inference import load_model, predict
+from deep_emotion.model import ALL_HEADS, DEFAULT_HEAD, FER2013_HEAD, set_head
+from deep_emotion.recipes import resolve_teachers
+from deep_emotion.utils import atomic_write
 
 TARGETS = ("label", "majority", "votes")
 SELECT_RULES = ("auto", "accuracy", "mean")
@@ -92,11 +94,17 @@ def union(sources, label_smoothing=0.0):
     return images, labels, soft, [len(s.train_images) for s in sources]
 
 
-def fer2013_labels(sources):
-    """Each union face's FER2013 label (N,), -1 where its source has none (a face set without FER+ votes).
+def second_head_labels(heads, sources):
+    """What a two-head network's second head trains on: each union face's FER2013 label (N,), -1 where its
+    source has none (a face set without FER+ votes); None for a one-head network. Raises DataError.
 
-    What a network's fer2013 head trains on, beside the default head's FER+-sense targets.
+    The default head learns the union's targets (FER+'s sense where a folder has votes), the
+    fer2013 head FER2013's own labels of the same faces.
     """
+    if len(heads or []) < 2:
+        return None
+    if list(heads[1:]) != [FER2013_HEAD]:
+        raise DataError(f"a second head learns FER2013's labels and is named {FER2013_HEAD!r}; got heads {heads}")
     if not any(s.train_fer2013 is not None for s in sources):
         raise DataError("a fer2013 head needs a FER2013 folder with FER+ votes and --targets votes or majority")
     return torch.cat([s.train_fer2013 if s.train_fer2013 is not None else torch.full_like(s.train_labels, -1)
@@ -189,3 +197,27 @@ def teacher_targets(args, images, device, show_bar):
     except OSError:  # a read-only data folder only costs the next run this step again
         pass
     return probabilities
+
+
+def evaluate_sources(model, sources, normalization, device):
+    """{source name: val loss, accuracy, balanced accuracy (and FER+ majority accuracy where it has votes)}.
+
+    A network with a fer2013 head is scored on a FER2013 folder's own labels with that head, and on
+    FER+'s majority (and every other folder) with its default head, as it is used.
+    """
+    heads = getattr(model, "heads", [DEFAULT_HEAD])
+    results = {}
+    for source in sources:
+        label_head = FER2013_HEAD if FER2013_HEAD in heads and source.val_majority is not None else heads[0]
+        set_head(model, label_head)
+        val, predictions = evaluate(model, source.val_images, source.val_labels, normalization, device)
+        result = {k: val[k] for k in ("loss", "accuracy", "balanced_accuracy")}
+        if source.val_majority is not None:
+            set_head(model, heads[0])
+            if label_head != heads[0]:
+                predictions = evaluate(model, source.val_images, source.val_labels, normalization, device)[1]
+            voted = source.val_majority >= 0
+            result["ferplus_accuracy"] = (predictions[voted] == source.val_majority[voted]).float().mean().item()
+        results[source.name] = result
+    set_head(model, ALL_HEADS)
+    return results

@@ -111,13 +111,14 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
-def run_script(get_args_parser, main, errors):
+def run_script(get_args_parser, main, errors, argv=None):
     """The `if __name__ == "__main__"` body of every script: run main(args), one line for a known error.
 
     errors: the exception classes that mean bad input (exit 2). Ctrl-C exits 130 with one line.
+    argv: the flags (default: the command line's).
     """
     try:
-        main(get_args_parser().parse_args())
+        main(get_args_parser().parse_args(argv))
     except errors as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

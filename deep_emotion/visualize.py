@@ -13,16 +13,31 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data_loaders import DataError, load_split, load_votes
-from emotion_detector import BACKENDS, DEFAULT_MODEL, build_classifier
-from face_detectors import DETECTORS, YUNET_ENV, DetectorError, equalize_contrast
-from face_sources import majority_class
-from live import SourceError, run_live
-from metrics import classification_scores
-from inference import SHIFT_PIXELS, TTA_MODES, CheckpointError, device_arg, pick_device
-from onnx_classifier import OnnxError
-from utils import (BOOL_FLAG, IMAGE_SUFFIXES, ArgumentParser, OutputError, atomic_write, check_writable_file,
-                   check_writable_folder, float_in, int_at_least, run_script, write_text_atomic)
+from deep_emotion.data_loaders import DataError, labels_are_fer2013, load_split, load_votes
+from deep_emotion.emotions import SHIFT_PIXELS, TTA_MODES
+from deep_emotion.face_detectors import DETECTORS, YUNET_ENV, DetectorError, equalize_contrast
+from deep_emotion.face_sources import majority_class
+from deep_emotion.inference import CheckpointError, device_arg, load_model, pick_device
+from deep_emotion.live import SourceError, run_live
+from deep_emotion.metrics import classification_scores
+from deep_emotion.model import FER2013_HEAD
+from deep_emotion.onnx_classifier import OnnxError
+from deep_emotion.recognizer import BACKENDS, DEFAULT_MODEL, build_classifier
+from deep_emotion.utils import (
+    BOOL_FLAG,
+    IMAGE_SUFFIXES,
+    ArgumentParser,
+    OutputError,
+    atomic_write,
+    check_writable_file,
+    check_writable_folder,
+    float_in,
+    int_at_least,
+    write_text_atomic,
+)
+
+# what main() raises for bad input: one line and exit code 2, no traceback
+ERRORS = (DataError, CheckpointError, SourceError, OutputError, DetectorError, OnnxError)
 
 MAX_SMOOTH = 0.95
 
@@ -32,10 +47,14 @@ def get_args_parser():
     model = parser.add_argument_group("model")
     model.add_argument("-m", "--model", nargs="+", default=[str(DEFAULT_MODEL)],
                        help="checkpoint(s): main.py's or an original state_dict; several are an ensemble whose "
-                            "probabilities are averaged (default: weights/deep_emotion_vgg_fer_raf.pt)")
+                            "probabilities are averaged (default: deep_emotion/weights/deep_emotion_vgg_fer_raf.pt)")
     model.add_argument("--balanced", **BOOL_FLAG,
                        help="class-balanced decision: divide out the training set's class prior (post-hoc logit "
-                            "adjustment; model.balance) (default: off)")
+                            "adjustment; inference.balance) (default: off)")
+    model.add_argument("--head", default="auto",
+                       help="the label set a multi-head checkpoint answers in: auto = fer2013 where --test_cc scores "
+                            "a FER2013 split's own labels, else the checkpoint's default (FER+'s sense); or a head's "
+                            "name (default: auto)")
     model.add_argument("--tta", nargs="?", const="flip", default=None, choices=TTA_MODES,
                        help="test-time augmentation in --test_cc and live: flip = also the mirrored face (2 views), "
                             f"shifts = also the face moved {SHIFT_PIXELS} pixels each way (10 views); --tta alone = "
@@ -178,22 +197,41 @@ def plot_confusion(metrics, path, title):
     return _save(fig, path)
 
 
-def test_accuracy(args, classifier):
-    """Scores --split; prints and returns the metrics dict, writes the confusion PNG and --report."""
+def scoring_head(args):
+    """The head the checkpoints answer in (None = each one's default): --head, or for auto the fer2013 head
+    where --test_cc scores FER2013's own labels and every checkpoint has one."""
+    if args.head != "auto":
+        return args.head
+    if not (args.test_cc and args.data and labels_are_fer2013(args.data)) or args.backend == "onnx":
+        return None
+    if any(str(m).endswith(".onnx") for m in args.model):
+        return None
+    heads = [getattr(load_model(m, "cpu")[0], "heads", []) for m in args.model]
+    return FER2013_HEAD if all(FER2013_HEAD in h for h in heads) else None
+
+
+def test_accuracy(args, classifier, head=None):
+    """Scores --split; prints and returns the metrics dict, writes the confusion PNG and --report.
+
+    head: the head classifier answers in (None: the default). Where the split has FER+ votes, the
+    checkpoints' default head (FER+'s sense) is also scored against FER+'s majority.
+    """
     images, labels, _ = load_split(args.data, args.split)
     probabilities = np.asarray(classifier.predict(images, args.batch_size))
     metrics = classification_scores(probabilities.argmax(1), labels.numpy())
     metrics.update({"split": args.split, "model": [str(m) for m in args.model], "tta": args.tta,
-                    "balanced": args.balanced})
-    name = "+".join(checkpoint["arch"] for _, checkpoint in classifier.members) if hasattr(
-        classifier, "members") else "+".join(Path(m).stem for m in args.model)
-    title = (f"{name} on {args.split}{f' with {args.tta} TTA' if args.tta else ''}"
+                    "balanced": args.balanced, "head": head or "default"})
+    name = "+".join(Path(m).stem for m in args.model)
+    title = (f"{name} on {args.split}{f' ({head} head)' if head else ''}{f' with {args.tta} TTA' if args.tta else ''}"
              f"{', balanced' if args.balanced else ''}")
     print_metrics(metrics, title)
     votes = load_votes(args.data, args.split)
-    if votes is not None:  # FER+'s relabelling of the same faces: the same predictions against its majority
+    if votes is not None:  # FER+'s relabelling of the same faces: the default head's predictions against its majority
         majority = majority_class(votes)
         voted = majority >= 0
+        if head is not None:
+            classifier = build_classifier(args.model, pick_device(args.device), args.tta, args.balanced, args.backend)
+            probabilities = np.asarray(classifier.predict(images, args.batch_size))
         metrics["ferplus"] = classification_scores(probabilities.argmax(1)[voted], majority[voted])
         print(f"against FER+'s majority labels ({int(voted.sum())} faces FER+ gives a FER2013 class): "
               f"{metrics['ferplus']['correct']}/{metrics['ferplus']['total']} = "
@@ -249,9 +287,10 @@ def main(args):
     device = pick_device(args.device)
     metrics = None
     if args.test_cc or args.attention or args.samples:
-        classifier = build_classifier(args.model, device, args.tta, args.balanced, args.backend)
+        head = scoring_head(args)
+        classifier = build_classifier(args.model, device, args.tta, args.balanced, args.backend, head)
         if args.test_cc:
-            metrics = test_accuracy(args, classifier)
+            metrics = test_accuracy(args, classifier, head)
         if args.attention or args.samples:
             images, labels, _ = load_split(args.data, args.split)
             if args.attention:  # the first model's STN
@@ -270,7 +309,3 @@ def main(args):
     elif not (args.test_cc or args.attention or args.samples):
         print("nothing to do: add --test_cc, --cam, --source, --attention or --samples (see --help)")
     return metrics
-
-
-if __name__ == "__main__":
-    run_script(get_args_parser, main, (DataError, CheckpointError, SourceError, OutputError, DetectorError, OnnxError))

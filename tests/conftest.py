@@ -7,12 +7,19 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import generate_data  # noqa: E402
-from data_loaders import CLASS_NAMES  # noqa: E402
-from model import DeepEmotion  # noqa: E402
-from synthetic_faces import SYNTHETIC_CSV, write_synthetic_csv  # noqa: E402
+from deep_emotion import prepare as generate_data  # noqa: E402
+from deep_emotion.emotions import CLASS_NAMES
+from deep_emotion.model import DeepEmotion  # noqa: E402
+from deep_emotion.synthetic_faces import SYNTHETIC_CSV, write_synthetic_csv  # noqa: E402
 
 SHARED_FER = ROOT.parent / "shared" / "fer2013" / "fer2013-dev.csv.gz"
+PACKAGE_WEIGHTS, WEIGHTS = ROOT / "deep_emotion" / "weights", ROOT / "weights"
+
+
+def shipped(name):
+    """A shipped checkpoint or model card by file name: in the package (the default model and the paper's
+    network, installed with it) or in weights/ (the others, loaded by path)."""
+    return PACKAGE_WEIGHTS / name if (PACKAGE_WEIGHTS / name).exists() else WEIGHTS / name
 
 
 @pytest.fixture(scope="session")

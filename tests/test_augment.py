@@ -1,6 +1,6 @@
 import torch
 
-from augment import augment_batch
+from deep_emotion.augment import augment_batch
 
 
 def faces(batch=8, seed=0):
@@ -41,7 +41,7 @@ def test_random_erasing_blanks_a_rectangle_in_every_chosen_face():
 
 
 def test_camera_degradations_stay_in_range_repeat_with_the_seed_and_vanish_at_strength_zero():
-    from augment import degrade_batch
+    from deep_emotion.augment import degrade_batch
     x = faces(64)  # in [0, 1]
     degrade = lambda seed, strength: degrade_batch(x, torch.Generator().manual_seed(seed), strength)  # noqa: E731
     degraded = degrade(0, 1.0)

@@ -4,14 +4,15 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
 from conftest import ROOT
-from data_loaders import CLASS_NAMES
-from model import DeepEmotion
+
+from deep_emotion.emotions import CLASS_NAMES
+from deep_emotion.model import DeepEmotion
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import cross_dataset  # noqa: E402
-import data_loaders  # noqa: E402
+
+from deep_emotion import face_sources  # noqa: E402
 
 
 def test_scores_by_hand():
@@ -40,7 +41,7 @@ def test_face_sets_read_in_both_layouts_and_score_in_crop_mode(tmp_path, layout,
             rows.append(f"{name.lower()}/{i}.png,{k}")
     if layout == "labels_csv":
         (tmp_path / "set" / "labels.csv").write_text("file,label\n" + "\n".join(rows[::-1]) + "\n")
-    paths, labels = data_loaders.read_face_set(tmp_path / "set")
+    paths, labels = face_sources.labelled_faces(tmp_path / "set")
     assert len(paths) == 14 and sorted(labels) == sorted([k for k in range(7) for _ in range(2)])
     assert all(p.parent.name == CLASS_NAMES[label].lower() for p, label in zip(paths, labels))
     checkpoint = tmp_path / "model.pt"

@@ -1,10 +1,10 @@
 import pytest
 import torch
-
-import calibrate
 from conftest import run_args
-from inference import Ensemble, load_checkpoint
-from model import DeepEmotion
+
+from deep_emotion import calibrate
+from deep_emotion.inference import Ensemble, load_checkpoint
+from deep_emotion.model import DeepEmotion
 
 
 def test_fit_recovers_the_temperature_that_made_the_labels():

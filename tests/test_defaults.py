@@ -1,14 +1,13 @@
 """Documented defaults and invariants that no other test would notice changing, and the renamed public names."""
 import inspect
 
-import emotion_detector
-import face_detectors
-import generate_data
-import main
-import recipes
-import visualize
-from conftest import ROOT, run_args
-from tracking import Tracker
+from conftest import run_args, shipped
+
+from deep_emotion import face_detectors, recipes, visualize
+from deep_emotion import prepare as generate_data
+from deep_emotion import recognizer as emotion_detector
+from deep_emotion import train as main
+from deep_emotion.tracking import Tracker
 
 
 def test_the_default_tracker_keeps_a_face_through_five_missed_frames():
@@ -27,11 +26,8 @@ def test_the_recognizer_uses_the_default_tracker_and_no_smoothing(checkpoint):
     assert recognizer.tracker.max_missed == Tracker().max_missed == 5 and recognizer.smooth == 0.0
 
 
-def test_old_public_names_still_work(checkpoint):
+def test_the_documented_old_api_name_still_works():
     assert emotion_detector.EmotionDetector is emotion_detector.EmotionRecognizer
-    old = face_detectors.build_detector("haar", photos=True)
-    new = face_detectors.build_detector("haar", stills=True)
-    assert (old.detect_width, old.min_face) == (new.detect_width, new.min_face) == (1280, 24)
 
 
 def test_yunet_thresholds_are_opencvs_sample_values():
@@ -54,19 +50,10 @@ def test_the_default_val_carve_and_model():
     args = run_args(generate_data)
     assert (args.val_fraction, args.seed, args.framing) == (0.1, 0, "auto")
     # the model trained on FER2013 and RAF-DB is the default of visualize.py, the API and export_onnx.py
-    default = ROOT / "weights" / "deep_emotion_vgg_fer_raf.pt"
+    default = shipped("deep_emotion_vgg_fer_raf.pt")
     assert visualize.DEFAULT_MODEL == emotion_detector.DEFAULT_MODEL == default
     assert inspect.signature(emotion_detector.EmotionRecognizer).parameters["model_path"].default == default
-    import export_onnx
+    from deep_emotion import export_onnx
     assert run_args(export_onnx).model == str(default)
 
 
-def test_moved_functions_still_answer_from_their_old_modules():
-    import augment
-    import data_loaders
-    import inference
-    import model
-    from model import Ensemble, load_model, predict  # the old imports keep working
-    assert (load_model, predict, Ensemble) == (inference.load_model, inference.predict, inference.Ensemble)
-    assert model.CheckpointError is inference.CheckpointError and model.balance is inference.balance
-    assert data_loaders.augment_batch is augment.augment_batch and data_loaders.mix_batch is augment.mix_batch

@@ -3,14 +3,13 @@ import json
 
 import pytest
 import torch
-
-import main
-import recipes
-import training_data
 from conftest import run_args
-from data_loaders import load_split
-from inference import load_model, predict
 from test_main import train, weights_of
+
+from deep_emotion import recipes, training_data
+from deep_emotion import train as main
+from deep_emotion.data_loaders import load_split
+from deep_emotion.inference import load_model, predict
 
 
 def test_distillation_from_a_teacher_changes_the_loss(prepared, tmp_path):

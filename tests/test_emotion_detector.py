@@ -3,12 +3,12 @@ import gzip
 import cv2
 import numpy as np
 import pytest
-
-import live
 from conftest import SHARED_FER
-from emotion_detector import EmotionDetector
-from tracking import Tracker, iou
-from face_detectors import HAAR_CROP_SCALE, crop_box
+
+from deep_emotion import live
+from deep_emotion.face_detectors import HAAR_CROP_SCALE, crop_box
+from deep_emotion.recognizer import EmotionDetector
+from deep_emotion.tracking import Tracker, iou
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,10 @@
 """engine.py's pieces alone: the loss, the augmentation and the epoch, without main.py's command line."""
 import pytest
 import torch
-
-import engine
-import main
-import recipes
 from conftest import run_args
+
+from deep_emotion import engine, recipes
+from deep_emotion import train as main
 
 
 def run_epoch(model, images, labels, optimizer, scheduler, epoch, argv, normalization=(0.0, 1.0), teacher=None):

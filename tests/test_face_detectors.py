@@ -5,10 +5,19 @@ import sys
 import cv2
 import numpy as np
 import pytest
-
 from conftest import ROOT, SHARED_FER
-from face_detectors import (IMAGE_SIZE, YUNET_CROP_SCALE, YUNET_SHA256, YUNET_URL, DetectorError, YuNetDetector,
-                            crop_aligned, crop_box, yunet_model_path)
+
+from deep_emotion.face_detectors import (
+    IMAGE_SIZE,
+    YUNET_CROP_SCALE,
+    YUNET_SHA256,
+    YUNET_URL,
+    DetectorError,
+    YuNetDetector,
+    crop_aligned,
+    crop_box,
+    yunet_model_path,
+)
 
 SHARED_YUNET = ROOT.parent / "shared" / "models" / "face_detection_yunet_2023mar.onnx"
 needs_yunet = pytest.mark.skipif(not SHARED_YUNET.exists(), reason="../shared/models has no YuNet file")
@@ -46,7 +55,7 @@ def test_box_crop_replicates_the_frame_edge():
 
 def test_yunet_model_missing_or_wrong_is_a_one_line_error_with_the_download(tmp_path, monkeypatch):
     monkeypatch.delenv("DEEP_EMOTION_YUNET", raising=False)
-    with pytest.raises(DetectorError, match="needs its model file") as missing:
+    with pytest.raises(DetectorError, match="needs OpenCV.s YuNet face detector") as missing:
         yunet_model_path(None)
     assert YUNET_URL in str(missing.value) and YUNET_SHA256 in str(missing.value)
     (tmp_path / "yunet.onnx").write_bytes(b"not a model")
@@ -95,8 +104,8 @@ def test_yunet_finds_turned_faces_and_alignment_undoes_the_turn():
 
 
 def test_photos_are_searched_larger_and_for_smaller_faces_than_video():
-    from face_detectors import build_detector
-    video, photos = build_detector("haar"), build_detector("haar", photos=True)
+    from deep_emotion.face_detectors import build_detector
+    video, photos = build_detector("haar"), build_detector("haar", stills=True)
     assert (video.detect_width, video.min_face) == (320, 48)
     assert photos.detect_width >= 1280 and photos.min_face == 24
     gray = np.zeros((960, 1280), np.uint8)

@@ -4,13 +4,13 @@ import csv
 import cv2
 import numpy as np
 import pytest
-
-import face_sources
-import generate_data
-from data_loaders import DataError, load_split, load_votes, read_labels_csv, split_dir
-from face_detectors import crop_face
-from synthetic_faces import synthetic_rows
 from test_generate_data import fer_rows, write_fer_csv
+
+from deep_emotion import face_sources
+from deep_emotion import prepare as generate_data
+from deep_emotion.data_loaders import DataError, load_split, load_votes, read_labels_csv, split_dir
+from deep_emotion.face_detectors import crop_face
+from deep_emotion.synthetic_faces import synthetic_rows
 
 HEADER = ["Usage", "Image name", *face_sources.VOTE_COLUMNS]
 
@@ -42,6 +42,20 @@ def test_fer_plus_votes_join_the_fer2013_rows_by_position(tmp_path):
                 source_row = int(row["origin"].split(":")[1]) - 2  # the header is line 1
                 assert [int(v) for v in row["votes"].split()] == votes[source_row], row
     assert load_votes(tmp_path, "train").shape == (len(load_split(tmp_path, "train")[0]), 10)
+
+
+@pytest.mark.parametrize("cell", ["x", "-1", "2.5"])
+def test_fer_plus_votes_that_are_not_counts_skip_their_face_and_name_its_line(tmp_path, cell):
+    rows = fer_rows((6, 2, 2))
+    write_fer_csv(tmp_path / "fer2013.csv", rows)
+    votes = distinct_votes(len(rows))
+    votes[3][4] = cell
+    write_votes(tmp_path / "fer2013new.csv", votes)
+    summary = generate_data.prepare(tmp_path)
+    assert summary["bad_rows"] == 1 and summary["first_bad_rows"][0].startswith("fer2013.csv:5: ")
+    assert "fer2013new.csv:5" in summary["first_bad_rows"][0]
+    faces = sum(len(load_split(tmp_path, split)[0]) for split in ("train", "val", "test"))
+    assert faces == len(rows) - 1
 
 
 def test_fer_plus_file_with_other_rows_is_one_line_error(tmp_path):
@@ -162,7 +176,7 @@ def test_detect_framing_crops_as_the_pipeline_and_counts_misses(tmp_path, monkey
 def test_detect_framing_without_yunet_is_one_line_error(tmp_path, monkeypatch):
     monkeypatch.delenv("DEEP_EMOTION_YUNET", raising=False)
     face_folder(tmp_path, ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"], per_class=1)
-    with pytest.raises(DataError, match="--framing detect: --detector yunet needs its model file"):
+    with pytest.raises(DataError, match="--framing detect: --detector yunet needs OpenCV"):
         generate_data.prepare(tmp_path, framing="detect")
 
 

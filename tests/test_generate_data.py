@@ -12,11 +12,12 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-
-import generate_data
 from conftest import ROOT, SHARED_FER, run_args
-from data_loaders import CLASS_NAMES, FER2013, DataError, load_split, split_dir
-from synthetic_faces import synthetic_rows
+
+from deep_emotion import prepare as generate_data
+from deep_emotion.data_loaders import FER2013, DataError, load_split, split_dir
+from deep_emotion.emotions import CLASS_NAMES
+from deep_emotion.synthetic_faces import synthetic_rows
 
 
 def fer_rows(per_class=(6, 2, 2), seed=0):
@@ -251,7 +252,7 @@ def test_split_folders_are_readable_by_other_users(tmp_path):
 
 def test_parsing_workers_die_with_a_killed_parent(tmp_path):
     script = tmp_path / "hold.py"
-    script.write_text(f"import sys, time\nsys.path.insert(0, {str(ROOT)!r})\nimport fer_csv\n"
+    script.write_text(f"import sys, time\nsys.path.insert(0, {str(ROOT)!r})\nfrom deep_emotion import fer_csv\n"
                       "pool = fer_csv.parsing_pool(2)\n"
                       "print(' '.join(str(p.pid) for p in pool._pool), flush=True)\ntime.sleep(60)\n")
     parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
@@ -274,7 +275,7 @@ def alive(pid):
 
 
 def test_ctrl_c_during_setup_is_one_line_and_exit_130(tmp_path, monkeypatch, capsys):
-    from utils import run_script
+    from deep_emotion.utils import run_script
 
     def interrupted(args):
         raise KeyboardInterrupt

@@ -6,15 +6,14 @@ import sys
 
 import pytest
 import torch
-
-import engine
-import main
-import training_data
 from conftest import ROOT, assert_one_line_usage_error, run_args
-from data_loaders import load_split
-from face_detectors import equalize_contrast
-from inference import Ensemble, load_model, predict
-from synthetic_faces import SYNTHETIC_CSV, write_synthetic_csv
+
+from deep_emotion import engine, training_data
+from deep_emotion import train as main
+from deep_emotion.data_loaders import load_split
+from deep_emotion.face_detectors import equalize_contrast
+from deep_emotion.inference import Ensemble, load_model, predict
+from deep_emotion.synthetic_faces import SYNTHETIC_CSV, write_synthetic_csv
 
 FAST = ["--batch_size", "16", "--workers", "1", "--quiet"]
 
@@ -107,8 +106,8 @@ PARITY = ["--rotation", "0", "--scale", "0", "--shift", "0", "--no_flip", "--sha
 PARITY_SCRIPT = """import sys
 sys.path.insert(0, {root!r})
 import torch.nn as nn
-import main
-import training_data
+from deep_emotion import train as main
+from deep_emotion import training_data
 build = main.build_model
 def without_batch_norm(arch, **kwargs):
     model = build(arch, **kwargs)

@@ -2,10 +2,11 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from conftest import ROOT
+from conftest import ROOT, shipped
 
-from inference import SHIFT_PIXELS, CheckpointError, load_checkpoint, load_model, predict, tta_views
-from model import ARCHS, DeepEmotion, build_model, count_parameters, count_flops
+from deep_emotion.emotions import SHIFT_PIXELS
+from deep_emotion.inference import CheckpointError, load_checkpoint, load_model, predict, tta_views
+from deep_emotion.model import ARCHS, DeepEmotion, build_model, count_flops, count_parameters
 
 
 class OriginalDeepEmotion(nn.Module):
@@ -42,9 +43,9 @@ def test_default_network_is_the_original_size():
 
 
 def test_vgg_depth_adds_one_conv_bn_per_stage_and_keeps_the_shipped_layout():
-    shipped = load_model(ROOT / "weights" / "deep_emotion_vgg.pt")[0]  # loads strictly: the default layout is unchanged
-    assert count_parameters(shipped) == count_parameters(build_model("deep_emotion_vgg")) == 2_662_599
-    deeper = load_model(ROOT / "weights" / "deep_emotion_vgg_depth3.pt")[0]  # stored fp16, restored fp32
+    shipped_vgg = load_model(shipped("deep_emotion_vgg.pt"))[0]  # loads strictly: the default layout is unchanged
+    assert count_parameters(shipped_vgg) == count_parameters(build_model("deep_emotion_vgg")) == 2_662_599
+    deeper = load_model(shipped("deep_emotion_vgg_depth3.pt"))[0]  # stored fp16, restored fp32
     assert count_parameters(deeper) == count_parameters(build_model("deep_emotion_vgg", depth=3)) == 4_426_599
     assert all(p.dtype == torch.float32 for p in deeper.parameters())
     two, three = build_model("deep_emotion_vgg", width=8), build_model("deep_emotion_vgg", width=8, depth=3)
@@ -150,7 +151,7 @@ def test_checkpoint_round_trip_and_rejections(tmp_path):
 
 
 def test_exported_half_precision_weights_predict_the_same(tmp_path):
-    from inference import export_weights
+    from deep_emotion.inference import export_weights
     torch.manual_seed(0)
     model = build_model("deep_emotion_vgg", width=8).eval()
     full = tmp_path / "full.pt"
@@ -194,7 +195,8 @@ def test_predict_averages_the_probabilities_of_the_tta_views():
 
 
 def test_ensemble_averages_its_members_and_balance_divides_out_the_prior(tmp_path):
-    from inference import FER2013_TRAIN_COUNTS, Ensemble, balance
+    from deep_emotion.emotions import balance
+    from deep_emotion.inference import FER2013_TRAIN_COUNTS, Ensemble
     paths = []
     for seed in (0, 1):
         torch.manual_seed(seed)
@@ -219,12 +221,12 @@ def test_ensemble_averages_its_members_and_balance_divides_out_the_prior(tmp_pat
                                         ("deep_emotion_ferplus_raf", "deep_emotion")])
 def test_real_faces_weights_load_and_their_cards_quote_the_committed_results(name, arch):
     import json
-    path = ROOT / "weights" / f"{name}.pt"
+    path = shipped(f"{name}.pt")
     model, checkpoint = load_model(path)
     assert checkpoint["arch"] == arch and "optimizer" not in checkpoint and path.stat().st_size < 16e6
     assert model(torch.zeros(2, 1, 48, 48)).shape == (2, 7)
     assert len(checkpoint["config"]["data"]) in (2, 3)  # FER2013 and RAF-DB (in one or two framings)
-    card = (ROOT / "weights" / f"{name}.md").read_text()
+    card = (shipped(f"{name}.md")).read_text()
     assert "research use only" in card and "RAF-DB" in card
     crop = json.loads((ROOT / "results" / "cross" / "real_faces" / f"{name}_crop.json").read_text())  # on this file
     raf = crop["sets"]["raf_val"]

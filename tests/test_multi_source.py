@@ -6,13 +6,13 @@ import shutil
 import numpy as np
 import pytest
 import torch
-
-import main
-import training_data
 from conftest import run_args
-from data_loaders import split_dir
-from engine import TrainingError
 from test_main import FAST, weights_of
+
+from deep_emotion import train as main
+from deep_emotion import training_data
+from deep_emotion.data_loaders import split_dir
+from deep_emotion.engine import TrainingError
 
 
 def train(data_dirs, out, *extra):
@@ -174,7 +174,7 @@ def test_a_source_with_no_weight_is_never_drawn(prepared, tmp_path):
 
 
 def test_visualize_scores_fer_plus_majority_where_the_split_has_votes(prepared, checkpoint, tmp_path):
-    import visualize
+    from deep_emotion import visualize
     data = tmp_path / "neutral_votes"
     shutil.copytree(prepared, data)
     add_votes(data, lambda label: [7, 3, 0, 0, 0, 0, 0, 0, 0, 0])  # FER+ calls every face neutral
@@ -186,7 +186,7 @@ def test_visualize_scores_fer_plus_majority_where_the_split_has_votes(prepared, 
 
 
 def test_a_model_trained_on_votes_is_calibrated_against_fer_plus(prepared, tmp_path):
-    import calibrate
+    from deep_emotion import calibrate
     data = tmp_path / "neutral_votes"
     shutil.copytree(prepared, data)
     add_votes(data, lambda label: [7, 3, 0, 0, 0, 0, 0, 0, 0, 0])  # FER+ calls every face neutral

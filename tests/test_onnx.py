@@ -5,19 +5,18 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT, SHARED_FER, run_args, shipped
 
-import onnx_classifier
-import visualize
-from conftest import ROOT, SHARED_FER, run_args
-from data_loaders import load_split
-from inference import Ensemble, tta_views
+from deep_emotion import onnx_classifier, visualize
+from deep_emotion.data_loaders import load_split
+from deep_emotion.inference import Ensemble, tta_views
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """The shipped checkpoints as ONNX files: {name: path}."""
     folder = tmp_path_factory.mktemp("onnx")
-    return {name: onnx_classifier.export(ROOT / "weights" / f"{name}.pt", folder / f"{name}.onnx")
+    return {name: onnx_classifier.export(shipped(f"{name}.pt"), folder / f"{name}.onnx")
             for name in ("deep_emotion", "deep_emotion_vgg")}
 
 
@@ -34,7 +33,7 @@ def real_faces(prepared):
 @pytest.mark.parametrize("name", ["deep_emotion", "deep_emotion_vgg"])
 def test_onnxruntime_matches_pytorch_on_faces(exported, prepared, name):
     faces = real_faces(prepared)
-    expected = Ensemble(ROOT / "weights" / f"{name}.pt").predict(faces).numpy()  # temperature included
+    expected = Ensemble(shipped(f"{name}.pt")).predict(faces).numpy()  # temperature included
     got = onnx_classifier.OnnxClassifier(exported[name]).predict(faces)
     assert got.shape == expected.shape and np.abs(got - expected).max() < 1e-4
     # any batch size: the batch dimension is dynamic
@@ -53,7 +52,7 @@ def test_numpy_tta_views_are_the_torch_ones(tta):
 
 def test_the_onnx_runtime_needs_no_pytorch(exported, tmp_path):
     script = (f"import sys\nsys.path.insert(0, {str(ROOT)!r})\nsys.modules['torch'] = None  # any import fails\n"
-              "import numpy as np\nfrom emotion_detector import EmotionDetector\n"
+              "import numpy as np\nfrom deep_emotion import EmotionDetector\n"
               f"detector = EmotionDetector({str(exported['deep_emotion'])!r})\n"
               "p = detector.classify([np.full((48, 48), 128, np.uint8)])\n"
               "print(p.shape, round(float(p.sum()), 4), detector.class_names[0])\n")
@@ -64,8 +63,8 @@ def test_the_onnx_runtime_needs_no_pytorch(exported, tmp_path):
 
 def test_visualize_backend_onnx_scores_as_torch(prepared, exported, tmp_path):
     common = ["-t", "-d", prepared, "--figures", tmp_path]
-    torch_run = visualize.main(run_args(visualize, *common, "-m", ROOT / "weights" / "deep_emotion.pt"))
-    onnx_run = visualize.main(run_args(visualize, *common, "-m", ROOT / "weights" / "deep_emotion.pt",
+    torch_run = visualize.main(run_args(visualize, *common, "-m", shipped("deep_emotion.pt")))
+    onnx_run = visualize.main(run_args(visualize, *common, "-m", shipped("deep_emotion.pt"),
                                        "--backend", "onnx"))
     onnx_file = visualize.main(run_args(visualize, *common, "-m", exported["deep_emotion"], "--tta"))
     assert torch_run["confusion"] == onnx_run["confusion"] and onnx_file["tta"] == "flip"

@@ -9,9 +9,9 @@ import urllib.request
 
 import onnxruntime
 import pytest
+from conftest import ROOT, shipped
 
-from conftest import ROOT
-from synthetic_faces import SYNTHETIC_CSV
+from deep_emotion.synthetic_faces import SYNTHETIC_CSV
 
 BENCHMARKS = ROOT / "benchmarks"
 
@@ -94,15 +94,15 @@ def test_web_fps_runs_or_says_what_it_needs(tmp_path):
                                 capture_output=True, text=True, timeout=60)
         assert result.returncode != 0 and "error:" in result.stderr  # one line naming what is missing
         return
-    run(ROOT / "export_onnx.py", "--web", "--web_dir", tmp_path / "models", "--detector_model", yunet,
-        "--model", ROOT / "weights" / "deep_emotion.pt", "--paper_model", "")
+    run("-m", "deep_emotion", "export", "--web", "--web_dir", tmp_path / "models", "--detector_model", yunet,
+        "--model", shipped("deep_emotion.pt"), "--paper_model", "")
     out = run(BENCHMARKS / "web_fps.py", "--models", tmp_path / "models", "--frames", "2", "--repeats", "1",
               "--threads", "1", "--model", "default", "--screenshot", tmp_path / "page.png", timeout=300)
     assert "frames/s" in out and (tmp_path / "page.png").stat().st_size > 10_000
 
 
 def test_export_onnx_script_writes_a_file_onnxruntime_runs(checkpoint, tmp_path):
-    out = run(ROOT / "export_onnx.py", "--model", checkpoint, "--out", tmp_path / "m.onnx")
+    out = run("-m", "deep_emotion", "export", "--model", checkpoint, "--out", tmp_path / "m.onnx")
     assert "wrote" in out
     session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"))
     assert [i.name for i in session.get_inputs()] == ["faces"]
@@ -110,10 +110,11 @@ def test_export_onnx_script_writes_a_file_onnxruntime_runs(checkpoint, tmp_path)
 
 def test_export_onnx_web_without_yunet_is_one_line(checkpoint, tmp_path, monkeypatch):
     monkeypatch.delenv("DEEP_EMOTION_YUNET", raising=False)
-    result = subprocess.run([sys.executable, str(ROOT / "export_onnx.py"), "--web", "--web_dir", str(tmp_path),
+    result = subprocess.run([sys.executable, "-m", "deep_emotion", "export", "--web", "--web_dir", str(tmp_path),
                              "--model", str(checkpoint)], cwd=ROOT, capture_output=True, text=True, timeout=120,
                             env={k: v for k, v in __import__("os").environ.items() if k != "DEEP_EMOTION_YUNET"})
-    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "needs its model file" in result.stderr
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "--web (the page finds faces with YuNet) needs OpenCV's YuNet" in result.stderr and "--detector yunet" not in result.stderr
 
 
 def test_serve_py_sends_the_isolation_headers(tmp_path):
@@ -140,6 +141,6 @@ def test_timeline_script_from_a_log(tmp_path):
     rows = ["source,frame,time_s,face,x,y,w,h,label,confidence," + ",".join(names)]
     rows += [f"clip,{f},{f / 10},0,1,1,5,5,Happy,0.9,0,0,0,0.9,0.1,0,0" for f in range(1, 4)]
     log.write_text("\n".join(rows) + "\n")
-    run(ROOT / "timeline.py", log, "--out", tmp_path / "timeline.png")
+    run("-m", "deep_emotion", "timeline", log, "--out", tmp_path / "timeline.png")
     summary = json.loads((tmp_path / "timeline.json").read_text())
     assert (tmp_path / "timeline.png").is_file() and "0" in json.dumps(summary)

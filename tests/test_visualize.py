@@ -8,16 +8,16 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT, SHARED_FER, assert_one_line_usage_error, run_args, shipped
 
-import generate_data
-import timeline
-import visualize
-from metrics import classification_scores
-from conftest import ROOT, SHARED_FER, assert_one_line_usage_error, run_args
-from data_loaders import CLASS_NAMES, DataError, load_split
-from emotion_detector import EmotionDetector
-from inference import CheckpointError, load_model
-from model import DeepEmotion
+from deep_emotion import prepare as generate_data
+from deep_emotion import timeline, visualize
+from deep_emotion.data_loaders import DataError, load_split
+from deep_emotion.emotions import CLASS_NAMES
+from deep_emotion.inference import CheckpointError, load_model
+from deep_emotion.metrics import classification_scores
+from deep_emotion.model import DeepEmotion
+from deep_emotion.recognizer import EmotionDetector
 
 
 def test_accuracy_arithmetic_by_hand():
@@ -46,7 +46,12 @@ def test_test_cc_report_matches_a_hand_count(prepared, checkpoint, tmp_path):
     assert saved["correct"] == metrics["correct"] == by_hand and saved["total"] == len(labels) == 28
     assert set(saved) >= {"accuracy", "correct", "total", "per_class", "confusion"}
     assert set(saved["per_class"]["Happy"]) == {"precision", "recall", "f1", "support"}
-    assert (tmp_path / "confusion_deep_emotion_test.png").exists()
+    assert (tmp_path / f"confusion_{checkpoint.stem}_test.png").exists()
+
+
+def test_test_cc_names_the_checkpoint_it_scored(prepared, checkpoint, capsys):
+    visualize.main(run_args(visualize, "-t", "-d", prepared, "-m", checkpoint, "--figures", checkpoint.parent))
+    assert capsys.readouterr().out.startswith(f"{checkpoint.stem} on test: ")  # not its architecture's name
 
 
 def test_original_state_dict_and_rejected_files(prepared, tmp_path):
@@ -56,7 +61,7 @@ def test_original_state_dict_and_rejected_files(prepared, tmp_path):
                                    "--tta"))["tta"] == "flip"
     assert visualize.main(run_args(visualize, "--test_acc", "-d", prepared, "-m", bare, "--figures", tmp_path,
                                    "--tta", "shifts"))["tta"] == "shifts"
-    assert (tmp_path / "confusion_deep_emotion_test_tta_shifts.png").exists()
+    assert (tmp_path / "confusion_original_test_tta_shifts.png").exists()
     (tmp_path / "junk.pt").write_bytes(b"junk")
     result = subprocess.run([sys.executable, str(ROOT / "visualize.py"), "-t", "-d", str(prepared), "-m",
                              str(tmp_path / "junk.pt")], capture_output=True, text=True)
@@ -162,18 +167,18 @@ def test_real_faces_are_found_and_classified(checkpoint):
 @pytest.mark.parametrize("name, arch", [("deep_emotion", "deep_emotion"), ("deep_emotion_vgg", "deep_emotion_vgg"),
                                         ("deep_emotion_vgg_depth3", "deep_emotion_vgg")])
 def test_shipped_weights_load_and_default_to_the_vgg(name, arch):
-    path = ROOT / "weights" / f"{name}.pt"
+    path = shipped(f"{name}.pt")
     model, checkpoint = load_model(path)
     assert checkpoint["arch"] == arch and "optimizer" not in checkpoint
-    assert path.stat().st_size < 16e6 and (ROOT / "weights" / f"{name}.md").exists()
+    assert path.stat().st_size < 16e6 and (shipped(f"{name}.md")).exists()
     assert model(torch.zeros(2, 1, 48, 48)).shape == (2, 7)
-    assert visualize.DEFAULT_MODEL == ROOT / "weights" / "deep_emotion_vgg_fer_raf.pt"
+    assert visualize.DEFAULT_MODEL == shipped("deep_emotion_vgg_fer_raf.pt")
     # the card's one-view PublicTest figure is the checkpoint's own record of its best epoch
-    row = next(line for line in (ROOT / "weights" / f"{name}.md").read_text().splitlines()
+    row = next(line for line in (shipped(f"{name}.md")).read_text().splitlines()
                if line.startswith("| **PublicTest accuracy**"))
     percent, correct = re.search(r"\*\*([\d.]+)%\*\* \((\d+)/3589\)", row).groups()
     assert int(correct) == round(checkpoint["metrics"]["val_accuracy"] * 3589) == round(float(percent) / 100 * 3589)
-    assert checkpoint["metrics"]["val_accuracy"] == checkpoint["best_val_accuracy"]
+    assert checkpoint["metrics"]["val_accuracy"] == checkpoint["best_val_accuracy"]  # shipped before best_score
 
 
 def photo_folder(prepared, folder, count=2):
@@ -218,9 +223,9 @@ def test_test_cc_figures_go_beside_the_report_not_into_imgs(checkpoint, prepared
     monkeypatch.chdir(tmp_path)
     readme_figures = sorted((ROOT / "imgs").iterdir())
     visualize.main(run_args(visualize, "-t", "-d", prepared, "-m", checkpoint))
-    assert (tmp_path / "figures" / "confusion_deep_emotion_test.png").exists()
+    assert (tmp_path / "figures" / f"confusion_{checkpoint.stem}_test.png").exists()
     visualize.main(run_args(visualize, "-t", "-d", prepared, "-m", checkpoint, "--report", tmp_path / "r" / "a.json"))
-    assert (tmp_path / "r" / "confusion_deep_emotion_test.png").exists()
+    assert (tmp_path / "r" / f"confusion_{checkpoint.stem}_test.png").exists()
     assert sorted((ROOT / "imgs").iterdir()) == readme_figures
 
 

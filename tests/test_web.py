@@ -5,13 +5,13 @@ import sys
 import cv2
 import numpy as np
 import pytest
-
-from conftest import ROOT
+from conftest import ROOT, shipped
 
 sys.path.insert(0, str(ROOT / "web"))
 import harness  # noqa: E402
-from emotion_detector import EmotionRecognizer  # noqa: E402
-from tracking import iou  # noqa: E402
+
+from deep_emotion.recognizer import EmotionRecognizer  # noqa: E402
+from deep_emotion.tracking import iou  # noqa: E402
 
 YUNET = ROOT.parent / "shared" / "models" / "face_detection_yunet_2023mar.onnx"
 MISSING = harness.missing_requirements() or (None if YUNET.is_file() else f"{YUNET} is not here")
@@ -20,9 +20,9 @@ pytestmark = pytest.mark.skipif(MISSING is not None, reason=f"the browser test c
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    import export_onnx
+    from deep_emotion import export_onnx
     folder = tmp_path_factory.mktemp("web_models")
-    export_onnx.export_web(ROOT / "weights" / "deep_emotion_vgg.pt", ROOT / "weights" / "deep_emotion.pt", YUNET,
+    export_onnx.export_web(shipped("deep_emotion_vgg.pt"), shipped("deep_emotion.pt"), YUNET,
                            folder)
     return folder
 
@@ -39,7 +39,7 @@ def test_the_page_reads_faces_as_the_python_pipeline_does(models, clip, tmp_path
         pictures = harness.captured_frames(page)
         assert page.evaluate("window.deepEmotion.backend") == "wasm"
     assert len(pictures) == 10 and pictures[0].shape == (480, 640, 3)
-    recognizer = EmotionRecognizer(ROOT / "weights" / "deep_emotion_vgg.pt", detector="yunet", detector_model=YUNET)
+    recognizer = EmotionRecognizer(shipped("deep_emotion_vgg.pt"), detector="yunet", detector_model=YUNET)
     pairs = []
     for page_frame, picture in zip(frames, pictures):
         expected = recognizer.detect_emotions(picture)  # the same pixels, through the Python pipeline
@@ -60,7 +60,7 @@ def test_a_photo_from_the_file_picker_is_read_as_a_still(models, tmp_path):
         page.wait_for_function("window.deepEmotion.ready")
         page.set_input_files("#file", str(photo))
         frames = harness.wait_for_frames(page, 1)
-    recognizer = EmotionRecognizer(ROOT / "weights" / "deep_emotion_vgg.pt", detector="yunet", detector_model=YUNET,
+    recognizer = EmotionRecognizer(shipped("deep_emotion_vgg.pt"), detector="yunet", detector_model=YUNET,
                                    stills=True)
     expected = recognizer.detect_emotions(cv2.imread(str(photo)))
     assert len(frames[0]["faces"]) == len(expected) == 1

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 from serve import serve
 
 WEB = Path(__file__).resolve().parent

@@ -1,0 +1,25 @@
+"""Deep-Emotion: facial expression recognition with an attentional CNN (Minaee & Abdolrashidi 2019).
+
+    from deep_emotion import EmotionRecognizer
+    recognizer = EmotionRecognizer()                  # the shipped default model, Haar face detection
+    for face in recognizer.detect_emotions(frame):     # frame: BGR uint8 (H, W, 3), e.g. from cv2.imread
+        print(face["box"], face["label"], face["confidence"], face["track_id"])
+
+The API imports no training code, and none of PyTorch until a network runs on it: the ONNX
+backend (`EmotionRecognizer(backend="onnx")` on .onnx files) works without PyTorch installed.
+The command line is `deep-emotion` (deep_emotion/cli.py).
+"""
+from deep_emotion.recognizer import DEFAULT_MODEL, PAPER_MODEL, EmotionDetector, EmotionRecognizer, draw
+
+__version__ = "1.1.0"
+__all__ = ["EmotionRecognizer", "EmotionDetector", "draw", "DEFAULT_MODEL", "PAPER_MODEL", "load_model",
+           "load_checkpoint", "__version__"]
+
+_NEEDS_TORCH = {"load_model", "load_checkpoint"}  # from deep_emotion.inference, imported when first asked for
+
+
+def __getattr__(name):
+    if name in _NEEDS_TORCH:
+        from deep_emotion import inference
+        return getattr(inference, name)
+    raise AttributeError(f"module 'deep_emotion' has no attribute {name!r}")

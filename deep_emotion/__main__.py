@@ -1,0 +1,4 @@
+"""`python -m deep_emotion <command>`: the same as the `deep-emotion` command."""
+from deep_emotion.cli import main
+
+main()
