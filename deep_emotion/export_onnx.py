@@ -21,7 +21,7 @@ from pathlib import Path
 from deep_emotion.face_detectors import DetectorError, yunet_model_path
 from deep_emotion.inference import CheckpointError, load_checkpoint
 from deep_emotion.onnx_classifier import OnnxError, export
-from deep_emotion.recognizer import DEFAULT_MODEL, PAPER_MODEL
+from deep_emotion.recognizer import DEFAULT_MODEL, DETECT_EVERY, PAPER_MODEL
 from deep_emotion.utils import (
     ArgumentParser,
     OutputError,
@@ -82,7 +82,8 @@ def export_web(model, paper_model, detector_model, web_dir):
         classifiers[key] = {"file": f"{key}.onnx", "name": Path(path).stem, "arch": checkpoint["arch"],
                             "class_names": list(checkpoint.get("class_names"))}
     open_input_size(detector, web_dir / "yunet.onnx")
-    manifest = {"detector": "yunet.onnx", "classifiers": classifiers}
+    # the page follows faces between searches as visualize.py does, one search in DETECT_EVERY frames
+    manifest = {"detector": "yunet.onnx", "classifiers": classifiers, "detect_every": DETECT_EVERY}
     write_text_atomic(web_dir / "models.json", json.dumps(manifest, indent=2))
     return manifest
 

@@ -119,7 +119,8 @@ def run_live(args, device):
     one_image_file = stills and Path(source).is_file() and Path(args.output).suffix.lower() in IMAGE_SUFFIXES
     recognizer = EmotionRecognizer(args.model, device, smooth=args.smooth, tta=args.tta, detector=args.detector,
                                detector_model=args.detector_model, align=args.align, balanced=args.balanced,
-                               stills=stills, backend=args.backend)
+                               stills=stills, backend=args.backend, head=None if args.head == "auto" else args.head,
+                               detect_every=args.detect_every)
     show = not args.no_display and display_available()
     if not args.no_display and not show:
         print("no display found: running headless (as with --no_display)")
@@ -135,14 +136,14 @@ def run_live(args, device):
     try:
         tick = time.perf_counter()
         for count, (name, frame, results) in enumerate(recognizer.stream(frames), start=1):
-            draw(frame, results, fps)
+            draw(frame, results, None if stills else fps)  # a photo has no frame rate
             elapsed, tick = time.perf_counter() - tick, time.perf_counter()  # one frame, from the last one's end
             fps = 1 / max(elapsed, 1e-6) if fps is None else 0.9 * fps + 0.1 / max(elapsed, 1e-6)
             seconds = (None if stills else (count - 1) / source_fps if source_fps
                        else time.perf_counter() - start)
             for face in results:
                 row = dict(zip(LOG_COLUMNS, [name, count, seconds, face["face"], *face["box"], face["label"],
-                                             face["confidence"], *face["emotions"].values()]))
+                                             face["confidence"], *face["emotions"].values(), face["found"]]))
                 if log:
                     log.writerow([f"{v:.4f}" if isinstance(v, float) else "" if v is None else v
                                   for v in row.values()])

@@ -15,9 +15,13 @@ import cv2
 import numpy as np
 
 from deep_emotion.face_detectors import build_detector, crop_face
-from deep_emotion.tracking import Tracker
+from deep_emotion.emotions import CLASS_NAMES
+from deep_emotion.tracking import Tracker, iou
 
 BACKENDS = ("torch", "onnx")
+# faces are searched for on one frame in DETECT_EVERY and followed (tracking.Tracker.follow) in between:
+# the value benchmarks/follow_faces.py measured as fastest while keeping boxes and labels (benchmarks/README.md)
+DETECT_EVERY = 3
 # The default model of the API, visualize.py and export_onnx.py: trained on FER2013 and RAF-DB, within
 # a point of the FER2013-only network on FER2013 and far better on real-world faces (its model card)
 PACKAGE_WEIGHTS = Path(__file__).resolve().parent / "weights"  # installed with the package
@@ -58,7 +62,9 @@ class EmotionRecognizer:
     `smooth` in [0, 1) averages each track's probabilities over its frames
     (exponential moving average), so labels do not flicker; 0 turns it off.
     stills=True treats every frame as an unrelated photo: ids start again at 0 and
-    nothing is smoothed. `tta` ("flip" or "shifts", see
+    nothing is smoothed. detect_every=N searches for faces on one frame in N and follows
+    the tracks' boxes in between (Tracker.follow), searching at once when a track is lost
+    or about to leave the frame; 1 searches every frame. Stills are always searched. `tta` ("flip" or "shifts", see
     `inference.TTA_MODES`) also classifies mirrored (and shifted) copies of each face
     and averages: 2 or 10 times the classification time. balanced=True divides
     out the training prior (`emotions.balance`); head picks a multi-head checkpoint's
@@ -67,12 +73,17 @@ class EmotionRecognizer:
     """
 
     def __init__(self, model_path=DEFAULT_MODEL, device="cpu", smooth=0.0, min_face=None, tta=None, detector="haar",
-                 detector_model=None, align=False, balanced=False, stills=False, backend="torch", head=None):
+                 detector_model=None, align=False, balanced=False, stills=False, backend="torch", head=None,
+                 detect_every=DETECT_EVERY):
+        if detect_every < 1:
+            raise ValueError(f"detect_every must be at least 1, not {detect_every}")
         self.classifier = build_classifier(model_path, device, tta, balanced, backend, head)
         self.class_names = self.classifier.class_names
         self.detector = build_detector(detector, detector_model, min_face, stills=stills)
         self.smooth, self.align, self.stills = smooth, align, stills
         self.tracker = Tracker()
+        self.detect_every = 1 if stills else detect_every
+        self.since_search = 0  # frames since the last search
         self.timings = {"detect": 0.0, "crop": 0.0, "classify": 0.0}
 
     def find_faces(self, frame):
@@ -84,7 +95,7 @@ class EmotionRecognizer:
         return np.asarray(self.classifier.predict(np.stack(faces)))
 
     def _find_and_crop(self, frame):
-        """(boxes, 48x48 crops) of every face in a BGR frame."""
+        """(faces, 48x48 crops) of every face in a BGR frame, searched for; faces are find_faces' dicts."""
         start = time.perf_counter()
         gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
         found = self.find_faces(frame)
@@ -92,42 +103,77 @@ class EmotionRecognizer:
         crops = [crop_face(gray, face, self.align) for face in found]
         self.timings["detect"] += detected - start
         self.timings["crop"] += time.perf_counter() - detected
-        return [face["box"] for face in found], crops
+        return found, crops
 
-    def _classify_found(self, boxes, crops):
-        """The result dicts of detect_emotions for faces already found and cropped."""
+    def _follow_and_crop(self, frame):
+        """(tracks, crops) at the tracks' followed boxes, or None when this frame must be searched."""
+        if self.since_search + 1 >= self.detect_every:
+            return None
+        tracks = self.tracker.follow(frame.shape[1], frame.shape[0])
+        if tracks is None:
+            return None
+        start = time.perf_counter()
+        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
+        crops = [crop_face(gray, {"box": shown_box(track.box), "landmarks": track.landmarks}, self.align)
+                 for track in tracks]
+        self.timings["crop"] += time.perf_counter() - start
+        self.since_search += 1
+        return tracks, crops
+
+    def _track_found(self, found):
+        """The tracks of a searched frame's faces, in their order."""
         if self.stills:
             self.tracker.reset()
-        tracks = self.tracker.update(boxes)
-        if not boxes:
+        self.since_search = 0
+        tracks = self.tracker.update([face["box"] for face in found])
+        for track, face in zip(tracks, found):
+            track.landmarks = face["landmarks"]
+        return tracks
+
+    def _classify(self, tracks, crops, how):
+        """The result dicts of detect_emotions for tracks and their crops; how: "search" or "followed"."""
+        if not tracks:
             return []
         start = time.perf_counter()
         probabilities = self.classify(crops)
         self.timings["classify"] += time.perf_counter() - start
         results = []
-        for box, track, p in zip(boxes, tracks, probabilities):
+        for track, p in zip(tracks, probabilities):
             if self.smooth > 0 and not self.stills and track.probabilities is not None:
                 p = self.smooth * track.probabilities + (1 - self.smooth) * p
             track.probabilities = p
             k = int(p.argmax())
-            results.append({"box": box, "face": track.id, "label": self.class_names[k], "confidence": float(p[k]),
-                            "emotions": dict(zip(self.class_names, map(float, p)))})
+            results.append({"box": shown_box(track.box), "face": track.id, "label": self.class_names[k],
+                            "confidence": float(p[k]), "emotions": dict(zip(self.class_names, map(float, p))),
+                            "found": how})
         return results
 
     def detect_emotions(self, frame):
-        """Every face in a BGR frame: a list of {"box": (x, y, w, h), "face", "label", "confidence", "emotions"}.
+        """Every face in a BGR frame: a list of {"box": (x, y, w, h), "face", "label", "confidence", "emotions",
+        "found"}.
 
-        "face" is the track id; "emotions" maps each class name to its probability, as the `fer` package does.
+        "face" is the face's track id, the same number for the same face from frame to frame;
+        "emotions" maps each class name to its probability, as the `fer` package does; "found" says
+        whether the box came from a face search ("search") or was followed from earlier frames
+        ("followed", see detect_every).
         """
-        return self._classify_found(*self._find_and_crop(frame))
+        followed = self._follow_and_crop(frame)
+        if followed is not None:
+            return self._classify(*followed, "followed")
+        found, crops = self._find_and_crop(frame)
+        return self._classify(self._track_found(found), crops, "search")
 
     def stream(self, frames):
         """detect_emotions over an iterable of (name, frame): yields (name, frame, results) in order.
 
-        Faces of the next frame are found (on a second thread) while those of this one are
-        classified: both release the GIL, so the two stages can overlap. (With the Haar cascade,
-        which uses both cores itself, this gained little here: 46.3 against 45.0 frames/s.)
+        With detect_every=1, faces of the next frame are found (on a second thread) while those of
+        this one are classified: both release the GIL, so the two stages can overlap. Otherwise a
+        frame's boxes may follow from the one before, so frames go one after the other.
         """
+        if self.detect_every > 1:
+            for name, frame in frames:
+                yield name, frame, self.detect_emotions(frame)
+            return
         frames = iter(frames)
         with ThreadPoolExecutor(1) as pool:
             def ahead_of(item):  # (name, frame, the future of its faces), or None past the last frame
@@ -137,20 +183,45 @@ class EmotionRecognizer:
             while ahead is not None:
                 name, frame, found = ahead
                 ahead = ahead_of(next(frames, None))
-                yield name, frame, self._classify_found(*found.result())
+                faces, crops = found.result()
+                yield name, frame, self._classify(self._track_found(faces), crops, "search")
+
+
+def shown_box(box):
+    """A box as results and drawings give it: whole pixels, Python's rounding (a followed box is fractional)."""
+    return tuple(int(round(v)) for v in box)
+
+
+BAR_WIDTH, BAR_ROW = 96, 13  # a face's bar chart: its width (names and bars) and one class's row
+
+
+def bar_chart_origin(box, others, frame_width, frame_height):
+    """Where a face's bar chart goes: right of its box, else left of it, else below it, at the first place
+    inside the frame that covers none of the other faces' boxes; right of the box (or left, at the frame's
+    edge) when every place covers one."""
+    x, y, w, h = box
+    height = len(CLASS_NAMES) * BAR_ROW
+    for left, top in ((x + w + 6, y), (x - BAR_WIDTH, y), (x, y + h + 6)):
+        area = (left, top, BAR_WIDTH, height)
+        inside = left >= 0 and top >= 0 and left + BAR_WIDTH <= frame_width and top + height <= frame_height
+        if inside and not any(iou(area, other) > 0 for other in others):
+            return left, top
+    return (x + w + 6 if x + w + BAR_WIDTH < frame_width else max(0, x - BAR_WIDTH)), y
 
 
 def draw(frame, results, fps=None):
     """Draws each face's box, label, confidence and a bar chart of the 7 probabilities, in place."""
+    boxes = [face["box"] for face in results]
     for face in results:
         x, y, w, h = face["box"]
         cv2.rectangle(frame, (x, y), (x + w, y + h), (0, 255, 0), 2)
         track = f"#{face['face']} " if "face" in face else ""
         cv2.putText(frame, f"{track}{face['label']} {face['confidence']:.0%}", (x, max(12, y - 6)),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 255, 0), 2, cv2.LINE_AA)
-        bar_x = x + w + 6 if x + w + 96 < frame.shape[1] else max(0, x - 96)
+        others = [box for box in boxes if box is not face["box"]]
+        bar_x, bar_y = bar_chart_origin(face["box"], others, frame.shape[1], frame.shape[0])
         for i, (name, p) in enumerate(face["emotions"].items()):
-            top = y + i * 13
+            top = bar_y + i * BAR_ROW
             cv2.rectangle(frame, (bar_x + 30, top), (bar_x + 30 + int(60 * p), top + 10), (0, 200, 255), -1)
             cv2.putText(frame, name[:3], (bar_x, top + 9), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 255), 1,
                         cv2.LINE_AA)

@@ -17,7 +17,8 @@ import numpy as np
 from deep_emotion.emotions import CLASS_NAMES
 from deep_emotion.utils import ArgumentParser, OutputError, atomic_write, check_writable_file, write_text_atomic
 
-LOG_COLUMNS = ["source", "frame", "time_s", "face", "x", "y", "w", "h", "label", "confidence", *CLASS_NAMES]
+# found: "search" (the box came from a face search) or "followed" (moved along its track; --detect_every)
+LOG_COLUMNS = ["source", "frame", "time_s", "face", "x", "y", "w", "h", "label", "confidence", *CLASS_NAMES, "found"]
 
 
 class LogError(Exception):

@@ -8,6 +8,10 @@ not seen for `max_missed` frames ends. When two faces cross, their predictions c
 past the other, so they keep their ids as long as they keep moving; two faces that meet
 and stop can swap ids. A face that leaves for longer than `max_missed` frames comes back
 under a new id.
+
+Between two face searches, follow() moves every track that its last search found along its
+velocity, so a frame whose faces were not searched for still has a box for each: faces in
+a webcam stream move a few pixels a frame, and the next search corrects the drift.
 """
 import numpy as np
 
@@ -25,20 +29,32 @@ def _centre(box):
 
 
 class Track:
-    """One face's id, last box, velocity (of the box's corner, pixels per frame) and smoothed probabilities."""
+    """One face's id, boxes, velocity (of the box's corner, pixels per frame) and smoothed probabilities.
+
+    seen_box is where a search last found the face; box is where it is now (seen_box, or where it
+    was followed to); missed counts the searches since that did not find it, followed the frames
+    it was followed through; seen counts the searches that found it.
+    """
 
     def __init__(self, track_id, box):
-        self.id, self.box, self.velocity, self.missed, self.probabilities = track_id, tuple(box), np.zeros(2), 0, None
+        self.id, self.velocity, self.probabilities = track_id, np.zeros(2), None
+        self.box = self.seen_box = tuple(box)
+        self.missed = self.followed = 0
+        self.seen = 1
+        self.landmarks = None  # the last search's landmarks (YuNet), moved with the box while followed
 
-    def predicted(self):
-        """Where the box should be in the next frame, at constant velocity (missed frames included)."""
-        dx, dy = self.velocity * (self.missed + 1)
-        return (self.box[0] + dx, self.box[1] + dy, self.box[2], self.box[3])
+    def predicted(self, ahead=1):
+        """Where the box should be `ahead` frames on, at constant velocity from the last search's box."""
+        dx, dy = self.velocity * (self.missed + self.followed + ahead)
+        return (self.seen_box[0] + dx, self.seen_box[1] + dy, self.seen_box[2], self.seen_box[3])
 
     def see(self, box):
-        steps = self.missed + 1
-        self.velocity = (np.array(box[:2], dtype=float) - np.array(self.box[:2], dtype=float)) / steps
-        self.box, self.missed = tuple(box), 0
+        """A search found the face at box: the velocity is measured from the last search's box."""
+        steps = self.missed + self.followed + 1
+        self.velocity = (np.array(box[:2], dtype=float) - np.array(self.seen_box[:2], dtype=float)) / steps
+        self.box = self.seen_box = tuple(box)
+        self.missed = self.followed = 0
+        self.seen += 1
 
 
 class Tracker:
@@ -51,6 +67,26 @@ class Tracker:
     def reset(self):
         """Forgets every track (e.g. between unrelated photos); ids start again from 0."""
         self.tracks, self.next_id = [], 0
+
+    def follow(self, width, height):
+        """Moves each track to its predicted box for a frame that is not searched; returns the tracks.
+
+        Returns None, moving nothing, when a search is needed instead: no track, a track the last
+        search missed (a face lost, or gone for a moment), a track found by one search only (its
+        velocity is not known yet), or a predicted box that leaves the width x height frame (a
+        face on its way out, or one the prediction lost).
+        """
+        if not self.tracks or any(track.missed or track.seen < 2 for track in self.tracks):
+            return None
+        predicted = [track.predicted() for track in self.tracks]
+        if any(x < 0 or y < 0 or x + w > width or y + h > height for x, y, w, h in predicted):
+            return None
+        for track, box in zip(self.tracks, predicted):
+            if track.landmarks is not None:
+                track.landmarks = track.landmarks + np.subtract(box[:2], track.box[:2])
+            track.box = box
+            track.followed += 1
+        return list(self.tracks)
 
     def update(self, boxes):
         """The tracks of this frame's boxes, in the boxes' order."""

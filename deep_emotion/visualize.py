@@ -22,7 +22,7 @@ from deep_emotion.live import SourceError, run_live
 from deep_emotion.metrics import classification_scores
 from deep_emotion.model import FER2013_HEAD
 from deep_emotion.onnx_classifier import OnnxError
-from deep_emotion.recognizer import BACKENDS, DEFAULT_MODEL, build_classifier
+from deep_emotion.recognizer import BACKENDS, DEFAULT_MODEL, DETECT_EVERY, build_classifier
 from deep_emotion.utils import (
     BOOL_FLAG,
     IMAGE_SUFFIXES,
@@ -92,14 +92,20 @@ def get_args_parser():
                            "finds turned and small faces; needs --detector_model) (default: haar)")
     live.add_argument("--detector_model", default=None,
                       help=f"YuNet's face_detection_yunet_2023mar.onnx (default: ${YUNET_ENV})")
+    live.add_argument("--detect_every", type=int_at_least(1), default=DETECT_EVERY,
+                      help="search for faces on one frame in N and follow each face's box in between (at once "
+                           "when a face is lost or leaves the frame); 1 = search every frame; photos are always "
+                           f"searched (default: {DETECT_EVERY})")
     live.add_argument("--align", action="store_true",
                       help="with yunet: turn each face so its eyes are level before the crop (default: off; on "
                            "FER2013 PublicTest the plain crop scored higher)")
     live.add_argument("--no_display", action="store_true", help="never open a window (default: show one if possible)")
-    live.add_argument("--log", default="", help="CSV with one row per detected face (default: none)")
+    live.add_argument("--log", default="",
+                      help="CSV with one row per face per frame; its found column says whether the box came from a "
+                           "search or was followed (default: none)")
     live.add_argument("--timeline", default="",
                       help="PNG of each face's 7 probabilities over time, with a summary per face beside it as "
-                           ".json (also: python timeline.py faces.csv) (default: none)")
+                           ".json (also: deep-emotion timeline faces.csv) (default: none)")
     live.add_argument("--smooth", type=float_in(0, MAX_SMOOTH), default=0.0,
                       help=f"per-face probability smoothing across frames, 0..{MAX_SMOOTH} (default: 0 = off)")
     live.add_argument("--max_frames", type=int_at_least(0), default=0, help="stop after this many frames (default: 0 = all)")

@@ -28,6 +28,7 @@ def test_smoothing_averages_each_track_over_its_frames(detector, monkeypatch):
     monkeypatch.setattr(detector, "classify", lambda faces: next(scripted))
     monkeypatch.setattr(detector, "smooth", 0.5)
     monkeypatch.setattr(detector, "tracker", Tracker())
+    monkeypatch.setattr(detector, "detect_every", 1)  # every frame searched: the third frame's face is elsewhere
     frame = np.zeros((100, 100, 3), np.uint8)
     first, second = detector.detect_emotions(frame)[0], detector.detect_emotions(frame)[0]
     assert first["emotions"]["Happy"] == 1.0
@@ -118,14 +119,16 @@ def test_a_face_that_leaves_for_long_comes_back_under_a_new_id():
     assert tracker.update([(102, 100, 50, 50)])[0].id == 1  # away for 4 frames: a new track
 
 
-def test_stream_gives_what_detect_emotions_gives_frame_by_frame(checkpoint, monkeypatch):
+@pytest.mark.parametrize("detect_every", [1, 3])
+def test_stream_gives_what_detect_emotions_gives_frame_by_frame(checkpoint, monkeypatch, detect_every):
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 255, (120, 160, 3), dtype=np.uint8) for _ in range(5)]
-    boxes = iter([[(10 + 5 * i, 10, 60, 60)] for i in range(5)] * 2)
+    box_of = {frame.tobytes(): (10 + 5 * i, 10, 60, 60) for i, frame in enumerate(frames)}
     monkeypatch.setattr(EmotionDetector, "find_faces",
-                        lambda self, frame: [{"box": box, "landmarks": None} for box in next(boxes)])
-    one_by_one = EmotionDetector(checkpoint, smooth=0.5)
+                        lambda self, frame: [{"box": box_of[frame.tobytes()], "landmarks": None}])
+    one_by_one = EmotionDetector(checkpoint, smooth=0.5, detect_every=detect_every)
     expected = [one_by_one.detect_emotions(frame) for frame in frames]
-    streamed = list(EmotionDetector(checkpoint, smooth=0.5).stream((f"f{i}", frame) for i, frame in enumerate(frames)))
+    streamed = list(EmotionDetector(checkpoint, smooth=0.5, detect_every=detect_every).stream(
+        (f"f{i}", frame) for i, frame in enumerate(frames)))
     assert [name for name, _, _ in streamed] == [f"f{i}" for i in range(5)]
     assert [results for _, _, results in streamed] == expected

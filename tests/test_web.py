@@ -1,6 +1,8 @@
 """The browser page (web/) in headless Chromium: the same faces, labels and probabilities as the Python
 pipeline on the same frames, and a clear message for each kind of bad input."""
+import os
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -13,7 +15,7 @@ import harness  # noqa: E402
 from deep_emotion.recognizer import EmotionRecognizer  # noqa: E402
 from deep_emotion.tracking import iou  # noqa: E402
 
-YUNET = ROOT.parent / "shared" / "models" / "face_detection_yunet_2023mar.onnx"
+YUNET = Path(os.environ.get("DEEP_EMOTION_YUNET") or ROOT.parent / "shared" / "models" / "face_detection_yunet_2023mar.onnx")
 MISSING = harness.missing_requirements() or (None if YUNET.is_file() else f"{YUNET} is not here")
 pytestmark = pytest.mark.skipif(MISSING is not None, reason=f"the browser test cannot run: {MISSING}")
 
@@ -38,8 +40,10 @@ def test_the_page_reads_faces_as_the_python_pipeline_does(models, clip, tmp_path
         frames = harness.wait_for_frames(page, 10)
         pictures = harness.captured_frames(page)
         assert page.evaluate("window.deepEmotion.backend") == "wasm"
+        page_detect_every = page.evaluate("window.deepEmotion.detectEvery")
     assert len(pictures) == 10 and pictures[0].shape == (480, 640, 3)
     recognizer = EmotionRecognizer(shipped("deep_emotion_vgg.pt"), detector="yunet", detector_model=YUNET)
+    assert page_detect_every == recognizer.detect_every > 1  # the page searches as often as visualize.py
     pairs = []
     for page_frame, picture in zip(frames, pictures):
         expected = recognizer.detect_emotions(picture)  # the same pixels, through the Python pipeline
@@ -48,8 +52,10 @@ def test_the_page_reads_faces_as_the_python_pipeline_does(models, clip, tmp_path
     assert len(pairs) >= 9  # the face is found in (nearly) every frame: the comparison is not vacuous
     for python, browser in pairs:
         assert iou(python["box"], browser["box"]) >= 0.8 and python["face"] == browser["face"]
+        assert python["found"] == browser["found"]  # searched, or followed, on the same frames
         assert np.allclose(list(python["emotions"].values()), browser["probabilities"], atol=0.02)
     assert sum(p["label"] == b["label"] for p, b in pairs) >= 0.98 * len(pairs)
+    assert {p["found"] for p, _ in pairs} == {"search", "followed"}  # followed frames are compared too
 
 
 def test_a_photo_from_the_file_picker_is_read_as_a_still(models, tmp_path):

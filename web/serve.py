@@ -9,7 +9,16 @@ from web/ serves the page too, with one thread.
 import argparse
 import functools
 import http.server
+import sys
 from pathlib import Path
+
+
+class QuietServer(http.server.ThreadingHTTPServer):
+    """Says nothing when the browser drops a download it no longer wants (a reload, a closed tab)."""
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)
 
 
 class IsolatedHandler(http.server.SimpleHTTPRequestHandler):
@@ -29,7 +38,7 @@ class IsolatedHandler(http.server.SimpleHTTPRequestHandler):
 def serve(folder, port=8000, host="127.0.0.1"):
     """An http.server on (host, port) serving folder with cross-origin isolation; call serve_forever()."""
     handler = functools.partial(IsolatedHandler, directory=str(folder))
-    return http.server.ThreadingHTTPServer((host, port), handler)
+    return QuietServer((host, port), handler)
 
 
 def main():
