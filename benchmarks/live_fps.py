@@ -1,11 +1,13 @@
-"""Frames per second of the live pipeline (detect, crop, classify, draw) on a 640x480 video with 1-3 faces.
+"""Frames per second of the live pipeline (detect, crop, classify, draw) on a 640x480 video with 0-3 faces.
 
-    python benchmarks/live_fps.py --data data --model weights/deep_emotion_vgg.pt --frames 150 --repeats 3
+    python benchmarks/live_fps.py --data data --model weights/deep_emotion_vgg.pt --frames 300 --repeats 3
+    python benchmarks/live_fps.py --data data/fer --frames 300 --detect_every 1 3   # both, in the same run
 
-The video is made of FER2013 faces from --data, upscaled and pasted into each
-frame at moving positions (real faces, so the Haar cascade has work to do). With --clip it is
-instead the browser benchmark's clip (benchmarks/web_fps.py): the astronaut photo that scikit-image
-ships, one face, moving, at 640x480.
+The video is made of FER2013 faces from --data, upscaled and pasted into each frame at moving
+positions (real faces, so the Haar cascade has work to do); each of three faces comes and goes in
+stretches of 50 frames, as people do in front of a camera. With --clip it is instead the browser
+benchmark's clip (benchmarks/web_fps.py): the astronaut photo that scikit-image ships, one face,
+moving, at 640x480. --detect_every N ... times each face-search interval in turn, repeat by repeat.
 """
 import argparse
 import statistics
@@ -20,21 +22,39 @@ from common import ROOT, busy_cores, median_report
 from deep_emotion.data_loaders import load_split
 from deep_emotion.face_detectors import DETECTORS
 from deep_emotion.live import LIVE_TORCH_THREADS
-from deep_emotion.recognizer import BACKENDS, DEFAULT_MODEL, EmotionRecognizer, draw
+from deep_emotion.recognizer import BACKENDS, DEFAULT_MODEL, DETECT_EVERY, EmotionRecognizer, draw
 
 
-def make_frames(faces, count, rng):
-    frames = []
+SEGMENT = 50  # frames a face stays (or stays away) at a time
+
+
+def face_visible(k, t):
+    """Whether face k (0..2) is in frame t: present two stretches of SEGMENT frames in three, staggered."""
+    return (t + 17 * k) // SEGMENT % 3 != 2
+
+
+def make_frames(faces, count, speed=1.0):
+    """(frames, truth): count 640x480 BGR frames with up to three moving faces, and each frame's
+    [(face k, (x, y, w, h) pasted, index of the image in faces)]. speed scales how fast the faces move
+    (1: up to 3 pixels a frame)."""
+    frames, truth = [], []
     for t in range(count):
         frame = np.full((480, 640, 3), 100, np.uint8)
         frame[:, :, 1] = 120
-        for k in range(1 + t % 3):  # one to three faces
+        pasted = []
+        for k in range(3):
+            if not face_visible(k, t):
+                continue
             side = 110 + 20 * k
-            x, y = 20 + 200 * k + int(10 * np.sin(t / 7 + k)), 100 + int(30 * np.cos(t / 11 + k))
-            face = cv2.resize(faces[(t // 30 + k) % len(faces)], (side, side), interpolation=cv2.INTER_CUBIC)
+            x = 60 + 190 * k + int(40 * np.sin(speed * t / 14 + k))
+            y = 100 + int(60 * np.cos(speed * t / 22 + k))
+            index = (t // 30 + k) % len(faces)
+            face = cv2.resize(faces[index], (side, side), interpolation=cv2.INTER_CUBIC)
             frame[y:y + side, x:x + side] = face[:, :, None]
+            pasted.append((k, (x, y, side, side), index))
         frames.append(frame)
-    return frames
+        truth.append(pasted)
+    return frames, truth
 
 
 def main():
@@ -55,6 +75,8 @@ def main():
     parser.add_argument("--overlap", type=int, default=1, choices=[0, 1],
                         help="1 = find the next frame's faces while classifying this one's, as visualize.py does "
                              "(EmotionRecognizer.stream); 0 = one stage after the other (default: 1)")
+    parser.add_argument("--detect_every", type=int, nargs="+", default=[DETECT_EVERY],
+                        help=f"face-search interval(s) to time, each in turn (default: {DETECT_EVERY})")
     parser.add_argument("--clip", action="store_true",
                         help="time the browser benchmark's astronaut clip instead of FER2013 faces (default: off)")
     args = parser.parse_args()
@@ -63,27 +85,30 @@ def main():
         sys.path.insert(0, str(ROOT / "web"))
         from harness import face_frame
         frames = [face_frame(2 * (t % 30)) for t in range(args.frames)]
+        pasted = len(frames)
     else:
         images, _, _ = load_split(args.data, args.split)
-        frames = make_frames(images[:40].numpy(), args.frames, np.random.default_rng(0))
-    fps, stages, faces_found = [], {"detect": [], "crop": [], "classify": [], "draw": []}, 0
+        frames, truth = make_frames(images[:40].numpy(), args.frames)
+        pasted = sum(map(len, truth))
+    runs = {n: ([], {"detect": [], "crop": [], "classify": [], "draw": []}, []) for n in args.detect_every}
     with busy_cores(args.busy):
         for _ in range(args.repeats):
-            faces_found += run_once(args, frames, fps, stages)
-    pasted = len(frames) if args.clip else sum(1 + t % 3 for t in range(len(frames)))  # 1, 2, 3, 1, ... faces
-    print(f"{args.model}, {args.detector}, {args.backend}: found {faces_found / args.repeats / pasted:.1%} of the "
-          f"faces pasted ({faces_found / args.repeats / len(frames):.2f} per frame)"
+            for n, (fps, stages, found) in runs.items():  # interleaved: a noisy spell hits every setting alike
+                found.append(run_once(args, frames, fps, stages, n))
+    print(f"{args.model}, {args.detector}, {args.backend}, {len(frames)} frames"
           f"{f', {args.busy} busy process(es) beside it' if args.busy else ''}")
-    median_report("pipeline", fps, "frames/s")
-    for name, ms in stages.items():
-        print(f"  {name:<9} median {statistics.median(ms):.2f} ms/frame")
+    for n, (fps, stages, found) in runs.items():
+        print(f"detect_every {n}: found {statistics.mean(found) / max(pasted, 1):.1%} of the faces pasted")
+        median_report(f"detect_every {n}: pipeline", fps, "frames/s")
+        for name, ms in stages.items():
+            print(f"  {name:<9} median {statistics.median(ms):.2f} ms/frame")
 
 
-def run_once(args, frames, fps, stages):
+def run_once(args, frames, fps, stages, detect_every):
     """One pass over the frames; appends its frames/s and per-stage milliseconds; returns the faces found."""
     faces_found = 0
     recognizer = EmotionRecognizer(args.model, detector=args.detector, detector_model=args.detector_model,
-                               backend=args.backend)
+                                   backend=args.backend, detect_every=detect_every)
     draw_seconds, start = 0.0, time.perf_counter()
     stream = recognizer.stream((None, frame) for frame in frames) if args.overlap else (
         (None, frame, recognizer.detect_emotions(frame)) for frame in frames)

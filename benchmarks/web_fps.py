@@ -1,6 +1,6 @@
 """Frames per second of the browser page (web/) in headless Chromium, on WASM with 1 and 2 threads.
 
-    python export_onnx.py --web --detector_model face_detection_yunet_2023mar.onnx   # once: web/models/
+    deep-emotion export --web --detector_model face_detection_yunet_2023mar.onnx   # once: web/models/
     python benchmarks/web_fps.py --frames 60 --repeats 3
     python benchmarks/web_fps.py --frames 5 --repeats 1 --screenshot imgs/web_demo.png   # the README's picture
 
@@ -48,7 +48,7 @@ def main():
     if missing:
         raise SystemExit(f"error: {missing}")
     if not (Path(args.models) / "models.json").is_file():
-        raise SystemExit(f"error: {args.models} has no models.json: run `python export_onnx.py --web` first")
+        raise SystemExit(f"error: {args.models} has no models.json: run `deep-emotion export --web` first")
     with tempfile.TemporaryDirectory() as tmp:
         clip = harness.write_clip(Path(tmp) / "face.y4m", frames=60)
         site = harness.make_site(Path(tmp) / "site", args.models)

@@ -1,8 +1,8 @@
 """Fit a checkpoint's temperature on its validation data, so that its confidence means what it says.
 
-    python calibrate.py --data data --model weights/deep_emotion_vgg.pt --write   # fit, store in the checkpoint
-    python calibrate.py --data data/fer data/raf --model m.pt --write              # on both val splits together
-    python calibrate.py --data data --model weights/deep_emotion_vgg.pt --sets ../shared/sfew   # a cross-check
+    deep-emotion calibrate --data data --model weights/deep_emotion_vgg.pt --write   # fit, store in the checkpoint
+    deep-emotion calibrate --data data/fer data/raf --model m.pt --write              # on both val splits together
+    deep-emotion calibrate --data data --model weights/deep_emotion_vgg.pt --sets ../shared/sfew   # a cross-check
 
 The temperature T divides the network's logits before the softmax (Guo et al. 2017): it is
 the T that minimises the negative log-likelihood on the val splits of the --data folders (for

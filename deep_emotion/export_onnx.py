@@ -1,8 +1,8 @@
 """Export a checkpoint (STN included) to ONNX, for onnxruntime and anything else that reads ONNX.
 
-    python export_onnx.py --model weights/deep_emotion_vgg.pt --out deep_emotion_vgg.onnx
-    python export_onnx.py --model deep_emotion/weights/deep_emotion.pt --out deep_emotion_int8.onnx --int8
-    python export_onnx.py --web --detector_model face_detection_yunet_2023mar.onnx   # the browser page's files
+    deep-emotion export --model weights/deep_emotion_vgg.pt --out deep_emotion_vgg.onnx
+    deep-emotion export --model deep_emotion/weights/deep_emotion.pt --out deep_emotion_int8.onnx --int8
+    deep-emotion export --web --detector_model face_detection_yunet_2023mar.onnx   # the browser page's files
 
 The graph's input is `faces`, float32 (batch, 48, 48) greyscale in 0..255, with a dynamic
 batch dimension; its output is `probabilities` (batch, 7). The checkpoint's input

@@ -14,8 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from deep_emotion.face_detectors import build_detector, crop_face
 from deep_emotion.emotions import CLASS_NAMES
+from deep_emotion.face_detectors import build_detector, crop_face
 from deep_emotion.tracking import Tracker, iou
 
 BACKENDS = ("torch", "onnx")
@@ -157,6 +157,10 @@ class EmotionRecognizer:
         whether the box came from a face search ("search") or was followed from earlier frames
         ("followed", see detect_every).
         """
+        if not isinstance(frame, np.ndarray) or frame.ndim not in (2, 3):
+            raise ValueError(f"detect_emotions needs an image array (H, W, 3) or (H, W), not {type(frame).__name__}"
+                             + (": cv2.imread gives None for a file that is missing or not an image"
+                                if frame is None else ""))
         followed = self._follow_and_crop(frame)
         if followed is not None:
             return self._classify(*followed, "followed")

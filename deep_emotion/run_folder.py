@@ -1,4 +1,4 @@
-"""What a training run writes into its folder: the folder itself, the checkpoints, the log and the curves.
+"""What a training run writes into its folder and reads back: the folder, the checkpoints, the log, the curves.
 
     runs/<arch>-<n>/config.json   the run's whole configuration (main.py writes it)
     runs/<arch>-<n>/best.pt       the epoch best on the declared validation score
@@ -59,3 +59,39 @@ def plot_curves(history, path):
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100))
     plt.close(fig)
+
+
+def restore_training(checkpoint, model, optimizer, scheduler, average=None):
+    """Loads a last.pt into the run's objects; returns (epochs done, best val accuracy, history).
+
+    With an average (--ema), checkpoint["model"] is the average and "trained_model" the weights that trained.
+    """
+    if average is not None:
+        model.load_state_dict(checkpoint["trained_model"])
+        average.module.load_state_dict(checkpoint["model"])
+        average.n_averaged.fill_(checkpoint["averaged_steps"])
+    else:
+        model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    scheduler.load_state_dict(checkpoint["scheduler"])
+    torch.set_rng_state(checkpoint["rng"]["torch"])
+    best = checkpoint["best_score"] if "best_score" in checkpoint else checkpoint["best_val_accuracy"]  # older runs
+    return checkpoint["epoch"], best, checkpoint["history"]
+
+
+def report_interruption(run_dir):
+    """Says what an interrupted run left to resume from."""
+    last = run_dir / "last.pt"
+    if last.exists():
+        print(f"\ninterrupted; {last} holds epoch {torch.load(last, weights_only=True)['epoch']}: "
+              f"resume with `deep-emotion resume {last}`")
+    else:
+        print("\ninterrupted before the first epoch ended; nothing to resume")
+
+
+def report_best(run_dir, history, select_rule, data_dir):
+    """Says where the run's model is, what chose it, and how to score or continue it."""
+    best = max(history, key=lambda row: row["score"])
+    print(f"best.pt: epoch {best['epoch']} ({select_rule} {best['score']:.2%}) in {run_dir}; score it with "
+          f"`deep-emotion test --data {data_dir} -m {run_dir / 'best.pt'}`, resume with "
+          f"`deep-emotion resume {run_dir / 'last.pt'}`")

@@ -1,6 +1,6 @@
 """Emotion over time, per tracked face: a plot of the 7 probabilities and a summary, from a --log CSV.
 
-    python timeline.py faces.csv --out timeline.png      # also writes timeline.json and prints the summary
+    deep-emotion timeline faces.csv --out timeline.png      # also writes timeline.json and prints the summary
     python visualize.py --source clip.mp4 --no_display --log faces.csv --timeline timeline.png   # the same, live
 
 The CSV is visualize.py's --log: one row per face per frame, with its track id (`face`),

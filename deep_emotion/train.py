@@ -36,7 +36,7 @@ from deep_emotion.face_detectors import equalize_contrast
 from deep_emotion.inference import CheckpointError, device_arg, load_checkpoint, pick_device
 from deep_emotion.model import ALL_HEADS, ARCHS, build_model, count_parameters, set_head
 from deep_emotion.recipes import check_resumed_inputs, configure, recipe_help, teachers_sha256
-from deep_emotion.run_folder import new_run_dir, save_epoch
+from deep_emotion.run_folder import new_run_dir, report_best, report_interruption, restore_training, save_epoch
 from deep_emotion.utils import (
     BOOL_FLAG,
     ArgumentParser,
@@ -185,24 +185,6 @@ def weight_average(model, decay):
                                                use_buffers=True)
 
 
-def restore_training(checkpoint, model, optimizer, scheduler, average=None):
-    """Loads a last.pt into the run's objects; returns (epochs done, best val accuracy, history).
-
-    With an average (--ema), checkpoint["model"] is the average and "trained_model" the weights that trained.
-    """
-    if average is not None:
-        model.load_state_dict(checkpoint["trained_model"])
-        average.module.load_state_dict(checkpoint["model"])
-        average.n_averaged.fill_(checkpoint["averaged_steps"])
-    else:
-        model.load_state_dict(checkpoint["model"])
-    optimizer.load_state_dict(checkpoint["optimizer"])
-    scheduler.load_state_dict(checkpoint["scheduler"])
-    torch.set_rng_state(checkpoint["rng"]["torch"])
-    best = checkpoint["best_score"] if "best_score" in checkpoint else checkpoint["best_val_accuracy"]  # older runs
-    return checkpoint["epoch"], best, checkpoint["history"]
-
-
 def load_initial_weights(model, path, arch):
     """--init: the weights of a checkpoint of the same architecture, with a fresh optimizer and schedule."""
     initial = load_checkpoint(path, "cpu")
@@ -308,6 +290,9 @@ def train(args):
             check_writable_folder(args.out, "the run folder")
         except OutputError as error:
             raise TrainingError(str(error)) from None
+    if rank == 0 and args.teacher:
+        print(f"distilling from {args.teacher} (--teacher; '' for none): its predictions on the training faces are "
+              "computed once, then cached beside the data")
     data = load_training_data(args, device, checkpoint, rank == 0 and not args.quiet)
     steps_per_epoch = len(data.images) // args.batch_size
     if args.max_steps:
@@ -370,16 +355,9 @@ def train(args):
     finally:
         if world_size > 1:
             dist.destroy_process_group()
+    if rank == 0 and history:
+        report_best(run_dir, history, args.select_rule, args.data[0])
     return run_dir if rank == 0 else None
-
-
-def report_interruption(run_dir):
-    last = run_dir / "last.pt"
-    if last.exists():
-        print(f"\ninterrupted; {last} holds epoch {torch.load(last, weights_only=True)['epoch']}: "
-              f"resume with --resume {last}")
-    else:
-        print("\ninterrupted before the first epoch ended; nothing to resume")
 
 
 def main(args):

@@ -104,3 +104,8 @@ def test_overlap_decides_before_distance():
     tracker = Tracker()
     a, b = tracker.update([(0, 0, 100, 100), (90, 40, 20, 20)])
     assert tracker.update([(40, 0, 100, 100)])[0].id == a.id
+
+
+def test_a_missing_image_is_a_plain_error_not_an_attribute_error(checkpoint):
+    with pytest.raises(ValueError, match="cv2.imread gives None for a file that is missing"):
+        EmotionRecognizer(checkpoint).detect_emotions(None)

@@ -161,7 +161,7 @@ def test_ctrl_c_points_to_the_last_finished_epoch(prepared, tmp_path, monkeypatc
         train(prepared, tmp_path, "--epochs", "3")
     last = next(tmp_path.iterdir()) / "last.pt"
     assert torch.load(last, weights_only=True)["epoch"] == 1
-    assert f"resume with --resume {last}" in capsys.readouterr().out
+    assert f"resume with `deep-emotion resume {last}`" in capsys.readouterr().out
 
 
 def test_empty_split_is_refused(prepared, tmp_path):
@@ -221,13 +221,13 @@ def test_resuming_a_config_from_an_older_main_py(prepared, tmp_path):
 
 def test_best_is_chosen_on_val_and_written_before_last(prepared, tmp_path, monkeypatch):
     accuracies = iter([0.0, 0.5, 0.4])
-    real_evaluate = main.evaluate
+    real_evaluate = training_data.evaluate
 
     def scripted(*args, **kwargs):
         metrics, predictions = real_evaluate(*args, **kwargs)
         return dict(metrics, accuracy=next(accuracies)), predictions
 
-    monkeypatch.setattr(main, "evaluate", scripted)
+    monkeypatch.setattr(training_data, "evaluate", scripted)
     run_dir = train(prepared, tmp_path, "--epochs", "3", "--max_steps", "1")
     assert torch.load(run_dir / "best.pt", weights_only=True)["epoch"] == 2
     # a crash while last.pt is written must not lose the epoch's best.pt

@@ -98,7 +98,7 @@ def test_not_a_face_votes_leave_the_face_out(prepared, tmp_path):
 
 def test_two_sources_log_each_and_pick_best_on_the_declared_score(prepared, voted, tmp_path, monkeypatch):
     scripted = iter([{"voted": 0.5, "b": 0.2}, {"voted": 0.4, "b": 0.6}, {"voted": 0.6, "b": 0.1}])
-    real = main.evaluate_sources
+    real = training_data.evaluate_sources
 
     def fake(*args):
         results = real(*args)
@@ -109,7 +109,7 @@ def test_two_sources_log_each_and_pick_best_on_the_declared_score(prepared, vote
 
     other = tmp_path / "b"
     shutil.copytree(prepared, other)
-    monkeypatch.setattr(main, "evaluate_sources", fake)
+    monkeypatch.setattr(training_data, "evaluate_sources", fake)
     run_dir = train([voted, other], tmp_path / "run", "--epochs", "3", "--max_steps", "1", "--targets", "votes",
                     "--source_weights", "2", "1")
     rows = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
@@ -135,8 +135,16 @@ def test_a_multi_source_run_resumes_as_it_would_have_run(prepared, voted, tmp_pa
 
 
 def test_source_weights_must_match_the_folders(prepared, tmp_path, capsys):
+    other = tmp_path / "b"
+    shutil.copytree(prepared, other)
     with pytest.raises(TrainingError, match="gives 1 weight"):
-        train([prepared, prepared], tmp_path, "--epochs", "1", "--source_weights", "1")
+        train([prepared, other], tmp_path, "--epochs", "1", "--source_weights", "1")
+
+
+def test_the_same_folder_twice_is_one_line_before_any_work(prepared, tmp_path):
+    with pytest.raises(TrainingError, match="--data names .* twice; give each folder once"):
+        train([prepared, prepared], tmp_path / "runs", "--epochs", "1")
+    assert not (tmp_path / "runs").exists()
 
 
 def test_single_folder_keeps_its_old_data_identity(prepared):

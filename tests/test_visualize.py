@@ -130,9 +130,9 @@ def test_image_folder_output_and_unlabeled_split_refused(checkpoint, prepared, t
     visualize.main(run_args(visualize, "--source", folder, "--no_display", "--output", tmp_path / "annotated",
                             "-m", checkpoint))
     assert sorted(p.name for p in (tmp_path / "annotated").iterdir()) == ["p0.png", "p1.png"]
-    for name in ("p0.png", "p1.png"):  # each picture carries its annotation: at least the green FPS counter
+    for name in ("p0.png", "p1.png"):  # each picture is written, with no frames/s counter: a photo has no rate
         original, annotated = cv2.imread(str(folder / name)), cv2.imread(str(tmp_path / "annotated" / name))
-        assert annotated.shape == original.shape and (np.abs(annotated.astype(int) - original).sum(2) > 60).sum() > 50
+        assert annotated.shape == original.shape and np.array_equal(annotated[:30, :110], original[:30, :110])
     # a Kaggle competition download: test.csv has no labels, and --test_cc says where they are
     competition = tmp_path / "competition"
     competition.mkdir()

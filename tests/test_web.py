@@ -91,7 +91,7 @@ def test_missing_model_files_are_a_message_on_the_page(tmp_path):
     with harness.page_session(site, None, "camera=0") as page:
         message = error_text(page)
         assert page.inner_text("#status") == "stopped"
-    assert "model files are missing" in message and "export_onnx.py --web" in message
+    assert "model files are missing" in message and "deep-emotion export --web" in message
 
 
 def test_a_video_the_browser_cannot_decode_is_a_message_on_the_page(models, tmp_path):

@@ -43,7 +43,7 @@ const workContext = work.getContext("2d", { willReadFrequently: true });
 async function loadModels() {
   const manifestUrl = `${MODELS}/models.json`;
   const manifest = await fetch(manifestUrl).then((r) => (r.ok ? r.json() : null)).catch(() => null);
-  if (!manifest) throw new Error(`the model files are missing (${manifestUrl}): run \`python export_onnx.py --web\` and reload`);
+  if (!manifest) throw new Error(`the model files are missing (${manifestUrl}): run \`deep-emotion export --web\` and reload`);
   const choice = params.get("model") || "default";
   const entry = manifest.classifiers[choice];
   if (!entry) throw new Error(`no model "${choice}" in ${manifestUrl} (it has: ${Object.keys(manifest.classifiers).join(", ")})`);
@@ -55,7 +55,7 @@ async function loadModels() {
   ort.env.wasm.wasmPaths = new URL("./node_modules/onnxruntime-web/dist/", import.meta.url).href;
   const open = async (file, providers) => {
     const response = await fetch(`${MODELS}/${file}`);
-    if (!response.ok) throw new Error(`the model file ${MODELS}/${file} is missing: run \`python export_onnx.py --web\``);
+    if (!response.ok) throw new Error(`the model file ${MODELS}/${file} is missing: run \`deep-emotion export --web\``);
     return ort.InferenceSession.create(new Uint8Array(await response.arrayBuffer()), { executionProviders: providers });
   };
   const providers = webgpu ? ["webgpu", "wasm"] : ["wasm"];

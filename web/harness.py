@@ -19,7 +19,7 @@ import numpy as np
 from serve import serve
 
 WEB = Path(__file__).resolve().parent
-PAGE_FILES = ("index.html", "app.js", "style.css")
+PAGE_FILES = ("index.html", "app.js", "pipeline.js", "style.css")
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 
 

@@ -1,0 +1,94 @@
+"""The project as a library: pyproject.toml and requirements.txt agree, the wheel installs and runs from
+anywhere with its default model, and `deep-emotion` runs each command with that script's own parser."""
+import os
+import re
+import subprocess
+import sys
+import tomllib
+
+import pytest
+from conftest import ROOT
+
+from deep_emotion import cli
+
+DESIGN_CARD_SCRIPTS = {"main.py", "generate_data.py", "visualize.py", "model.py", "data_loaders.py"}
+
+
+def requirement_lines(text):
+    return {line.split("#")[0].strip() for line in text.splitlines() if line.split("#")[0].strip()}
+
+
+def test_requirements_txt_and_pyproject_name_the_same_packages_and_ranges():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = set(project["dependencies"]) | {r for extra in project["optional-dependencies"].values() for r in extra}
+    assert requirement_lines((ROOT / "requirements.txt").read_text()) == declared
+    assert any(r.startswith("opencv-python") and "<5" in r for r in project["dependencies"])
+
+
+def test_the_top_level_holds_the_classic_scripts_and_no_library_module():
+    assert {p.name for p in ROOT.glob("*.py")} == DESIGN_CARD_SCRIPTS
+
+
+def test_the_classic_scripts_and_the_command_share_one_parser_per_command():
+    for command in ("prepare", "train", "test", "export", "calibrate", "timeline"):
+        module = __import__(cli.COMMANDS[command][0], fromlist=["get_args_parser"])
+        assert callable(module.get_args_parser) and module.ERRORS
+    for script, module in (("main.py", "deep_emotion.train"), ("generate_data.py", "deep_emotion.prepare"),
+                           ("visualize.py", "deep_emotion.visualize")):
+        assert f"from {module} import ERRORS, get_args_parser, main" in (ROOT / script).read_text()
+
+
+def deep_emotion_command(*argv, cwd=ROOT, env=None):
+    return subprocess.run([sys.executable, "-m", "deep_emotion", *map(str, argv)], cwd=cwd, capture_output=True,
+                          text=True, timeout=120, env=env)
+
+
+def test_help_lists_every_command_in_one_line_each():
+    result = deep_emotion_command("--help")
+    assert result.returncode == 0
+    for command in cli.COMMANDS:
+        assert re.search(rf"^  {command} +\S", result.stdout, re.M), command
+
+
+@pytest.mark.parametrize("argv, problem", [((), "no command given"), (("fly",), "unknown command 'fly'")])
+def test_no_command_or_an_unknown_one_is_the_usage_and_exit_2(argv, problem):
+    result = deep_emotion_command(*argv)
+    assert result.returncode == 2 and result.stderr.startswith(f"error: {problem}") and "Traceback" not in result.stderr
+    assert "commands:" in result.stderr
+
+
+def test_a_command_takes_its_scripts_flags_and_errors(tmp_path):
+    runs = tmp_path / "runs"
+    result = deep_emotion_command("train", "--data", tmp_path, "--out", runs)  # = main.py --train --data ...
+    assert result.returncode == 2
+    assert result.stderr == f"error: {tmp_path} is not prepared: run `python generate_data.py --data {tmp_path}` first\n"
+    assert not runs.exists()  # nothing written before the inputs are checked
+    usage = deep_emotion_command("train", "--help").stdout
+    assert usage.startswith("usage: deep-emotion train") and "--source_weights" in usage
+
+
+def test_the_wheel_installs_and_classifies_a_face_from_another_folder(tmp_path):
+    wheels = tmp_path / "wheels"
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", wheels,
+                            ROOT], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert build.returncode == 0, build.stderr[-2000:]
+    wheel = next(wheels.glob("deep_emotion-*.whl"))
+    site = tmp_path / "site"
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", site, wheel],
+                             capture_output=True, text=True, timeout=300)
+    assert install.returncode == 0, install.stderr[-2000:]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(site)}  # the installed package only: not the checkout
+    script = ("import numpy as np, deep_emotion\n"
+              "from deep_emotion import DEFAULT_MODEL, EmotionRecognizer\n"
+              "recognizer = EmotionRecognizer()\n"
+              "p = recognizer.classify([np.full((48, 48), 128, np.uint8)])\n"
+              "print(deep_emotion.__file__, DEFAULT_MODEL.is_file(), p.shape, round(float(p.sum()), 4), sep='|')\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=elsewhere, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    module_file, has_model, shape, total = result.stdout.strip().split("|")
+    assert module_file.startswith(str(site)) and (has_model, shape, total) == ("True", "(1, 7)", "1.0")
+    listed = deep_emotion_command("--help", cwd=elsewhere, env=env)
+    assert listed.returncode == 0 and "export" in listed.stdout
