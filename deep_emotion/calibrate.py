@@ -12,6 +12,12 @@ and with it the accuracy, never changes. The expected calibration error (15 equa
 confidence bins) is printed before and after, on each val split and on each --sets folder, which
 is only measured, never fitted on. With --write the temperature is stored in the checkpoint
 (atomically), where visualize.py, EmotionRecognizer and the ONNX export read it.
+
+--decision fit also chooses the decision rule: the exponent a in p(class | face) / prior^a (0 = the
+plain argmax, 1 = the class-balanced decision of --balanced), on a grid of 0, 0.1, ..., 1, as the one
+with the best mean over the val splits of the accuracy against FER+'s majority (a split with votes)
+or the balanced accuracy (any other: every class counts alike on real faces). --write stores it as
+the checkpoint's prior_exponent, applied by the default head wherever the checkpoint runs.
 """
 import json
 from pathlib import Path
@@ -19,8 +25,9 @@ from pathlib import Path
 import torch
 
 from deep_emotion.data_loaders import DataError, load_face_crops, load_split, load_votes
+from deep_emotion.emotions import balance
 from deep_emotion.face_sources import labelled_faces, majority_class
-from deep_emotion.inference import CheckpointError, load_checkpoint, load_model, pick_device, predict
+from deep_emotion.inference import CheckpointError, class_prior, load_checkpoint, load_model, pick_device, predict
 from deep_emotion.metrics import classification_scores
 from deep_emotion.utils import ArgumentParser, OutputError, atomic_write, check_writable_folder
 
@@ -77,6 +84,21 @@ def plot_reliability(tables, path, title):
     return Path(path)
 
 
+EXPONENT_GRID = tuple(round(0.1 * k, 1) for k in range(11))
+
+
+def fit_prior_exponent(splits, prior, grid=EXPONENT_GRID):
+    """(best exponent, {exponent: score}) of the decision p / prior^a over splits [(probabilities, labels,
+    score name)], score name "accuracy" or "balanced_accuracy"; the score is their mean, ties to the smaller a."""
+    scores = {}
+    for exponent in grid:
+        figures = [classification_scores(balance(p, prior, exponent).argmax(1).numpy(), labels.numpy())[name]
+                   for p, labels, name in splits]
+        scores[exponent] = sum(figures) / len(figures)
+    best = max(grid, key=lambda exponent: (round(scores[exponent], 12), -exponent))
+    return best, scores
+
+
 def face_set_crops(folder):
     """(uint8 faces (N, 48, 48), labels (N,)) of a labelled face folder, each image resized as given."""
     paths, labels = labelled_faces(folder)
@@ -103,7 +125,11 @@ def get_args_parser():
     parser.add_argument("--sets", nargs="*", default=[],
                         help="labelled face folders to measure the calibration on, never fitted (default: none)")
     parser.add_argument("--figures", default="figures", help="folder for the reliability diagram (default: figures)")
-    parser.add_argument("--write", action="store_true", help="store the temperature in the checkpoint (default: off)")
+    parser.add_argument("--decision", choices=["keep", "fit"], default="keep",
+                        help="keep the checkpoint's decision rule, or fit its prior exponent on the val splits "
+                             "(see the module's help) (default: keep)")
+    parser.add_argument("--write", action="store_true",
+                        help="store the temperature (and a fitted decision rule) in the checkpoint (default: off)")
     return parser
 
 
@@ -138,12 +164,23 @@ def main(args):
         print(f"{name}: ECE {ece_before:.2%} -> {ece_after:.2%} (accuracy {report['ece'][name]['accuracy']:.2%}, "
               "unchanged)")
     print(f"temperature {temperature:.3f} (fitted on {', '.join(report['fitted_on'])})")
+    if args.decision == "fit":
+        voted = [load_votes(d, "val") is not None and targets in ("majority", "votes") for d in args.data]
+        splits = [(predict(model, faces, normalization, device, temperature=temperature, clahe=clahe), labels,
+                   "accuracy" if has_votes else "balanced_accuracy")
+                  for (_, faces, labels), has_votes in zip(fitted, voted)]
+        exponent, scores = fit_prior_exponent(splits, class_prior(checkpoint))
+        report["prior_exponent"], report["decision_scores"] = exponent, scores
+        print("decision rule, mean val score by prior exponent: "
+              + ", ".join(f"{a:g}: {100 * v:.2f}%" for a, v in scores.items()) + f" -> {exponent:g}")
     path = plot_reliability(curves, Path(args.figures) / f"reliability_{checkpoint['arch']}.png",
                             f"{checkpoint['arch']}: reliability")
     print(f"reliability diagram: {path}")
     if args.write:
         stored = load_checkpoint(args.model)
         stored["temperature"] = temperature
+        if args.decision == "fit":
+            stored["prior_exponent"] = report["prior_exponent"]
         stored["calibration"] = report
         atomic_write(args.model, lambda tmp: torch.save(stored, tmp))
         print(f"stored in {args.model}")

@@ -21,7 +21,7 @@ from pathlib import Path
 from deep_emotion.face_detectors import DetectorError, yunet_model_path
 from deep_emotion.inference import CheckpointError, load_checkpoint
 from deep_emotion.onnx_classifier import OnnxError, export
-from deep_emotion.recognizer import DEFAULT_MODEL, DETECT_EVERY, PAPER_MODEL
+from deep_emotion.recognizer import DEFAULT_MODEL, DETECT_EVERY, LIGHT_MODEL, PAPER_MODEL
 from deep_emotion.utils import (
     ArgumentParser,
     OutputError,
@@ -39,14 +39,19 @@ WEB_MODELS = REPO / "web" / "models"
 
 def get_args_parser():
     parser = ArgumentParser(description="Export a Deep-Emotion checkpoint to ONNX.")
-    parser.add_argument("-m", "--model", default=str(DEFAULT_MODEL),
-                        help="checkpoint to export (default: deep_emotion/weights/deep_emotion_vgg_fer_raf.pt)")
+    parser.add_argument("-m", "--model", default=None,
+                        help="checkpoint to export; with --web, the page's default classifier (default: "
+                             "deep_emotion/weights/deep_emotion_vgg_fer_raf.pt; with --web, the light twin "
+                             "deep_emotion/weights/deep_emotion_light.pt)")
     parser.add_argument("--out", default="", help="the .onnx file to write (default: the checkpoint's name, .onnx, "
                                                   "in the current folder)")
     parser.add_argument("--int8", action="store_true", help="quantise the weights to 8 bits (default: off)")
     parser.add_argument("--web", action="store_true",
                         help="write the browser page's models into --web_dir instead (default: off)")
     parser.add_argument("--web_dir", default=str(WEB_MODELS), help="where --web writes (default: web/models)")
+    parser.add_argument("--full_model", default=str(DEFAULT_MODEL),
+                        help="with --web, the full default model, offered as ?model=full (default: "
+                             "deep_emotion/weights/deep_emotion_vgg_fer_raf.pt; '' = none)")
     parser.add_argument("--paper_model", default=str(PAPER_MODEL),
                         help="with --web, the paper's network, offered as ?model=paper (default: "
                              "deep_emotion/weights/deep_emotion.pt; '' = none)")
@@ -69,12 +74,16 @@ def open_input_size(yunet_path, out_path):
     return Path(out_path)
 
 
-def export_web(model, paper_model, detector_model, web_dir):
-    """The page's files in web_dir: classifier(s), YuNet and models.json; returns the manifest dict."""
+def export_web(models, detector_model, web_dir):
+    """The page's files in web_dir: classifiers, YuNet and models.json; returns the manifest dict.
+
+    models: {name the page's ?model= takes: checkpoint path, or '' to leave it out}; "default" is the
+    one the page runs without ?model=.
+    """
     detector = yunet_model_path(detector_model, "--web (the page finds faces with YuNet)")  # one line when missing
     web_dir = check_writable_folder(Path(web_dir), "the browser page's models")
     classifiers = {}
-    for key, path in (("default", model), ("paper", paper_model)):
+    for key, path in models.items():
         if not path:
             continue
         checkpoint = load_checkpoint(path)
@@ -90,12 +99,14 @@ def export_web(model, paper_model, detector_model, web_dir):
 
 def main(args):
     if args.web:
-        manifest = export_web(args.model, args.paper_model, args.detector_model, args.web_dir)
+        models = {"default": args.model or str(LIGHT_MODEL), "full": args.full_model, "paper": args.paper_model}
+        manifest = export_web(models, args.detector_model, args.web_dir)
         print(f"wrote {', '.join(c['file'] for c in manifest['classifiers'].values())}, yunet.onnx and models.json "
               f"to {args.web_dir}; serve the page with `python web/serve.py`")
         return Path(args.web_dir)
-    out = Path(args.out or Path(args.model).with_suffix(".onnx").name)
+    model = args.model or str(DEFAULT_MODEL)
+    out = Path(args.out or Path(model).with_suffix(".onnx").name)
     check_writable_file(out, "the ONNX file")
-    path = export(args.model, out, args.int8)
+    path = export(model, out, args.int8)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
     return path

@@ -27,6 +27,8 @@ DETECT_EVERY = 3
 PACKAGE_WEIGHTS = Path(__file__).resolve().parent / "weights"  # installed with the package
 DEFAULT_MODEL = PACKAGE_WEIGHTS / "deep_emotion_vgg_fer_raf.pt"
 PAPER_MODEL = PACKAGE_WEIGHTS / "deep_emotion.pt"  # the paper's network, trained on FER2013
+# the default's light twin (a fifth of its work per face): the browser page's model and visualize.py --fast
+LIGHT_MODEL = PACKAGE_WEIGHTS / "deep_emotion_light.pt"
 
 
 def build_classifier(model_paths, device="cpu", tta=None, balanced=False, backend="torch", head=None):

@@ -22,7 +22,7 @@ from deep_emotion.live import SourceError, run_live
 from deep_emotion.metrics import classification_scores
 from deep_emotion.model import FER2013_HEAD
 from deep_emotion.onnx_classifier import OnnxError
-from deep_emotion.recognizer import BACKENDS, DEFAULT_MODEL, DETECT_EVERY, build_classifier
+from deep_emotion.recognizer import BACKENDS, DEFAULT_MODEL, DETECT_EVERY, LIGHT_MODEL, build_classifier
 from deep_emotion.utils import (
     BOOL_FLAG,
     IMAGE_SUFFIXES,
@@ -51,6 +51,9 @@ def get_args_parser():
     model.add_argument("--balanced", **BOOL_FLAG,
                        help="class-balanced decision: divide out the training set's class prior (post-hoc logit "
                             "adjustment; inference.balance) (default: off)")
+    model.add_argument("--fast", action="store_true",
+                       help="the default model's light twin, deep_emotion/weights/deep_emotion_light.pt: a fifth of "
+                            "its work per face, for slow machines; not with -m (default: off)")
     model.add_argument("--head", default="auto",
                        help="the label set a multi-head checkpoint answers in: auto = fer2013 where --test_cc scores "
                             "a FER2013 split's own labels, else the checkpoint's default (FER+'s sense); or a head's "
@@ -289,6 +292,10 @@ def plot_samples(images, labels, predictions, class_names, path, rows=4, cols=8)
 
 def main(args):
     """Runs what the flags ask for; returns the accuracy metrics when --test_cc is given."""
+    if args.fast:
+        if args.model != [str(DEFAULT_MODEL)]:
+            raise DataError("--fast chooses the light model itself: give either --fast or -m")
+        args.model = [str(LIGHT_MODEL)]
     check_outputs(args)
     device = pick_device(args.device)
     metrics = None

@@ -36,3 +36,43 @@ def test_write_stores_a_temperature_every_reader_applies_without_moving_the_argm
     assert torch.equal(before.argmax(1), after.argmax(1)) and not torch.allclose(before, after)
     expected = (before.log() / report["temperature"]).softmax(1)  # softmax(z / T), from softmax(z)
     assert torch.allclose(after, expected, atol=1e-5)
+
+
+def test_the_decision_rule_divides_out_as_much_prior_as_the_val_scores_want():
+    prior = torch.tensor([0.7, 0.1, 0.1, 0.05, 0.05, 0.0, 0.0]) + 1e-3
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.arange(7).repeat(50)  # a balanced val split
+    # a network that learnt the prior: each face's own class, pulled towards the frequent class 0
+    probabilities = torch.nn.functional.one_hot(labels, 7).float() * 0.4 + prior * 0.9
+    probabilities += 0.05 * torch.rand(probabilities.shape, generator=generator)
+    probabilities /= probabilities.sum(1, keepdim=True)
+    exponent, scores = calibrate.fit_prior_exponent([(probabilities, labels, "balanced_accuracy")], prior)
+    assert scores[0.0] < 0.5 and exponent > 0 and scores[exponent] == max(scores.values()) > scores[0.0]
+    # on a split whose plain argmax is already right, the plain decision wins its ties
+    exact = torch.nn.functional.one_hot(labels, 7).float() * 0.9 + 0.1 / 7
+    assert calibrate.fit_prior_exponent([(exact, labels, "accuracy")], prior)[0] == 0.0
+
+
+def test_a_fitted_decision_rule_is_stored_and_applied_by_torch_and_onnx(prepared, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from deep_emotion.emotions import balance
+    from deep_emotion.inference import class_prior
+    from deep_emotion.onnx_classifier import OnnxClassifier, export
+    path = tmp_path / "model.pt"
+    torch.manual_seed(0)
+    torch.save({"model": DeepEmotion().state_dict(), "arch": "deep_emotion", "arch_args": {},
+                "normalization": [0.5, 0.25], "train_class_counts": [50, 5, 10, 80, 30, 20, 40]}, path)
+    faces = torch.randint(0, 256, (8, 48, 48), dtype=torch.uint8)
+    plain = Ensemble(path).predict(faces)
+    stored = load_checkpoint(path)
+    stored["prior_exponent"] = 0.5
+    torch.save(stored, path)
+    decided = Ensemble(path).predict(faces)
+    assert torch.allclose(decided, balance(plain, class_prior(stored), 0.5), atol=1e-6)
+    onnx = OnnxClassifier([export(path, tmp_path / "m.onnx")]).predict(faces.numpy())
+    assert torch.allclose(torch.from_numpy(onnx), decided, atol=1e-4)
+    balanced = OnnxClassifier([tmp_path / "m.onnx"], balanced=True).predict(faces.numpy())
+    assert torch.allclose(torch.from_numpy(balanced), Ensemble(path, balanced=True).predict(faces), atol=1e-4)
+    report = calibrate.main(run_args(calibrate, "--data", prepared, "--model", path, "--figures", tmp_path,
+                                     "--decision", "fit", "--write"))
+    assert load_checkpoint(path)["prior_exponent"] == report["prior_exponent"] in calibrate.EXPONENT_GRID

@@ -127,7 +127,7 @@ def web_fps_missing():
 def test_web_fps_times_the_page(tmp_path):
     yunet = ROOT.parent / "shared" / "models" / "face_detection_yunet_2023mar.onnx"
     run("-m", "deep_emotion", "export", "--web", "--web_dir", tmp_path / "models", "--detector_model", yunet,
-        "--model", shipped("deep_emotion.pt"), "--paper_model", "")
+        "--model", shipped("deep_emotion.pt"), "--paper_model", "", "--full_model", "")
     out = run(BENCHMARKS / "web_fps.py", "--models", tmp_path / "models", "--frames", "2", "--repeats", "1",
               "--threads", "1", "--model", "default", "--screenshot", tmp_path / "page.png", timeout=300)
     rate = float(re.search(r"default, wasm, 1 thread\(s\): frames/s: median ([\d.]+)", out).group(1))

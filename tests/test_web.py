@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(MISSING is not None, reason=f"the browser test c
 def models(tmp_path_factory):
     from deep_emotion import export_onnx
     folder = tmp_path_factory.mktemp("web_models")
-    export_onnx.export_web(shipped("deep_emotion_vgg.pt"), shipped("deep_emotion.pt"), YUNET,
+    export_onnx.export_web({"default": shipped("deep_emotion_vgg.pt"), "paper": shipped("deep_emotion.pt")}, YUNET,
                            folder)
     return folder
 
