@@ -36,8 +36,10 @@ from deep_emotion.data_loaders import DataError, load_face_crops, load_split, lo
 from deep_emotion.emotions import TTA_MODES
 from deep_emotion.face_detectors import DETECTORS, bordered, nearest_to_centre
 from deep_emotion.face_sources import labelled_faces, majority_class
+from deep_emotion.inference import load_model
 from deep_emotion.metrics import classification_scores
-from deep_emotion.recognizer import DEFAULT_MODEL, EmotionRecognizer
+from deep_emotion.model import FER2013_HEAD
+from deep_emotion.recognizer import DEFAULT_MODEL, EmotionRecognizer, build_classifier
 
 
 def scores(predictions, labels):
@@ -102,7 +104,11 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(1)  # the live pipeline's setting (visualize.LIVE_TORCH_THREADS); crop mode batches anyway
     recognizer = EmotionRecognizer(args.model, tta=args.tta, detector=args.detector, detector_model=args.detector_model,
-                               align=args.align, balanced=args.balanced, stills=True)
+                                   align=args.align, balanced=args.balanced, stills=True)
+    # FER2013's own labels are scored with the checkpoints' fer2013 head where every one has it
+    has_fer2013_head = all(FER2013_HEAD in getattr(load_model(m)[0], "heads", []) for m in args.model)
+    fer2013_head = build_classifier(args.model, "cpu", args.tta, args.balanced, head=FER2013_HEAD) \
+        if args.fer and has_fer2013_head else None
     results = {"model": args.model, "mode": args.mode, "tta": args.tta, "balanced": args.balanced,
                "detector": args.detector if args.mode == "pipeline" else None,
                "aligned": args.align if args.mode == "pipeline" and args.detector == "yunet" else None,
@@ -129,9 +135,13 @@ def main():
             faces, labels = (faces[:args.limit] if faces is not None else None), labels[:args.limit]
             images = images[:args.limit] if images is not None else None
         predictions = predict_crops(recognizer, faces) if args.mode == "crop" else predict_pipeline(recognizer, images)
+        default_predictions = predictions
+        if folder is None and fer2013_head is not None and args.mode == "crop":
+            predictions = np.asarray(fer2013_head.predict(faces)).argmax(1).tolist()
         results["sets"][name] = scores(predictions, labels)
         votes = load_votes(args.fer, "val") if folder is None else None
-        if votes is not None:  # the same predictions against FER+'s majority, where FER+ gives one
+        if votes is not None:  # the default head's predictions against FER+'s majority, where FER+ gives one
+            predictions = default_predictions
             majority = majority_class(votes)
             voted = majority >= 0
             results["sets"][f"{name}_ferplus"] = scores(np.asarray(predictions)[voted], majority[voted])

@@ -29,9 +29,8 @@ CHANNELS_LAST_DEVICES = ("cpu", "cuda")  # where to_fast_layout() pays; MPS supp
 def to_fast_layout(model, device):
     """Moves the model to device, channels-last where that is faster.
 
-    Why: oneDNN and cuDNN run NHWC convolutions without layout reorders; on the
-    2-core development CPU, deep_emotion_vgg at width 32 trained at 299 images/s
-    this way in fp32 (565 with bf16 autocast) against 196 in NCHW fp32.
+    Why: oneDNN and cuDNN run NHWC convolutions without layout reorders (the training speed of
+    each layout: benchmarks/README.md).
     """
     if device.type in CHANNELS_LAST_DEVICES:
         return model.to(device, memory_format=torch.channels_last)

@@ -15,8 +15,8 @@ from deep_emotion.timeline import LOG_COLUMNS, write_timeline
 from deep_emotion.utils import IMAGE_SUFFIXES, OutputError, atomic_write
 
 # One torch thread for live inference: a batch of 1-3 faces gains little from two, and two threads stall
-# on each other as soon as another program takes a core (benchmarks/live_fps.py --busy 1, width-48 VGG:
-# 34.6 frames/s with one thread, 2.5 with two; 46.9 against 52.1 on a quiet machine).
+# on each other as soon as another program takes a core (benchmarks/live_fps.py --busy 1 --threads 1 / 2;
+# the figures are in benchmarks/README.md).
 LIVE_TORCH_THREADS = 1
 
 

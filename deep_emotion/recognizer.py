@@ -20,7 +20,7 @@ from deep_emotion.tracking import Tracker, iou
 
 BACKENDS = ("torch", "onnx")
 # faces are searched for on one frame in DETECT_EVERY and followed (tracking.Tracker.follow) in between:
-# the value benchmarks/follow_faces.py measured as fastest while keeping boxes and labels (benchmarks/README.md)
+# chosen with benchmarks/follow_faces.py, speed against boxes and labels (benchmarks/README.md)
 DETECT_EVERY = 3
 # The default model of the API, visualize.py and export_onnx.py: trained on FER2013 and RAF-DB, within
 # a point of the FER2013-only network on FER2013 and far better on real-world faces (its model card)
