@@ -4,8 +4,9 @@
     python benchmarks/code_shape.py --root DIR   # another checkout (e.g. a git worktree of an older commit)
 
 Goals: no Python file over 400 lines; no function over 80 lines (argparse builders, get_args_parser,
-aside); no import cycle among the package's modules; the package, its timeline and its onnx_classifier
-import without loading torch.
+aside); no import cycle among the package's modules; every name imported from the package's module that
+defines it (not one that imports it); the package, its timeline and its onnx_classifier import without
+loading torch.
 """
 import argparse
 import ast
@@ -21,7 +22,7 @@ ARGPARSE_BUILDERS = ("get_args_parser",)
 
 def python_files(root):
     """The repo's own Python files (not tests' fixtures, virtual environments or node_modules)."""
-    skip = {".git", "node_modules", ".venv", "runs", "data", "__pycache__"}
+    skip = {".git", "node_modules", ".venv", "runs", "data", "__pycache__", "build", "dist"}
     return sorted(p for p in Path(root).rglob("*.py") if not skip & set(p.relative_to(root).parts))
 
 
@@ -70,6 +71,32 @@ def import_cycles(graph):
     return cycles
 
 
+def top_level_names(path):
+    """The names a module defines at its top level (functions, classes, assignments)."""
+    names = set()
+    for node in ast.parse(Path(path).read_text()).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return names
+
+
+def imported_from_elsewhere(root):
+    """["file:line: name from module"] of each `from deep_emotion.module import name` whose module does not
+    define name (it only imports it): names are imported from where they are defined."""
+    defined = {p.stem: top_level_names(p) for p in (Path(root) / PACKAGE).glob("*.py")}
+    found = []
+    for path in python_files(root):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(PACKAGE + "."):
+                module = node.module.split(".")[1]
+                found += [f"{path.relative_to(root)}:{node.lineno}: {alias.name} from {module}"
+                          for alias in node.names if alias.name not in defined.get(module, ())]
+    return found
+
+
 def loads_torch(root, module):
     """Whether importing module (from root) loads torch, per `python -X importtime`."""
     result = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"], cwd=root,
@@ -89,7 +116,7 @@ def shape(root):
                       if name.split(".")[-1] not in ARGPARSE_BUILDERS]
     return {"files": sorted(files, key=lambda f: -f[1]), "functions": sorted(functions, key=lambda f: -f[2]),
             "torch": {m: loads_torch(root, m) for m in TORCH_FREE},
-            "cycles": import_cycles(package_imports(root))}
+            "cycles": import_cycles(package_imports(root)), "elsewhere": imported_from_elsewhere(root)}
 
 
 def main():
@@ -107,10 +134,13 @@ def main():
     for module, loaded in result["torch"].items():
         print(f"import {module}: {'loads torch' if loaded else 'no torch'}")
     print(f"import cycles: {len(result['cycles'])}" + "".join(f"\n  {' -> '.join(c)}" for c in result["cycles"]))
+    print(f"names imported from a module that does not define them: {len(result['elsewhere'])}"
+          + "".join(f"\n  {line}" for line in result["elsewhere"]))
     missed = ([f"{p} has {n} lines" for p, n in result["files"] if n > MAX_FILE_LINES]
               + [f"{p}:{name} has {n} lines" for p, name, n in result["functions"] if n > MAX_FUNCTION_LINES]
               + [f"{m} loads torch" for m, loaded in result["torch"].items() if loaded]
-              + [f"import cycle {' -> '.join(c)}" for c in result["cycles"]])
+              + [f"import cycle {' -> '.join(c)}" for c in result["cycles"]]
+              + [f"{line}, not where it is defined" for line in result["elsewhere"]])
     print("goals met" if not missed else "goals missed: " + "; ".join(missed))
     return 1 if missed else 0
 

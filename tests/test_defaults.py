@@ -53,7 +53,8 @@ def test_the_default_val_carve_and_model():
     default = shipped("deep_emotion_vgg_fer_raf.pt")
     assert visualize.DEFAULT_MODEL == emotion_detector.DEFAULT_MODEL == default
     assert inspect.signature(emotion_detector.EmotionRecognizer).parameters["model_path"].default == default
+    assert run_args(visualize).model == [str(default)] and run_args(visualize, "--detect_every", "2").detect_every == 2
     from deep_emotion import export_onnx
-    assert run_args(export_onnx).model == str(default)
+    assert run_args(export_onnx).full_model == str(default)  # the page's ?model=full; its default is the light twin
 
 

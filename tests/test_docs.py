@@ -4,7 +4,7 @@ import re
 from conftest import ROOT
 
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
-SKIP = {"node_modules", ".git", "runs", "data", ".pytest_cache"}
+SKIP = {"node_modules", ".git", "runs", "data", ".pytest_cache", "build", "dist"}
 
 
 def markdown_files():

@@ -2,6 +2,7 @@
 anywhere with its default model, and `deep-emotion` runs each command with that script's own parser."""
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -68,9 +69,14 @@ def test_a_command_takes_its_scripts_flags_and_errors(tmp_path):
 
 
 def test_the_wheel_installs_and_classifies_a_face_from_another_folder(tmp_path):
+    source = tmp_path / "source"  # a copy of what the wheel is built from: the build leaves the checkout alone
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(ROOT / "deep_emotion", source / "deep_emotion", ignore=shutil.ignore_patterns("__pycache__"))
     wheels = tmp_path / "wheels"
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", wheels,
-                            ROOT], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+                            source], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert build.returncode == 0, build.stderr[-2000:]
     wheel = next(wheels.glob("deep_emotion-*.whl"))
     site = tmp_path / "site"

@@ -45,7 +45,7 @@ def test_backend_speed(checkpoint, prepared):
 
 def test_code_shape_goals_are_met():
     out = run(BENCHMARKS / "code_shape.py")
-    assert "goals met" in out and "import cycles: 0" in out
+    assert "goals met" in out and "import cycles: 0" in out and "do not define them: 0" in out
     for module in ("deep_emotion", "deep_emotion.timeline", "deep_emotion.onnx_classifier"):
         assert f"import {module}: no torch" in out
 
@@ -104,7 +104,8 @@ def test_gpu_epoch_times_dry_run_on_the_cpu(tmp_path):
     result = subprocess.run(["bash", str(BENCHMARKS / "gpu_epoch_times.sh"), "cpu", "1", "40", "1"], cwd=ROOT,
                             capture_output=True, text=True, timeout=400, env={"OUT": str(tmp_path), "PATH": "/usr/bin:/bin",
                                                                              "PYTHON": sys.executable})
-    assert result.returncode == 0, result.stderr[-2000:]
+    # the timings (and any traceback) go to stdout and epoch_times.txt; stderr holds the data's progress bars
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-500:]
     text = (tmp_path / "epoch_times.txt").read_text()
     assert text.count("ours (") == 4 and "deep_emotion_vgg" in text  # two networks x two precisions
 

@@ -11,7 +11,7 @@ import torch
 from conftest import ROOT, SHARED_FER, assert_one_line_usage_error, run_args, shipped
 
 from deep_emotion import prepare as generate_data
-from deep_emotion import timeline, visualize
+from deep_emotion import live, timeline, visualize
 from deep_emotion.data_loaders import DataError, load_split
 from deep_emotion.emotions import CLASS_NAMES
 from deep_emotion.inference import CheckpointError, load_model
@@ -121,18 +121,21 @@ def test_missing_source_is_a_one_line_error(checkpoint, tmp_path, source):
     assert result.stderr.strip().splitlines()[-1].startswith("error:")
 
 
-def test_image_folder_output_and_unlabeled_split_refused(checkpoint, prepared, tmp_path):
+def test_image_folder_output_and_unlabeled_split_refused(checkpoint, prepared, tmp_path, monkeypatch):
     images, _, _ = load_split(prepared, "test")
     folder = tmp_path / "photos"
     folder.mkdir()
     for i in range(2):
         cv2.imwrite(str(folder / f"p{i}.png"), cv2.resize(images[i].numpy(), (200, 200)))
+    drawn = []
+    monkeypatch.setattr(live, "draw", lambda frame, results, fps=None: drawn.append(fps) or frame)
     visualize.main(run_args(visualize, "--source", folder, "--no_display", "--output", tmp_path / "annotated",
                             "-m", checkpoint))
     assert sorted(p.name for p in (tmp_path / "annotated").iterdir()) == ["p0.png", "p1.png"]
-    for name in ("p0.png", "p1.png"):  # each picture is written, with no frames/s counter: a photo has no rate
+    assert drawn == [None, None]  # no frames/s counter on a photo: it has no rate
+    for name in ("p0.png", "p1.png"):
         original, annotated = cv2.imread(str(folder / name)), cv2.imread(str(tmp_path / "annotated" / name))
-        assert annotated.shape == original.shape and np.array_equal(annotated[:30, :110], original[:30, :110])
+        assert annotated.shape == original.shape
     # a Kaggle competition download: test.csv has no labels, and --test_cc says where they are
     competition = tmp_path / "competition"
     competition.mkdir()
