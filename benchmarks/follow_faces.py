@@ -3,8 +3,8 @@
     python benchmarks/follow_faces.py --data data/fer --frames 300 --repeats 3 --out results/follow_faces.json
 
 On live_fps.py's video (three faces that come and go, 2-4 pixels a frame) and on a faster copy of it
-(speed 2.5: 5-10 pixels a frame), EmotionRecognizer(detect_every=N) is compared frame by frame with
-detect_every=1 (today's pipeline, every frame searched): the mean IoU of its boxes with the full search's
+(speed 2.5: up to 7 pixels a frame), EmotionRecognizer(detect_every=N, classify_every=M) is compared frame
+by frame with N = M = 1 (today's pipeline, every frame searched and classified), for M = N and M = 1: the mean IoU of its boxes with the full search's
 (on the frames it followed, and on all), the share of the full search's face-frames it labels alike, the
 share of face appearances that keep one track id, and frames/s (median of --repeats passes). Against
 the faces pasted: the mean IoU of the boxes with the pasted squares, and the accuracy on the faces'
@@ -27,9 +27,9 @@ from deep_emotion.recognizer import DEFAULT_MODEL, EmotionRecognizer
 from deep_emotion.tracking import iou
 
 
-def run(model, frames, detect_every):
+def run(model, frames, detect_every, classify_every):
     """(results per frame, seconds) of one pass, the classic pipeline's Haar detector."""
-    recognizer = EmotionRecognizer(model, detect_every=detect_every)
+    recognizer = EmotionRecognizer(model, detect_every=detect_every, classify_every=classify_every)
     start = time.perf_counter()
     results = [faces for _, _, faces in recognizer.stream((None, frame) for frame in frames)]
     return results, time.perf_counter() - start
@@ -87,25 +87,27 @@ def main():
     table = {}
     for clip, speed in (("live_fps video", 1.0), ("fast faces", 2.5)):
         frames, truth = make_frames(images[:40].numpy(), args.frames, speed)
-        seconds = {n: [] for n in range(1, args.max_every + 1)}
+        # (N, M): faces searched one frame in N, each classified one frame in M; M = 1 classifies every frame
+        settings = [(n, n) for n in range(1, args.max_every + 1)] + [(n, 1) for n in range(2, args.max_every + 1)]
+        seconds = {setting: [] for setting in settings}
         outcome = {}
         for _ in range(args.repeats):  # interleaved: a noisy spell hits every setting alike
-            for n in seconds:
-                outcome[n], elapsed = run(args.model, frames, n)
-                seconds[n].append(elapsed)
-        for n in seconds:
-            row = compare(outcome[n], outcome[1], truth, labels, CLASS_NAMES)
-            row["frames_per_s"] = median_report(f"{clip}, detect_every {n}", [len(frames) / s for s in seconds[n]],
-                                                "frames/s")
-            table[f"{clip}|{n}"] = row
-    print("\n| clip | N | frames/s | IoU with every-frame boxes: followed / all | labels as every-frame | "
+            for setting in settings:
+                outcome[setting], elapsed = run(args.model, frames, *setting)
+                seconds[setting].append(elapsed)
+        for n, m in settings:
+            row = compare(outcome[n, m], outcome[1, 1], truth, labels, CLASS_NAMES)
+            row["frames_per_s"] = median_report(f"{clip}, detect_every {n}, classify_every {m}",
+                                                [len(frames) / s for s in seconds[n, m]], "frames/s")
+            table[f"{clip}|{n}|{m}"] = row
+    print("\n| clip | N | M | frames/s | IoU with every-frame boxes: followed / all | labels as every-frame | "
           "one id per appearance | boxes followed | IoU with the pasted faces | accuracy on their labels |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     percent = lambda v: "-" if v is None else f"{100 * v:.1f}%"  # noqa: E731
     number = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
     for key, row in table.items():
-        clip, n = key.split("|")
-        print(f"| {clip} | {n} | {row['frames_per_s']:.1f} | {number(row['mean_iou_followed'])} / "
+        clip, n, m = key.split("|")
+        print(f"| {clip} | {n} | {m} | {row['frames_per_s']:.1f} | {number(row['mean_iou_followed'])} / "
               f"{number(row['mean_iou_all'])} | {percent(row['labels_alike'])} | "
               f"{percent(row['appearances_with_one_id'])} | {percent(row['followed_share'])} | "
               f"{number(row['mean_iou_pasted'])} | {percent(row['accuracy_pasted'])} |")

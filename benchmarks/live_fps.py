@@ -62,7 +62,7 @@ def main():
     parser.add_argument("--data", default="data", help="prepared data folder (default: data)")
     parser.add_argument("--split", default="val", help="split the faces come from (default: val)")
     parser.add_argument("--model", nargs="+", default=[str(DEFAULT_MODEL)],
-                        help="checkpoint(s); several are an ensemble (default: deep_emotion/weights/deep_emotion_vgg_fer_raf.pt)")
+                        help="checkpoint(s); several are an ensemble (default: deep_emotion/weights/deep_emotion_vgg_heads.pt)")
     parser.add_argument("--frames", type=int, default=150, help="frames per run (default: 150)")
     parser.add_argument("--repeats", type=int, default=3, help="runs (default: 3)")
     parser.add_argument("--detector", choices=DETECTORS, default="haar", help="face detector (default: haar)")
@@ -77,6 +77,8 @@ def main():
                              "(EmotionRecognizer.stream); 0 = one stage after the other (default: 1)")
     parser.add_argument("--detect_every", type=int, nargs="+", default=[DETECT_EVERY],
                         help=f"face-search interval(s) to time, each in turn (default: {DETECT_EVERY})")
+    parser.add_argument("--classify_every", type=int, default=None,
+                        help="classify each face on one frame in M (default: the same as each --detect_every)")
     parser.add_argument("--clip", action="store_true",
                         help="time the browser benchmark's astronaut clip instead of FER2013 faces (default: off)")
     args = parser.parse_args()
@@ -108,7 +110,8 @@ def run_once(args, frames, fps, stages, detect_every):
     """One pass over the frames; appends its frames/s and per-stage milliseconds; returns the faces found."""
     faces_found = 0
     recognizer = EmotionRecognizer(args.model, detector=args.detector, detector_model=args.detector_model,
-                                   backend=args.backend, detect_every=detect_every)
+                                   backend=args.backend, detect_every=detect_every,
+                                   classify_every=args.classify_every or detect_every)
     draw_seconds, start = 0.0, time.perf_counter()
     stream = recognizer.stream((None, frame) for frame in frames) if args.overlap else (
         (None, frame, recognizer.detect_emotions(frame)) for frame in frames)

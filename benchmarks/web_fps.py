@@ -42,6 +42,8 @@ def main():
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="WASM threads (default: 1 2)")
     parser.add_argument("--model", nargs="+", default=["default", "paper"],
                         help="classifiers of models.json to time (default: default paper)")
+    parser.add_argument("--detect_every", type=int, nargs="*", default=[],
+                        help="face-search intervals to time, each in turn (default: models.json's)")
     parser.add_argument("--screenshot", default="", help="also save a screenshot of the page here (default: none)")
     args = parser.parse_args()
     missing = harness.missing_requirements()
@@ -54,14 +56,16 @@ def main():
         site = harness.make_site(Path(tmp) / "site", args.models)
         for model in args.model:
             for threads in args.threads:
-                rates, per_frame, backend = [], [], None
-                for _ in range(args.repeats):
-                    rate, ms, backend = measure(site, clip, f"backend=wasm&threads={threads}&model={model}",
-                                                args.frames)
-                    rates.append(rate)
-                    per_frame.append(ms)
-                median_report(f"{model}, {backend}: frames/s", rates, "")
-                median_report(f"{model}, {backend}: pipeline ms per frame", per_frame, "")
+                for every in args.detect_every or [None]:
+                    query = f"backend=wasm&threads={threads}&model={model}" + (f"&detect_every={every}" if every else "")
+                    label = f"{model}{f', detect_every {every}' if every else ''}"
+                    rates, per_frame, backend = [], [], None
+                    for _ in range(args.repeats):
+                        rate, ms, backend = measure(site, clip, query, args.frames)
+                        rates.append(rate)
+                        per_frame.append(ms)
+                    median_report(f"{label}, {backend}: frames/s", rates, "")
+                    median_report(f"{label}, {backend}: pipeline ms per frame", per_frame, "")
         if args.screenshot:
             with harness.page_session(site, clip, "backend=wasm") as page:
                 harness.wait_for_frames(page, 12)

@@ -21,7 +21,7 @@ from pathlib import Path
 from deep_emotion.face_detectors import DetectorError, yunet_model_path
 from deep_emotion.inference import CheckpointError, load_checkpoint
 from deep_emotion.onnx_classifier import OnnxError, export
-from deep_emotion.recognizer import DEFAULT_MODEL, DETECT_EVERY, LIGHT_MODEL, PAPER_MODEL
+from deep_emotion.recognizer import CLASSIFY_EVERY, DEFAULT_MODEL, DETECT_EVERY, LIGHT_MODEL, PAPER_MODEL
 from deep_emotion.utils import (
     ArgumentParser,
     OutputError,
@@ -41,7 +41,7 @@ def get_args_parser():
     parser = ArgumentParser(description="Export a Deep-Emotion checkpoint to ONNX.")
     parser.add_argument("-m", "--model", default=None,
                         help="checkpoint to export; with --web, the page's default classifier (default: "
-                             "deep_emotion/weights/deep_emotion_vgg_fer_raf.pt; with --web, the light twin "
+                             "deep_emotion/weights/deep_emotion_vgg_heads.pt; with --web, the light twin "
                              "deep_emotion/weights/deep_emotion_light.pt)")
     parser.add_argument("--out", default="", help="the .onnx file to write (default: the checkpoint's name, .onnx, "
                                                   "in the current folder)")
@@ -51,7 +51,7 @@ def get_args_parser():
     parser.add_argument("--web_dir", default=str(WEB_MODELS), help="where --web writes (default: web/models)")
     parser.add_argument("--full_model", default=str(DEFAULT_MODEL),
                         help="with --web, the full default model, offered as ?model=full (default: "
-                             "deep_emotion/weights/deep_emotion_vgg_fer_raf.pt; '' = none)")
+                             "deep_emotion/weights/deep_emotion_vgg_heads.pt; '' = none)")
     parser.add_argument("--paper_model", default=str(PAPER_MODEL),
                         help="with --web, the paper's network, offered as ?model=paper (default: "
                              "deep_emotion/weights/deep_emotion.pt; '' = none)")
@@ -91,8 +91,10 @@ def export_web(models, detector_model, web_dir):
         classifiers[key] = {"file": f"{key}.onnx", "name": Path(path).stem, "arch": checkpoint["arch"],
                             "class_names": list(checkpoint.get("class_names"))}
     open_input_size(detector, web_dir / "yunet.onnx")
-    # the page follows faces between searches as visualize.py does, one search in DETECT_EVERY frames
-    manifest = {"detector": "yunet.onnx", "classifiers": classifiers, "detect_every": DETECT_EVERY}
+    # the page searches and classifies as visualize.py does: one search in DETECT_EVERY frames, each face
+    # classified on one of its frames in CLASSIFY_EVERY
+    manifest = {"detector": "yunet.onnx", "classifiers": classifiers, "detect_every": DETECT_EVERY,
+                "classify_every": CLASSIFY_EVERY}
     write_text_atomic(web_dir / "models.json", json.dumps(manifest, indent=2))
     return manifest
 

@@ -120,7 +120,7 @@ def run_live(args, device):
     recognizer = EmotionRecognizer(args.model, device, smooth=args.smooth, tta=args.tta, detector=args.detector,
                                detector_model=args.detector_model, align=args.align, balanced=args.balanced,
                                stills=stills, backend=args.backend, head=None if args.head == "auto" else args.head,
-                               detect_every=args.detect_every)
+                               detect_every=args.detect_every, classify_every=args.classify_every)
     show = not args.no_display and display_available()
     if not args.no_display and not show:
         print("no display found: running headless (as with --no_display)")

@@ -20,12 +20,14 @@ from deep_emotion.tracking import Tracker, iou
 
 BACKENDS = ("torch", "onnx")
 # faces are searched for on one frame in DETECT_EVERY and followed (tracking.Tracker.follow) in between:
-# chosen with benchmarks/follow_faces.py, speed against boxes and labels (benchmarks/README.md)
+# chosen with benchmarks/follow_faces.py, speed against boxes and labels (benchmarks/README.md); each face is
+# classified on one frame in CLASSIFY_EVERY of its frames and keeps its probabilities in between
 DETECT_EVERY = 3
+CLASSIFY_EVERY = 3
 # The default model of the API, visualize.py and export_onnx.py: trained on FER2013 and RAF-DB, within
 # a point of the FER2013-only network on FER2013 and far better on real-world faces (its model card)
 PACKAGE_WEIGHTS = Path(__file__).resolve().parent / "weights"  # installed with the package
-DEFAULT_MODEL = PACKAGE_WEIGHTS / "deep_emotion_vgg_fer_raf.pt"
+DEFAULT_MODEL = PACKAGE_WEIGHTS / "deep_emotion_vgg_heads.pt"
 PAPER_MODEL = PACKAGE_WEIGHTS / "deep_emotion.pt"  # the paper's network, trained on FER2013
 # the default's light twin (a fifth of its work per face): the browser page's model and visualize.py --fast
 LIGHT_MODEL = PACKAGE_WEIGHTS / "deep_emotion_light.pt"
@@ -66,7 +68,9 @@ class EmotionRecognizer:
     stills=True treats every frame as an unrelated photo: ids start again at 0 and
     nothing is smoothed. detect_every=N searches for faces on one frame in N and follows
     the tracks' boxes in between (Tracker.follow), searching at once when a track is lost
-    or about to leave the frame; 1 searches every frame. Stills are always searched. `tta` ("flip" or "shifts", see
+    or about to leave the frame; 1 searches every frame. classify_every=M classifies each
+    face on one of its frames in M (a new face at once) and gives it the same probabilities
+    in between: expressions change over several frames. Stills are always searched and classified. `tta` ("flip" or "shifts", see
     `inference.TTA_MODES`) also classifies mirrored (and shifted) copies of each face
     and averages: 2 or 10 times the classification time. balanced=True divides
     out the training prior (`emotions.balance`); head picks a multi-head checkpoint's
@@ -76,15 +80,16 @@ class EmotionRecognizer:
 
     def __init__(self, model_path=DEFAULT_MODEL, device="cpu", smooth=0.0, min_face=None, tta=None, detector="haar",
                  detector_model=None, align=False, balanced=False, stills=False, backend="torch", head=None,
-                 detect_every=DETECT_EVERY):
-        if detect_every < 1:
-            raise ValueError(f"detect_every must be at least 1, not {detect_every}")
+                 detect_every=DETECT_EVERY, classify_every=CLASSIFY_EVERY):
+        if detect_every < 1 or classify_every < 1:
+            raise ValueError(f"detect_every and classify_every must be at least 1, not {detect_every}, {classify_every}")
         self.classifier = build_classifier(model_path, device, tta, balanced, backend, head)
         self.class_names = self.classifier.class_names
         self.detector = build_detector(detector, detector_model, min_face, stills=stills)
         self.smooth, self.align, self.stills = smooth, align, stills
         self.tracker = Tracker()
         self.detect_every = 1 if stills else detect_every
+        self.classify_every = 1 if stills else classify_every
         self.since_search = 0  # frames since the last search
         self.timings = {"detect": 0.0, "crop": 0.0, "classify": 0.0}
 
@@ -136,14 +141,21 @@ class EmotionRecognizer:
         """The result dicts of detect_emotions for tracks and their crops; how: "search" or "followed"."""
         if not tracks:
             return []
+        due = [i for i, track in enumerate(tracks)
+               if track.probabilities is None or track.since_classified + 1 >= self.classify_every]
         start = time.perf_counter()
-        probabilities = self.classify(crops)
+        fresh = dict(zip(due, self.classify([crops[i] for i in due]))) if due else {}
         self.timings["classify"] += time.perf_counter() - start
         results = []
-        for track, p in zip(tracks, probabilities):
-            if self.smooth > 0 and not self.stills and track.probabilities is not None:
-                p = self.smooth * track.probabilities + (1 - self.smooth) * p
-            track.probabilities = p
+        for i, track in enumerate(tracks):
+            if i in fresh:
+                p = fresh[i]
+                if self.smooth > 0 and not self.stills and track.probabilities is not None:
+                    p = self.smooth * track.probabilities + (1 - self.smooth) * p
+                track.probabilities, track.since_classified = p, 0
+            else:  # classified a frame or two ago: the same reading
+                p = track.probabilities
+                track.since_classified += 1
             k = int(p.argmax())
             results.append({"box": shown_box(track.box), "face": track.id, "label": self.class_names[k],
                             "confidence": float(p[k]), "emotions": dict(zip(self.class_names, map(float, p))),

@@ -42,6 +42,7 @@ class Track:
         self.missed = self.followed = 0
         self.seen = 1
         self.landmarks = None  # the last search's landmarks (YuNet), moved with the box while followed
+        self.since_classified = 0  # frames since its probabilities were last computed (EmotionRecognizer)
 
     def predicted(self, ahead=1):
         """Where the box should be `ahead` frames on, at constant velocity from the last search's box."""

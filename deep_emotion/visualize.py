@@ -22,7 +22,8 @@ from deep_emotion.live import SourceError, run_live
 from deep_emotion.metrics import classification_scores
 from deep_emotion.model import FER2013_HEAD
 from deep_emotion.onnx_classifier import OnnxError
-from deep_emotion.recognizer import BACKENDS, DEFAULT_MODEL, DETECT_EVERY, LIGHT_MODEL, build_classifier
+from deep_emotion.recognizer import (BACKENDS, CLASSIFY_EVERY, DEFAULT_MODEL, DETECT_EVERY, LIGHT_MODEL,
+                                     build_classifier)
 from deep_emotion.utils import (
     BOOL_FLAG,
     IMAGE_SUFFIXES,
@@ -47,7 +48,7 @@ def get_args_parser():
     model = parser.add_argument_group("model")
     model.add_argument("-m", "--model", nargs="+", default=[str(DEFAULT_MODEL)],
                        help="checkpoint(s): main.py's or an original state_dict; several are an ensemble whose "
-                            "probabilities are averaged (default: deep_emotion/weights/deep_emotion_vgg_fer_raf.pt)")
+                            "probabilities are averaged (default: deep_emotion/weights/deep_emotion_vgg_heads.pt)")
     model.add_argument("--balanced", **BOOL_FLAG,
                        help="class-balanced decision: divide out the training set's class prior (post-hoc logit "
                             "adjustment; inference.balance) (default: off)")
@@ -99,6 +100,9 @@ def get_args_parser():
                       help="search for faces on one frame in N and follow each face's box in between (at once "
                            "when a face is lost or leaves the frame); 1 = search every frame; photos are always "
                            f"searched (default: {DETECT_EVERY})")
+    live.add_argument("--classify_every", type=int_at_least(1), default=CLASSIFY_EVERY,
+                      help="classify each face on one of its frames in M and keep its probabilities in between (a new "
+                           f"face at once); 1 = every frame (default: {CLASSIFY_EVERY})")
     live.add_argument("--align", action="store_true",
                       help="with yunet: turn each face so its eyes are level before the crop (default: off; on "
                            "FER2013 PublicTest the plain crop scored higher)")

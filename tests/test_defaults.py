@@ -49,8 +49,8 @@ def test_the_default_recipes_are_the_readmes():
 def test_the_default_val_carve_and_model():
     args = run_args(generate_data)
     assert (args.val_fraction, args.seed, args.framing) == (0.1, 0, "auto")
-    # the model trained on FER2013 and RAF-DB is the default of visualize.py, the API and export_onnx.py
-    default = shipped("deep_emotion_vgg_fer_raf.pt")
+    # the two-head model (FER+ sense, FER2013 head) is the default of visualize.py, the API and the export
+    default = shipped("deep_emotion_vgg_heads.pt")
     assert visualize.DEFAULT_MODEL == emotion_detector.DEFAULT_MODEL == default
     assert inspect.signature(emotion_detector.EmotionRecognizer).parameters["model_path"].default == default
     assert run_args(visualize).model == [str(default)] and run_args(visualize, "--detect_every", "2").detect_every == 2

@@ -29,6 +29,7 @@ def test_smoothing_averages_each_track_over_its_frames(detector, monkeypatch):
     monkeypatch.setattr(detector, "smooth", 0.5)
     monkeypatch.setattr(detector, "tracker", Tracker())
     monkeypatch.setattr(detector, "detect_every", 1)  # every frame searched: the third frame's face is elsewhere
+    monkeypatch.setattr(detector, "classify_every", 1)
     frame = np.zeros((100, 100, 3), np.uint8)
     first, second = detector.detect_emotions(frame)[0], detector.detect_emotions(frame)[0]
     assert first["emotions"]["Happy"] == 1.0
@@ -126,9 +127,10 @@ def test_stream_gives_what_detect_emotions_gives_frame_by_frame(checkpoint, monk
     box_of = {frame.tobytes(): (10 + 5 * i, 10, 60, 60) for i, frame in enumerate(frames)}
     monkeypatch.setattr(EmotionDetector, "find_faces",
                         lambda self, frame: [{"box": box_of[frame.tobytes()], "landmarks": None}])
-    one_by_one = EmotionDetector(checkpoint, smooth=0.5, detect_every=detect_every)
+    one_by_one = EmotionDetector(checkpoint, smooth=0.5, detect_every=detect_every, classify_every=detect_every)
     expected = [one_by_one.detect_emotions(frame) for frame in frames]
-    streamed = list(EmotionDetector(checkpoint, smooth=0.5, detect_every=detect_every).stream(
+    streamed = list(EmotionDetector(checkpoint, smooth=0.5, detect_every=detect_every,
+                                    classify_every=detect_every).stream(
         (f"f{i}", frame) for i, frame in enumerate(frames)))
     assert [name for name, _, _ in streamed] == [f"f{i}" for i in range(5)]
     assert [results for _, _, results in streamed] == expected

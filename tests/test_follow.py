@@ -19,9 +19,9 @@ class ScriptedFaces:
         return [{"box": box, "landmarks": None, "score": 1.0} for box in self.boxes_of_frame(self.frame)]
 
 
-def run(checkpoint, detect_every, boxes_of_frame, frames):
+def run(checkpoint, detect_every, boxes_of_frame, frames, classify_every=1):
     """(results per frame, the frames that were searched) of a recognizer whose face search is scripted."""
-    recognizer = EmotionRecognizer(checkpoint, detect_every=detect_every)
+    recognizer = EmotionRecognizer(checkpoint, detect_every=detect_every, classify_every=classify_every)
     faces = ScriptedFaces(boxes_of_frame)
     recognizer.find_faces = faces
     results = []
@@ -76,10 +76,23 @@ def test_a_box_about_to_leave_the_frame_is_searched_not_followed(checkpoint):
     assert searched == [0, 1, 2, 3]
 
 
-def test_stills_are_always_searched(checkpoint):
-    assert EmotionRecognizer(checkpoint, stills=True, detect_every=5).detect_every == 1
+def test_stills_are_always_searched_and_classified(checkpoint):
+    stills = EmotionRecognizer(checkpoint, stills=True, detect_every=5, classify_every=4)
+    assert (stills.detect_every, stills.classify_every) == (1, 1)
     with pytest.raises(ValueError):
         EmotionRecognizer(checkpoint, detect_every=0)
+
+
+def test_each_face_is_classified_once_in_m_frames_and_a_new_face_at_once(checkpoint):
+    recognizer = EmotionRecognizer(checkpoint, detect_every=1, classify_every=3)
+    boxes = iter([[(20, 40, 60, 60)]] * 4 + [[(20, 40, 60, 60), (200, 40, 60, 60)]] * 3)
+    recognizer.find_faces = lambda frame: [{"box": box, "landmarks": None} for box in next(boxes)]
+    classified = []
+    classify = recognizer.classify
+    recognizer.classify = lambda crops: classified.append(len(crops)) or classify(crops)
+    results = [recognizer.detect_emotions(FRAME) for _ in range(7)]
+    assert classified == [1, 1, 1, 1]  # frames 0, 3 and 6 for the first face; frame 4 for the new one
+    assert results[1][0]["emotions"] == results[0][0]["emotions"] == results[2][0]["emotions"]
 
 
 def test_the_default_searches_one_frame_in_several():

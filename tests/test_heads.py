@@ -120,3 +120,21 @@ def test_the_api_and_onnx_answer_in_the_default_head(two_head_checkpoint, tmp_pa
         build_classifier(two_head_checkpoint, backend="onnx", head="fer2013")
     with pytest.raises(CheckpointError, match="has no head 'fer2013'"):
         Ensemble(shipped("deep_emotion.pt"), head="fer2013")
+
+
+@pytest.mark.parametrize("name, max_mflops", [("deep_emotion_vgg_heads", 600), ("deep_emotion_light", 100)])
+def test_the_shipped_two_head_models_carry_their_heads_rule_and_card(name, max_mflops):
+    from conftest import ROOT
+
+    from deep_emotion.model import count_flops
+    from deep_emotion.recognizer import PACKAGE_WEIGHTS
+    path = PACKAGE_WEIGHTS / f"{name}.pt"  # installed with the package
+    model, checkpoint = load_model(path)
+    assert model.heads == HEADS and "optimizer" not in checkpoint and path.stat().st_size < 16e6
+    assert count_flops(model) <= max_mflops * 1e6
+    assert 0 < checkpoint["temperature"] and checkpoint["prior_exponent"] in [k / 10 for k in range(11)]
+    card = (PACKAGE_WEIGHTS / f"{name}.md").read_text()
+    figures = json.loads((ROOT / "results" / "cross" / "heads" / f"{name}.json").read_text())["sets"]
+    for key in ("raf_val", "fer2013_publictest", "fer2013_publictest_ferplus"):
+        assert f"{100 * figures[key]['accuracy']:.2f}%" in card, key
+    assert f"{100 * figures['raf_val']['balanced_accuracy']:.2f}%" in card and "research use only" in card

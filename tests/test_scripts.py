@@ -74,8 +74,9 @@ def test_follow_faces_compares_each_interval_with_every_frame_search(checkpoint,
     run(BENCHMARKS / "follow_faces.py", "--data", prepared, "--model", checkpoint, "--frames", "12", "--repeats", "1",
         "--max_every", "2", "--out", tmp_path / "f.json")
     table = json.loads((tmp_path / "f.json").read_text())["table"]
-    assert set(table) == {"live_fps video|1", "live_fps video|2", "fast faces|1", "fast faces|2"}
-    every_frame = table["live_fps video|1"]
+    assert set(table) == {f"{clip}|{n}|{m}" for clip in ("live_fps video", "fast faces")
+                          for n, m in ((1, 1), (2, 2), (2, 1))}
+    every_frame = table["live_fps video|1|1"]
     assert every_frame["followed_share"] == 0 and every_frame["labels_alike"] in (1.0, None)
     assert all(row["frames_per_s"] > 0 for row in table.values())
 

@@ -41,9 +41,11 @@ def test_the_page_reads_faces_as_the_python_pipeline_does(models, clip, tmp_path
         pictures = harness.captured_frames(page)
         assert page.evaluate("window.deepEmotion.backend") == "wasm"
         page_detect_every = page.evaluate("window.deepEmotion.detectEvery")
+        page_classify_every = page.evaluate("window.deepEmotion.classifyEvery")
     assert len(pictures) == 10 and pictures[0].shape == (480, 640, 3)
     recognizer = EmotionRecognizer(shipped("deep_emotion_vgg.pt"), detector="yunet", detector_model=YUNET)
-    assert page_detect_every == recognizer.detect_every > 1  # the page searches as often as visualize.py
+    assert page_detect_every == recognizer.detect_every > 1  # the page searches and classifies as visualize.py
+    assert page_classify_every == recognizer.classify_every
     pairs = []
     for page_frame, picture in zip(frames, pictures):
         expected = recognizer.detect_emotions(picture)  # the same pixels, through the Python pipeline

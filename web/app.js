@@ -6,9 +6,10 @@
 // threads; needs cross-origin isolation, see serve.py), model=default|paper, smooth=0..0.95 (per-track
 // smoothing, default 0 as in visualize.py), capture=N (keep the first N frames' pixels, for the
 // parity test), models=PATH (where the .onnx files are, default models/), detect_every=N (search for
-// faces on one frame in N, following them in between; default: models.json's, visualize.py's default).
+// faces on one frame in N, following them in between), classify_every=M (classify each face on one of its
+// frames in M); both default to models.json's, visualize.py's defaults.
 import * as ort from "./node_modules/onnxruntime-web/dist/ort.webgpu.min.mjs";
-import { BAR_ROW, IMAGE_SIZE, Tracker, barChartOrigin, cropFace, decodeYunet, facesInFrame, followOrSearch, grayFromRGBA, searchImage,
+import { BAR_ROW, IMAGE_SIZE, Tracker, barChartOrigin, cropFace, dueForClassification, decodeYunet, facesInFrame, followOrSearch, grayFromRGBA, searchImage,
          shownBox, yunetInput } from "./pipeline.js";
 
 const params = new URLSearchParams(location.search);
@@ -34,7 +35,7 @@ function showStatus(message) {
 
 // ---------------------------------------------------------------- the page
 
-let detector = null, classifier = null, classNames = null, detectEvery = 1;
+let detector = null, classifier = null, classNames = null, detectEvery = 1, classifyEvery = 1;
 let sinceSearch = 0; // frames since the last face search
 const tracker = new Tracker();
 const work = document.createElement("canvas");
@@ -69,7 +70,9 @@ async function loadModels() {
   }
   state.model = choice;
   detectEvery = Math.max(1, Math.round(Number(params.get("detect_every") || manifest.detect_every || 1)));
+  classifyEvery = Math.max(1, Math.round(Number(params.get("classify_every") || manifest.classify_every || 1)));
   state.detectEvery = detectEvery;
+  state.classifyEvery = classifyEvery;
   $("backend").textContent = `${state.backend === "webgpu" ? "WebGPU" : `WASM, ${state.threads} thread(s)`} · ${entry.name}`;
 }
 
@@ -97,14 +100,24 @@ async function recognize(rgba, width, height, still) {
     tracks.forEach((t, i) => { t.landmarks = faces[i].landmarks; });
   }
   if (!tracks.length) return [];
-  const batch = new Float32Array(tracks.length * IMAGE_SIZE * IMAGE_SIZE);
-  tracks.forEach((t, i) => batch.set(cropFace(gray, width, height, shownBox(t.box)), i * IMAGE_SIZE * IMAGE_SIZE));
-  const out = await classifier.run({ [classifier.inputNames[0]]: new ort.Tensor("float32", batch, [tracks.length, IMAGE_SIZE, IMAGE_SIZE]) });
-  const probabilities = out[classifier.outputNames[0]].data;
+  const due = dueForClassification(tracks, still ? 1 : classifyEvery);
+  const fresh = new Map();
+  if (due.length) {
+    const batch = new Float32Array(due.length * IMAGE_SIZE * IMAGE_SIZE);
+    due.forEach((i, n) => batch.set(cropFace(gray, width, height, shownBox(tracks[i].box)), n * IMAGE_SIZE * IMAGE_SIZE));
+    const out = await classifier.run({ [classifier.inputNames[0]]: new ort.Tensor("float32", batch, [due.length, IMAGE_SIZE, IMAGE_SIZE]) });
+    const probabilities = out[classifier.outputNames[0]].data;
+    due.forEach((i, n) => fresh.set(i, Array.from(probabilities.slice(n * 7, n * 7 + 7))));
+  }
   return tracks.map((track, i) => {
-    let p = Array.from(probabilities.slice(i * 7, i * 7 + 7));
-    if (SMOOTH > 0 && !still && track.probabilities) p = p.map((v, k) => SMOOTH * track.probabilities[k] + (1 - SMOOTH) * v);
-    track.probabilities = p;
+    let p;
+    if (fresh.has(i)) {
+      p = fresh.get(i);
+      if (SMOOTH > 0 && !still && track.probabilities) p = p.map((v, k) => SMOOTH * track.probabilities[k] + (1 - SMOOTH) * v);
+      track.probabilities = p; track.sinceClassified = 0;
+    } else { // classified a frame or two ago: the same reading
+      p = track.probabilities; track.sinceClassified += 1;
+    }
     const k = p.indexOf(Math.max(...p));
     return { box: shownBox(track.box), face: track.id, label: classNames[k], confidence: p[k], probabilities: p,
              emotions: Object.fromEntries(classNames.map((n, j) => [n, p[j]])), found };

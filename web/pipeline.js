@@ -241,7 +241,8 @@ const centre = (b) => [b[0] + b[2] / 2, b[1] + b[3] / 2];
 // a track: id, boxes (seenBox: where a search last found it; box: where it is now), velocity of the
 // box's corner in pixels a frame, missed searches and followed frames since seenBox, searches that found it
 function newTrack(id, box) {
-  return { id, box, seenBox: box, velocity: [0, 0], missed: 0, followed: 0, seen: 1, landmarks: null, probabilities: null };
+  return { id, box, seenBox: box, velocity: [0, 0], missed: 0, followed: 0, seen: 1, landmarks: null, probabilities: null,
+           sinceClassified: 0 };
 }
 
 // Track.predicted: `ahead` frames on, at constant velocity from the last search's box
@@ -316,6 +317,13 @@ export const shownBox = (box) => box.map(roundHalfEven);
 // EmotionRecognizer's choice for one frame: the followed tracks, or null when the frame is searched
 // (one frame in detectEvery, and at once when a track is lost or about to leave the frame).
 // sinceSearch is the frames since the last search; the caller counts it.
+// EmotionRecognizer._classify's choice: the tracks (their indices) classified on this frame, one frame in
+// classifyEvery of each track's, a new track at once; the others keep their probabilities
+export function dueForClassification(tracks, classifyEvery) {
+  return tracks.map((t, i) => [t, i]).filter(([t]) => t.probabilities === null || t.sinceClassified + 1 >= classifyEvery)
+    .map(([, i]) => i);
+}
+
 export function followOrSearch(tracker, sinceSearch, detectEvery, width, height, still) {
   if (still || sinceSearch + 1 >= detectEvery) return null;
   return tracker.follow(width, height);

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
-  Tracker, barChartOrigin, cropFace, decodeYunet, facesInFrame, followOrSearch, nonMaximumSuppression, resizeArea,
+  Tracker, barChartOrigin, cropFace, decodeYunet, dueForClassification, facesInFrame, followOrSearch, nonMaximumSuppression, resizeArea,
   roundHalfEven, saturateU8, shownBox, yunetInput,
 } from "../pipeline.js";
 
@@ -95,4 +95,11 @@ test("a bar chart avoids the other faces' boxes", () => {
   assert.deepEqual(barChartOrigin([100, 100, 50, 50], [], 640, 480), [156, 100]);
   assert.deepEqual(barChartOrigin([100, 100, 50, 50], [[160, 100, 50, 50]], 640, 480), [4, 100]);
   assert.deepEqual(barChartOrigin([0, 0, 50, 50], [[60, 0, 50, 50]], 640, 480), [0, 56]);
+});
+
+test("each track is classified once in M of its frames, a new one at once", () => {
+  const tracks = [{ probabilities: [1], sinceClassified: 2 }, { probabilities: [1], sinceClassified: 0 },
+                  { probabilities: null, sinceClassified: 0 }];
+  assert.deepEqual(dueForClassification(tracks, 3), [0, 2]);
+  assert.deepEqual(dueForClassification(tracks, 1), [0, 1, 2]);
 });
