@@ -43,7 +43,8 @@ def main():
     parser.add_argument("--model", nargs="+", default=["default", "paper"],
                         help="classifiers of models.json to time (default: default paper)")
     parser.add_argument("--detect_every", type=int, nargs="*", default=[],
-                        help="face-search intervals to time, each in turn (default: models.json's)")
+                        help="face-search (and classification) intervals to time, each in turn; 1 = every frame "
+                             "searched and classified (default: models.json's)")
     parser.add_argument("--screenshot", default="", help="also save a screenshot of the page here (default: none)")
     args = parser.parse_args()
     missing = harness.missing_requirements()
@@ -57,7 +58,8 @@ def main():
         for model in args.model:
             for threads in args.threads:
                 for every in args.detect_every or [None]:
-                    query = f"backend=wasm&threads={threads}&model={model}" + (f"&detect_every={every}" if every else "")
+                    query = f"backend=wasm&threads={threads}&model={model}" + (
+                        f"&detect_every={every}&classify_every={every}" if every else "")
                     label = f"{model}{f', detect_every {every}' if every else ''}"
                     rates, per_frame, backend = [], [], None
                     for _ in range(args.repeats):
