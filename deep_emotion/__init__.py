@@ -3,7 +3,7 @@
     from deep_emotion import EmotionRecognizer
     recognizer = EmotionRecognizer()                  # the shipped default model, Haar face detection
     for face in recognizer.detect_emotions(frame):     # frame: BGR uint8 (H, W, 3), e.g. from cv2.imread
-        print(face["box"], face["label"], face["confidence"], face["track_id"])
+        print(face["box"], face["label"], face["confidence"], face["face"])   # "face": its track id
 
 The API imports no training code, and none of PyTorch until a network runs on it: the ONNX
 backend (`EmotionRecognizer(backend="onnx")` on .onnx files) works without PyTorch installed.

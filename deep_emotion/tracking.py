@@ -44,9 +44,9 @@ class Track:
         self.landmarks = None  # the last search's landmarks (YuNet), moved with the box while followed
         self.since_classified = 0  # frames since its probabilities were last computed (EmotionRecognizer)
 
-    def predicted(self, ahead=1):
-        """Where the box should be `ahead` frames on, at constant velocity from the last search's box."""
-        dx, dy = self.velocity * (self.missed + self.followed + ahead)
+    def predicted(self):
+        """Where the box should be in the next frame, at constant velocity from the last search's box."""
+        dx, dy = self.velocity * (self.missed + self.followed + 1)
         return (self.seen_box[0] + dx, self.seen_box[1] + dy, self.seen_box[2], self.seen_box[3])
 
     def see(self, box):

@@ -245,9 +245,9 @@ function newTrack(id, box) {
            sinceClassified: 0 };
 }
 
-// Track.predicted: `ahead` frames on, at constant velocity from the last search's box
-function predicted(t, ahead = 1) {
-  const steps = t.missed + t.followed + ahead;
+// Track.predicted: the next frame's box, at constant velocity from the last search's box
+function predicted(t) {
+  const steps = t.missed + t.followed + 1;
   return [t.seenBox[0] + t.velocity[0] * steps, t.seenBox[1] + t.velocity[1] * steps, t.seenBox[2], t.seenBox[3]];
 }
 
