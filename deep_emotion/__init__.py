@@ -15,11 +15,14 @@ __version__ = "1.1.0"
 __all__ = ["EmotionRecognizer", "EmotionDetector", "draw", "DEFAULT_MODEL", "PAPER_MODEL", "load_model",
            "load_checkpoint", "__version__"]
 
-_NEEDS_TORCH = {"load_model", "load_checkpoint"}  # from deep_emotion.inference, imported when first asked for
+
+def load_model(path, device="cpu"):
+    """(network in eval mode on device, its checkpoint dict) of a checkpoint file; imports PyTorch when called."""
+    from deep_emotion import inference
+    return inference.load_model(path, device)
 
 
-def __getattr__(name):
-    if name in _NEEDS_TORCH:
-        from deep_emotion import inference
-        return getattr(inference, name)
-    raise AttributeError(f"module 'deep_emotion' has no attribute {name!r}")
+def load_checkpoint(path, map_location="cpu"):
+    """The checkpoint dict of a file (main.py's, or an original state_dict); imports PyTorch when called."""
+    from deep_emotion import inference
+    return inference.load_checkpoint(path, map_location)
