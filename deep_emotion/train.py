@@ -251,6 +251,8 @@ def load_training_data(args, device, checkpoint, show_bar):
         images, labels = images.to(device), labels.to(device)
     second_labels = training_data.second_head_labels(args.arch_args.get("heads"), sources)
     if second_labels is not None:
+        if args.mixup or args.cutmix:  # the second head's labels are not mixed with the images
+            raise TrainingError("--mixup and --cutmix mix one label set; train a two-head network without them")
         second_labels = second_labels.to(device)
     loss_fn = make_loss(args.label_smoothing, args.logit_adjust, class_counts, soft_targets, teacher_probabilities,
                         args.distill_weight, second_labels)
