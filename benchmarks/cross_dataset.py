@@ -36,10 +36,9 @@ from deep_emotion.data_loaders import DataError, load_face_crops, load_split, lo
 from deep_emotion.emotions import TTA_MODES
 from deep_emotion.face_detectors import DETECTORS, bordered, nearest_to_centre
 from deep_emotion.face_sources import labelled_faces, majority_class
-from deep_emotion.inference import load_model
 from deep_emotion.metrics import classification_scores
 from deep_emotion.model import FER2013_HEAD
-from deep_emotion.recognizer import DEFAULT_MODEL, EmotionRecognizer, build_classifier
+from deep_emotion.recognizer import DEFAULT_MODEL, EmotionRecognizer
 
 
 def scores(predictions, labels):
@@ -106,9 +105,8 @@ def main():
     recognizer = EmotionRecognizer(args.model, tta=args.tta, detector=args.detector, detector_model=args.detector_model,
                                    align=args.align, balanced=args.balanced, stills=True)
     # FER2013's own labels are scored with the checkpoints' fer2013 head where every one has it
-    has_fer2013_head = all(FER2013_HEAD in getattr(load_model(m)[0], "heads", []) for m in args.model)
-    fer2013_head = build_classifier(args.model, "cpu", args.tta, args.balanced, head=FER2013_HEAD) \
-        if args.fer and has_fer2013_head else None
+    classifier = recognizer.classifier
+    has_fer2013_head = hasattr(classifier, "common_heads") and FER2013_HEAD in classifier.common_heads()
     results = {"model": args.model, "mode": args.mode, "tta": args.tta, "balanced": args.balanced,
                "detector": args.detector if args.mode == "pipeline" else None,
                "aligned": args.align if args.mode == "pipeline" and args.detector == "yunet" else None,
@@ -136,8 +134,10 @@ def main():
             images = images[:args.limit] if images is not None else None
         predictions = predict_crops(recognizer, faces) if args.mode == "crop" else predict_pipeline(recognizer, images)
         default_predictions = predictions
-        if folder is None and fer2013_head is not None and args.mode == "crop":
-            predictions = np.asarray(fer2013_head.predict(faces)).argmax(1).tolist()
+        if folder is None and has_fer2013_head and args.mode == "crop":
+            classifier.use_head(FER2013_HEAD)
+            predictions = np.asarray(classifier.predict(faces)).argmax(1).tolist()
+            classifier.use_head(None)
         results["sets"][name] = scores(predictions, labels)
         votes = load_votes(args.fer, "val") if folder is None else None
         if votes is not None:  # the default head's predictions against FER+'s majority, where FER+ gives one

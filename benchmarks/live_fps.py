@@ -24,7 +24,6 @@ from deep_emotion.face_detectors import DETECTORS
 from deep_emotion.live import LIVE_TORCH_THREADS
 from deep_emotion.recognizer import BACKENDS, DEFAULT_MODEL, DETECT_EVERY, EmotionRecognizer, draw
 
-
 SEGMENT = 50  # frames a face stays (or stays away) at a time
 
 

@@ -183,14 +183,23 @@ class Ensemble:
         paths = [paths] if isinstance(paths, (str, bytes)) or not hasattr(paths, "__iter__") else list(paths)
         self.device = torch.device(device)
         self.members = [load_model(path, self.device) for path in paths]
+        self.paths = paths
         if head is not None:
-            for path, (model, _) in zip(paths, self.members):
-                if head not in head_names(model):
-                    raise CheckpointError(f"{path} has no head {head!r}; it has {', '.join(head_names(model))}")
-                set_head(model, head)
+            self.use_head(head)
         self.class_names = list(self.members[0][1].get("class_names", CLASS_NAMES))
         self.prior = torch.stack([class_prior(checkpoint) for _, checkpoint in self.members]).mean(0)
         self.tta, self.balanced = tta, balanced
+
+    def common_heads(self):
+        """The heads every member has, in the first member's order."""
+        return [h for h in head_names(self.members[0][0]) if all(h in head_names(m) for m, _ in self.members)]
+
+    def use_head(self, head):
+        """Makes every member answer in head (None: each member's default head); raises CheckpointError."""
+        for path, (model, _) in zip(self.paths, self.members):
+            if head is not None and head not in head_names(model):
+                raise CheckpointError(f"{path} has no head {head!r}; it has {', '.join(head_names(model))}")
+            set_head(model, head or head_names(model)[0])
 
     def predict(self, images, batch_size=512):
         """Class probabilities (N, 7) of uint8 faces (N, 48, 48), a tensor or an array."""

@@ -17,13 +17,12 @@ from deep_emotion.data_loaders import DataError, labels_are_fer2013, load_split,
 from deep_emotion.emotions import SHIFT_PIXELS, TTA_MODES
 from deep_emotion.face_detectors import DETECTORS, YUNET_ENV, DetectorError, equalize_contrast
 from deep_emotion.face_sources import majority_class
-from deep_emotion.inference import CheckpointError, device_arg, load_model, pick_device
+from deep_emotion.inference import CheckpointError, device_arg, pick_device
 from deep_emotion.live import SourceError, run_live
 from deep_emotion.metrics import classification_scores
 from deep_emotion.model import FER2013_HEAD
 from deep_emotion.onnx_classifier import OnnxError
-from deep_emotion.recognizer import (BACKENDS, CLASSIFY_EVERY, DEFAULT_MODEL, DETECT_EVERY, LIGHT_MODEL,
-                                     build_classifier)
+from deep_emotion.recognizer import BACKENDS, CLASSIFY_EVERY, DEFAULT_MODEL, DETECT_EVERY, LIGHT_MODEL, build_classifier
 from deep_emotion.utils import (
     BOOL_FLAG,
     IMAGE_SUFFIXES,
@@ -210,17 +209,14 @@ def plot_confusion(metrics, path, title):
     return _save(fig, path)
 
 
-def scoring_head(args):
+def scoring_head(args, classifier):
     """The head the checkpoints answer in (None = each one's default): --head, or for auto the fer2013 head
-    where --test_cc scores FER2013's own labels and every checkpoint has one."""
+    where --test_cc scores FER2013's own labels and every checkpoint has one (PyTorch only)."""
     if args.head != "auto":
         return args.head
-    if not (args.test_cc and args.data and labels_are_fer2013(args.data)) or args.backend == "onnx":
-        return None
-    if any(str(m).endswith(".onnx") for m in args.model):
-        return None
-    heads = [getattr(load_model(m, "cpu")[0], "heads", []) for m in args.model]
-    return FER2013_HEAD if all(FER2013_HEAD in h for h in heads) else None
+    fer2013_split = args.test_cc and args.data and labels_are_fer2013(args.data)
+    has_head = hasattr(classifier, "common_heads") and FER2013_HEAD in classifier.common_heads()
+    return FER2013_HEAD if fer2013_split and has_head else None
 
 
 def test_accuracy(args, classifier, head=None):
@@ -243,8 +239,9 @@ def test_accuracy(args, classifier, head=None):
         majority = majority_class(votes)
         voted = majority >= 0
         if head is not None:
-            classifier = build_classifier(args.model, pick_device(args.device), args.tta, args.balanced, args.backend)
+            classifier.use_head(None)
             probabilities = np.asarray(classifier.predict(images, args.batch_size))
+            classifier.use_head(head)
         metrics["ferplus"] = classification_scores(probabilities.argmax(1)[voted], majority[voted])
         print(f"against FER+'s majority labels ({int(voted.sum())} faces FER+ gives a FER2013 class): "
               f"{metrics['ferplus']['correct']}/{metrics['ferplus']['total']} = "
@@ -304,8 +301,11 @@ def main(args):
     device = pick_device(args.device)
     metrics = None
     if args.test_cc or args.attention or args.samples:
-        head = scoring_head(args)
-        classifier = build_classifier(args.model, device, args.tta, args.balanced, args.backend, head)
+        classifier = build_classifier(args.model, device, args.tta, args.balanced, args.backend,
+                                      None if args.head == "auto" else args.head)
+        head = scoring_head(args, classifier)
+        if head is not None and args.head == "auto":
+            classifier.use_head(head)
         if args.test_cc:
             metrics = test_accuracy(args, classifier, head)
         if args.attention or args.samples:
