@@ -10,4 +10,4 @@ from deep_emotion.train import ERRORS, get_args_parser, main
 from deep_emotion.utils import run_script
 
 if __name__ == "__main__":
-    run_script(get_args_parser, main, ERRORS)
+    run_script(get_args_parser, main, ERRORS, command_style="scripts")

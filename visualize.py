@@ -8,4 +8,4 @@ from deep_emotion.utils import run_script
 from deep_emotion.visualize import ERRORS, get_args_parser, main
 
 if __name__ == "__main__":
-    run_script(get_args_parser, main, ERRORS)
+    run_script(get_args_parser, main, ERRORS, command_style="scripts")

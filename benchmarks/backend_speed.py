@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import median_report
+from common import add_json_flag, median_report, write_json
 
-from deep_emotion.data_loaders import load_split
+from deep_emotion.data.loaders import load_split
 from deep_emotion.engine import cpu_has_native_bf16
 from deep_emotion.inference import load_model, predict
 from deep_emotion.onnx_classifier import OnnxClassifier, export
@@ -41,6 +41,7 @@ def main():
     parser.add_argument("--data", default="", help="prepared FER2013 folder, for PublicTest accuracy (default: none)")
     parser.add_argument("--threads", type=int, default=1, help="threads of each backend (default: 1, as live)")
     parser.add_argument("--repeats", type=int, default=5, help="measurements of each (default: 5)")
+    add_json_flag(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model, checkpoint = load_model(args.model)
@@ -61,6 +62,7 @@ def main():
     rng = np.random.default_rng(0)
     one, batch = rng.integers(0, 256, (1, 48, 48), dtype=np.uint8), rng.integers(0, 256, (64, 48, 48), dtype=np.uint8)
     print(f"{args.model}, {args.threads} thread(s)")
+    accuracies = {}
     for name, run in backends.items():
         latency = median_report(f"{name:>17}: one face", [1000 * s for s in timed(lambda: run(one), args.repeats, 50)],
                                 "ms")
@@ -70,6 +72,8 @@ def main():
             images, labels, _ = load_split(args.data, "val")
             accuracy = (np.asarray(run(images.numpy())).argmax(1) == labels.numpy()).mean()
             print(f"{name:>17}: PublicTest {100 * accuracy:.2f}% (latency {latency:.2f} ms)")
+            accuracies[name] = float(accuracy)
+    write_json(args.json, {"publictest_accuracy": accuracies})
 
 
 if __name__ == "__main__":

@@ -10,12 +10,13 @@ loading torch.
 """
 import argparse
 import ast
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 MAX_FILE_LINES, MAX_FUNCTION_LINES = 400, 80
-TORCH_FREE = ("deep_emotion", "deep_emotion.timeline", "deep_emotion.onnx_classifier")
+TORCH_FREE = ("deep_emotion", "deep_emotion.timeline", "deep_emotion.onnx_classifier", "deep_emotion.data.prepare")
 PACKAGE = "deep_emotion"
 ARGPARSE_BUILDERS = ("get_args_parser",)
 
@@ -42,17 +43,36 @@ def function_lengths(path):
     return found
 
 
+def package_modules(root):
+    """{dotted name below the package ("train", "data.prepare"; "" for the package, "data" for a subpackage): path}."""
+    modules = {}
+    for path in sorted((Path(root) / PACKAGE).rglob("*.py")):
+        parts = path.relative_to(Path(root) / PACKAGE).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return modules
+
+
+def imports_of(node, modules):
+    """[(module, name or None)] an ImportFrom of the package takes: (module, None) for a module imported whole."""
+    if not isinstance(node, ast.ImportFrom) or not (node.module or "").split(".")[0] == PACKAGE:
+        return []
+    base = node.module[len(PACKAGE) + 1:]
+    taken = []
+    for alias in node.names:
+        whole = f"{base}.{alias.name}" if base else alias.name
+        taken.append((whole, None) if whole in modules else (base, alias.name))
+    return taken
+
+
 def package_imports(root):
-    """{module: {package modules it imports, at any depth of its code}} of the package's modules."""
+    """{module: {package modules it imports, at any depth of its code}} of the package's modules (not packages)."""
+    modules = package_modules(root)
     graph = {}
-    for path in sorted((Path(root) / PACKAGE).glob("*.py")):
-        imported = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module == PACKAGE:
-                imported |= {alias.name for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(PACKAGE + "."):
-                imported.add(node.module.split(".")[1])
-        graph[path.stem] = imported & {p.stem for p in (Path(root) / PACKAGE).glob("*.py")}
+    for name, path in modules.items():
+        if path.name == "__init__.py":
+            continue
+        imported = {module for node in ast.walk(ast.parse(path.read_text())) for module, _ in imports_of(node, modules)}
+        graph[name] = {m for m in imported if m in modules and modules[m].name != "__init__.py"}
     return graph
 
 
@@ -86,14 +106,14 @@ def top_level_names(path):
 def imported_from_elsewhere(root):
     """["file:line: name from module"] of each `from deep_emotion.module import name` whose module does not
     define name (it only imports it): names are imported from where they are defined."""
-    defined = {p.stem: top_level_names(p) for p in (Path(root) / PACKAGE).glob("*.py")}
+    modules = package_modules(root)
+    defined = {name: top_level_names(path) for name, path in modules.items()}
     found = []
     for path in python_files(root):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(PACKAGE + "."):
-                module = node.module.split(".")[1]
-                found += [f"{path.relative_to(root)}:{node.lineno}: {alias.name} from {module}"
-                          for alias in node.names if alias.name not in defined.get(module, ())]
+            found += [f"{path.relative_to(root)}:{node.lineno}: {name} from {module or PACKAGE}"
+                      for module, name in imports_of(node, modules)
+                      if name is not None and module and name not in defined.get(module, ())]
     return found
 
 
@@ -123,6 +143,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=str(Path(__file__).resolve().parents[1]), help="checkout (default: this one)")
     parser.add_argument("--top", type=int, default=8, help="longest files and functions to list (default: 8)")
+    parser.add_argument("--json", default="", help="also write the shape and the goals missed as JSON (default: none)")
     args = parser.parse_args()
     result = shape(args.root)
     print("longest files:")
@@ -142,6 +163,8 @@ def main():
               + [f"import cycle {' -> '.join(c)}" for c in result["cycles"]]
               + [f"{line}, not where it is defined" for line in result["elsewhere"]])
     print("goals met" if not missed else "goals missed: " + "; ".join(missed))
+    if args.json:
+        Path(args.json).write_text(json.dumps({**result, "missed": missed}, indent=2))
     return 1 if missed else 0
 
 

@@ -1,5 +1,6 @@
 """Shared helpers of the benchmark scripts."""
 import contextlib
+import json
 import statistics
 import subprocess
 import sys
@@ -10,12 +11,26 @@ sys.path.insert(0, str(ROOT))
 SHARED_FER = ROOT.parent / "shared" / "fer2013" / "fer2013-dev.csv.gz"
 
 
+REPORTED = {}  # every median_report of this run, {name: {"median", "values", "unit"}}, for --json
+
+
 def median_report(name, values, unit):
-    """Prints and returns the median of repeated measurements."""
+    """Prints and returns the median of repeated measurements (and keeps it in REPORTED)."""
     median = statistics.median(values)
+    REPORTED[name.strip()] = {"median": median, "values": list(values), "unit": unit}
     shown = f" ({', '.join(f'{v:.2f}' for v in values)})" if len(values) <= 10 else ""
     print(f"{name}: median {median:.2f} {unit} over {len(values)} runs{shown}")
     return median
+
+
+def add_json_flag(parser):
+    parser.add_argument("--json", default="", help="also write every reported figure to this JSON file (default: none)")
+
+
+def write_json(path, extra=None):
+    """Writes REPORTED (and extra) as JSON to path, when path is given."""
+    if path:
+        Path(path).write_text(json.dumps({"reported": REPORTED, **(extra or {})}, indent=2))
 
 
 @contextlib.contextmanager

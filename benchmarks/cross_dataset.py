@@ -2,7 +2,7 @@
 
     python benchmarks/cross_dataset.py --sets ../shared/rafdb ../shared/sfew --fer data --mode crop
     python benchmarks/cross_dataset.py --sets ../shared/rafdb ../shared/sfew --fer data --mode pipeline \\
-        --detector yunet --detector_model face_detection_yunet_2023mar.onnx --out cross.json
+        --detector yunet --out cross.json
     python benchmarks/cross_dataset.py --model a.pt b.pt --balanced ...   # an ensemble, class-balanced
     python benchmarks/cross_dataset.py --val_of data/raf --fer data/fer ...  # a prepared face folder's val part
 
@@ -32,10 +32,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from deep_emotion.data_loaders import DataError, load_face_crops, load_split, load_votes, read_labels_csv, split_dir
+from deep_emotion.data.face_sources import labelled_faces, majority_class
+from deep_emotion.data.loaders import load_face_crops, load_split
+from deep_emotion.data.prepared import DataError, load_votes, read_labels_csv, split_dir
 from deep_emotion.emotions import TTA_MODES
-from deep_emotion.face_detectors import DETECTORS, bordered, nearest_to_centre
-from deep_emotion.face_sources import labelled_faces, majority_class
+from deep_emotion.face_detectors import DEFAULT_DETECTOR, DETECTORS, bordered, nearest_to_centre
 from deep_emotion.metrics import classification_scores
 from deep_emotion.model import FER2013_HEAD
 from deep_emotion.recognizer import DEFAULT_MODEL, EmotionRecognizer
@@ -92,8 +93,9 @@ def main():
                                                  "(default: none)")
     parser.add_argument("--mode", choices=["crop", "pipeline"], default="crop",
                         help="the given crop, or the whole live pipeline (default: crop)")
-    parser.add_argument("--detector", choices=DETECTORS, default="haar", help="pipeline's detector (default: haar)")
-    parser.add_argument("--detector_model", default=None, help="YuNet's .onnx file (default: $DEEP_EMOTION_YUNET)")
+    parser.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR,
+                        help="pipeline's detector (default: yunet, shipped)")
+    parser.add_argument("--detector_model", default=None, help="another YuNet .onnx file (default: $DEEP_EMOTION_YUNET, else the package's)")
     parser.add_argument("--align", action="store_true", help="YuNet with eye alignment (default: off)")
     parser.add_argument("--tta", nargs="?", const="flip", default=None, choices=TTA_MODES,
                         help="test-time augmentation (default: off)")

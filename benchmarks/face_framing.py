@@ -18,9 +18,10 @@ import argparse
 
 import cv2
 import numpy as np
-from common import median_report
+from common import add_json_flag, median_report, write_json
 
-from deep_emotion.data_loaders import load_split
+from deep_emotion.data.face_sources import labelled_faces
+from deep_emotion.data.loaders import load_split
 from deep_emotion.face_detectors import (
     DETECTORS,
     HAAR_CROP_SCALE,
@@ -29,7 +30,6 @@ from deep_emotion.face_detectors import (
     build_detector,
     nearest_to_centre,
 )
-from deep_emotion.face_sources import labelled_faces
 
 
 def spread_report(name, values):
@@ -71,9 +71,11 @@ def main():
     parser.add_argument("--detector_model", default=None, help="YuNet's .onnx file (default: $DEEP_EMOTION_YUNET)")
     parser.add_argument("--faces", default="", help="measure the framing in this face folder's crops instead "
                                                      "(default: none)")
+    add_json_flag(parser)
     args = parser.parse_args()
     if args.faces:
         crop_framing(args.faces, build_detector(args.detector, args.detector_model, stills=True), args.count)
+        write_json(args.json)
         return
     images, _, _ = load_split(args.data, "train")
     detector = build_detector(args.detector, args.detector_model, min_face=60)
@@ -109,6 +111,7 @@ def main():
         spread_report("centre offset x (eye distances)", eye_dx)
         spread_report("centre below the eyes (eye distances)", eye_dy)
         spread_report("eye line tilt (degrees)", tilt)
+    write_json(args.json, {"detected": len(box_ratio), "tried": len(chosen)})
 
 
 if __name__ == "__main__":

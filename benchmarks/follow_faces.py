@@ -20,7 +20,7 @@ import torch
 from common import median_report
 from live_fps import SEGMENT, make_frames
 
-from deep_emotion.data_loaders import load_split
+from deep_emotion.data.loaders import load_split
 from deep_emotion.emotions import CLASS_NAMES
 from deep_emotion.live import LIVE_TORCH_THREADS
 from deep_emotion.recognizer import DEFAULT_MODEL, EmotionRecognizer

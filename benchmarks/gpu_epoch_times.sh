@@ -21,7 +21,7 @@ out=${OUT:-runs/gpu_epoch_times}
 data=$(mktemp -d)
 trap 'rm -rf "$data"' EXIT
 mkdir -p "$out"
-"$python" -c "from deep_emotion.synthetic_faces import write_synthetic_csv as w; w('$data/fer2013_synthetic.csv.gz', per_class=($per_class, max(1, $per_class // 8), 0))"
+"$python" -c "from deep_emotion.data.synthetic_faces import write_synthetic_csv as w; w('$data/fer2013_synthetic.csv.gz', per_class=($per_class, max(1, $per_class // 8), 0))"
 "$python" generate_data.py --data "$data" >/dev/null
 {
     nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null || true

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from common import ROOT, busy_cores, median_report
 
-from deep_emotion.data_loaders import load_split
-from deep_emotion.face_detectors import DETECTORS
+from deep_emotion.data.loaders import load_split
+from deep_emotion.face_detectors import DEFAULT_DETECTOR, DETECTORS
 from deep_emotion.live import LIVE_TORCH_THREADS
 from deep_emotion.recognizer import BACKENDS, DEFAULT_MODEL, DETECT_EVERY, EmotionRecognizer, draw
 
@@ -64,8 +64,9 @@ def main():
                         help="checkpoint(s); several are an ensemble (default: deep_emotion/weights/deep_emotion_vgg_heads.pt)")
     parser.add_argument("--frames", type=int, default=150, help="frames per run (default: 150)")
     parser.add_argument("--repeats", type=int, default=3, help="runs (default: 3)")
-    parser.add_argument("--detector", choices=DETECTORS, default="haar", help="face detector (default: haar)")
-    parser.add_argument("--detector_model", default=None, help="YuNet's .onnx file (default: $DEEP_EMOTION_YUNET)")
+    parser.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR,
+                        help="face detector (default: yunet, shipped)")
+    parser.add_argument("--detector_model", default=None, help="another YuNet .onnx file (default: $DEEP_EMOTION_YUNET, else the package's)")
     parser.add_argument("--backend", choices=BACKENDS, default="torch", help="classifier backend (default: torch)")
     parser.add_argument("--busy", type=int, default=0,
                         help="processes kept spinning beside the pipeline, as another program would (default: 0)")
@@ -83,8 +84,8 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.clip:
-        sys.path.insert(0, str(ROOT / "web"))
-        from harness import face_frame
+        sys.path.insert(0, str(ROOT / "tests"))  # the browser test's driver draws the clip
+        from web_harness import face_frame
         frames = [face_frame(2 * (t % 30)) for t in range(args.frames)]
         pasted = len(frames)
     else:

@@ -11,7 +11,7 @@ import common  # noqa: F401 (puts the repository on sys.path)
 import cv2
 import numpy as np
 
-from deep_emotion.data_loaders import load_split
+from deep_emotion.data.loaders import load_split
 from deep_emotion.recognizer import DEFAULT_MODEL, EmotionRecognizer
 
 

@@ -1,38 +1,50 @@
-"""Times generate_data.py on a FER2013 CSV against the original implementation's approach, in one run.
+"""Times `python generate_data.py --data DIR` on a FER2013 CSV against the original implementation's approach.
 
     python benchmarks/setup_speed.py --csv ../shared/fer2013/fer2013-dev.csv.gz --repeats 3
 
-The original: pandas read, then per row split the pixel string and save a JPEG with PIL.
+Both run as a user runs them, a fresh Python process each (imports included), alternating in one run.
+The original: pandas read, then per row split the pixel string and save a JPEG with PIL. Prints each
+one's median and the ratio of the medians (ours / original).
 """
 import argparse
 import os
 import shutil
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+from common import SHARED_FER, add_json_flag, median_report, write_json
+
+ROOT = Path(__file__).resolve().parent.parent
+# the original repository's generate_data.py, in its own process as a user would run it
+ORIGINAL = """
+import sys
+from pathlib import Path
 import numpy as np
 import pandas as pd
-from common import SHARED_FER, median_report
 from PIL import Image
-
-from deep_emotion import prepare as generate_data
+table = pd.read_csv(sys.argv[1])
+for usage, rows in table.groupby("Usage"):
+    folder = Path(sys.argv[2]) / usage
+    folder.mkdir(parents=True)
+    for index, pixels in enumerate(rows["pixels"]):
+        face = np.asarray(pixels.split(" "), dtype=np.uint8).reshape(48, 48)
+        Image.fromarray(face).save(folder / f"{usage}{index}.jpg", "JPEG")
+"""
 
 
 def original_approach(csv_path, out_dir):
-    table = pd.read_csv(csv_path)
-    for usage, rows in table.groupby("Usage"):
-        folder = Path(out_dir) / usage
-        folder.mkdir(parents=True)
-        for index, pixels in enumerate(rows["pixels"]):
-            face = np.asarray(pixels.split(" "), dtype=np.uint8).reshape(48, 48)
-            Image.fromarray(face).save(folder / f"{usage}{index}.jpg", "JPEG")
+    subprocess.run([sys.executable, "-c", ORIGINAL, str(csv_path), str(out_dir)], check=True)
 
 
 def ours(csv_path, out_dir):
     Path(out_dir).mkdir()
     os.symlink(Path(csv_path).resolve(), Path(out_dir) / Path(csv_path).name.replace("-dev", ""))
-    generate_data.prepare(out_dir)
+    subprocess.run([sys.executable, str(ROOT / "generate_data.py"), "--data", str(out_dir)], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def main():
@@ -40,6 +52,7 @@ def main():
     parser.add_argument("--csv", default=str(SHARED_FER), help=f"FER2013-format CSV (default: {SHARED_FER})")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each (default: 3)")
     parser.add_argument("--tmp", default=tempfile.gettempdir(), help="where to write (default: the system temp dir)")
+    add_json_flag(parser)
     args = parser.parse_args()
     results = {"ours": [], "original approach": []}
     outputs = []
@@ -55,6 +68,9 @@ def main():
             shutil.rmtree(folder, ignore_errors=True)
     for name, seconds in results.items():
         median_report(f"{name:>18}", seconds, "s")
+    ratio = statistics.median(results["ours"]) / statistics.median(results["original approach"])
+    print(f"ratio of the medians, ours / original approach: {ratio:.2f}x")
+    write_json(args.json, {"ratio": ratio})
 
 
 if __name__ == "__main__":

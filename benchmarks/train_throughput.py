@@ -16,11 +16,11 @@ from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
-from common import busy_cores, median_report
+from common import add_json_flag, busy_cores, median_report, write_json
 from torch.utils.data import DataLoader
 
 from deep_emotion import engine
-from deep_emotion.data_loaders import FER2013, load_split
+from deep_emotion.data.loaders import FER2013, load_split
 from deep_emotion.inference import device_arg, pick_device
 from deep_emotion.model import build_model
 from deep_emotion.recipes import RECIPES
@@ -39,7 +39,8 @@ def ours(args, device):
     if device.type == "cuda":
         images, labels = images.to(device), labels.to(device)
     model = engine.to_fast_layout(build_model(args.arch, **arch_args), device)
-    optimizer = engine.make_optimizer(model, recipe)
+    optimizer = engine.make_optimizer(model, recipe.optimizer, recipe.learning_rate, recipe.weight_decay,
+                                      recipe.loc_lr_scale)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     loss = engine.make_loss(recipe.label_smoothing)  # no teacher: its targets are computed once, before training
     augment = engine.make_augment(normalization, recipe.photometric, recipe.rotation, recipe.scale, recipe.shift,
@@ -90,6 +91,7 @@ def main():
                         help="where our loop runs: cpu, cuda, cuda:N, mps, auto (default: cpu)")
     parser.add_argument("--busy", type=int, default=0,
                         help="processes kept spinning beside the training, as another program would (default: 0)")
+    add_json_flag(parser)
     args = parser.parse_args()
     device = pick_device(args.device)
     print(f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads, "
@@ -109,6 +111,7 @@ def main():
         if values:
             rate = median_report(f"{name:>50}", values, "images/s")
             print(f"{'':>50}  one FER2013 training epoch at that rate: {FER2013_TRAIN_FACES / rate:.1f} s")
+    write_json(args.json)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
     python benchmarks/web_fps.py --frames 60 --repeats 3
     python benchmarks/web_fps.py --frames 5 --repeats 1 --screenshot imgs/web_demo.png   # the README's picture
 
-The fake camera plays a 640x480 clip of the astronaut photo that scikit-image ships (web/harness.py),
+The fake camera plays a 640x480 clip of the astronaut photo that scikit-image ships (tests/web_harness.py),
 one face per frame. A measurement is the frames the page finished after the first 5 (warm-up),
 over the time they took; each model and thread count is measured --repeats times, the median quoted.
 Compare with `python benchmarks/live_fps.py --clip` (the Python pipeline on the same clip).
@@ -17,8 +17,8 @@ from pathlib import Path
 
 from common import ROOT, median_report
 
-sys.path.insert(0, str(ROOT / "web"))
-import harness  # noqa: E402
+sys.path.insert(0, str(ROOT / "tests"))  # the browser test's driver
+import web_harness as harness  # noqa: E402
 
 WARM_UP = 5
 

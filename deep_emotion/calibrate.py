@@ -24,9 +24,10 @@ from pathlib import Path
 
 import torch
 
-from deep_emotion.data_loaders import DataError, load_face_crops, load_split, load_votes
+from deep_emotion.data.face_sources import labelled_faces, majority_class
+from deep_emotion.data.loaders import load_face_crops, load_split
+from deep_emotion.data.prepared import DataError, load_votes
 from deep_emotion.emotions import balance
-from deep_emotion.face_sources import labelled_faces, majority_class
 from deep_emotion.inference import CheckpointError, class_prior, load_checkpoint, load_model, pick_device, predict
 from deep_emotion.metrics import classification_scores
 from deep_emotion.utils import ArgumentParser, OutputError, atomic_write, check_writable_folder

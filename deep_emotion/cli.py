@@ -9,22 +9,27 @@
     deep-emotion calibrate --data data --model m.pt --write
     deep-emotion timeline faces.csv --out timeline.png
 """
+import difflib
 import importlib
 import sys
 
 from deep_emotion import __version__
 from deep_emotion.utils import run_script
 
-# command -> (module with get_args_parser/main/ERRORS, flags put before the user's, one line of help)
+# command -> (module with get_args_parser/main/ERRORS, flags put before the user's, one line of help,
+# keyword arguments of its get_args_parser: the groups of flags its --help shows)
 COMMANDS = {
-    "prepare": ("deep_emotion.prepare", [], "convert FER2013 or a labelled face set into prepared splits"),
-    "train": ("deep_emotion.train", ["--train"], "train a network on prepared data (main.py --train)"),
-    "resume": ("deep_emotion.train", ["--train", "--resume"], "continue a run: deep-emotion resume RUN/last.pt"),
-    "test": ("deep_emotion.visualize", ["--test_cc"], "test accuracy of a checkpoint (visualize.py --test_cc)"),
-    "live": ("deep_emotion.visualize", [], "classify faces live: --cam, --source VIDEO, or photos"),
-    "export": ("deep_emotion.export_onnx", [], "export a checkpoint to ONNX, or the browser page's models (--web)"),
-    "calibrate": ("deep_emotion.calibrate", [], "fit a checkpoint's temperature on its validation data"),
-    "timeline": ("deep_emotion.timeline", [], "plot emotion over time per face from a --log CSV"),
+    "prepare": ("deep_emotion.data.prepare", [], "convert FER2013 or a labelled face set into prepared splits", {}),
+    "train": ("deep_emotion.train", ["--train"], "train a network on prepared data (main.py --train)", {}),
+    "resume": ("deep_emotion.train", ["--train"], "continue a run: deep-emotion resume RUN/last.pt", {}),
+    "test": ("deep_emotion.visualize", ["--test_cc"], "test accuracy of a checkpoint (visualize.py --test_cc)",
+             {"sections": ("model", "accuracy", "figures")}),
+    "live": ("deep_emotion.visualize", [], "classify faces live: --cam, --source VIDEO, or photos",
+             {"sections": ("model", "live inference")}),
+    "export": ("deep_emotion.export_onnx", [], "export a checkpoint to ONNX, or the browser page's models (--web)",
+               {}),
+    "calibrate": ("deep_emotion.calibrate", [], "fit a checkpoint's temperature on its validation data", {}),
+    "timeline": ("deep_emotion.timeline", [], "plot emotion over time per face from a --log CSV", {}),
 }
 
 
@@ -32,7 +37,7 @@ def usage():
     width = max(map(len, COMMANDS))
     lines = ["usage: deep-emotion <command> [flags]   (deep-emotion <command> --help for its flags)", "",
              "commands:"]
-    lines += [f"  {name:<{width}}  {help_text}" for name, (_, _, help_text) in COMMANDS.items()]
+    lines += [f"  {name:<{width}}  {help_text}" for name, (_, _, help_text, _) in COMMANDS.items()]
     return "\n".join(lines) + f"\n\nDeep-Emotion {__version__}\n"
 
 
@@ -47,15 +52,33 @@ def main(argv=None):
         return
     if not argv or argv[0] not in COMMANDS:
         problem = "no command given" if not argv else f"unknown command {argv[0]!r}"
+        nearest = difflib.get_close_matches(argv[0], COMMANDS, n=1) if argv else []
+        if nearest:
+            problem += f"; did you mean {nearest[0]!r}?"
         print(f"error: {problem}\n\n{usage()}", end="", file=sys.stderr)
         sys.exit(2)
     command, *rest = argv
-    module_name, fixed, _ = COMMANDS[command]
+    module_name, fixed, _, parser_options = COMMANDS[command]
+    if command == "resume":
+        rest = resume_flags(rest)
     module = importlib.import_module(module_name)
 
     def parser():
-        built = module.get_args_parser()
+        built = module.get_args_parser(**parser_options)
         built.prog = f"deep-emotion {command}"
+        if command == "resume":
+            built.usage = "deep-emotion resume RUN/last.pt [--epochs N] [--workers N] [--quiet] ..."
         return built
 
-    run_script(parser, module.main, module.ERRORS, fixed + rest)
+    run_script(parser, module.main, module.ERRORS, fixed + rest, command_style="deep-emotion")
+
+
+def resume_flags(rest):
+    """`deep-emotion resume RUN/last.pt [flags]` as main.py's `--resume RUN/last.pt [flags]`; --help passes through."""
+    if any(flag in rest for flag in ("-h", "--help")):
+        return ["--help"]
+    if not rest or rest[0].startswith("-"):
+        print("error: deep-emotion resume needs the run's last.pt first, e.g. deep-emotion resume "
+              "runs/deep_emotion-0/last.pt (see deep-emotion resume --help)", file=sys.stderr)
+        sys.exit(2)
+    return ["--resume", rest[0], *rest[1:]]

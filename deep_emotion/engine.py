@@ -1,7 +1,7 @@
-"""One training epoch and one evaluation: the pure functions main.py's loop is made of.
+"""One training epoch and one evaluation: the pure functions train.py's loop is made of.
 
-Nothing here reads flags globally or writes files; main.py owns the run (configuration,
-checkpoints, logs), and the benchmarks call these functions directly.
+Nothing here reads flags or writes files: each function takes the values it needs (train.py builds
+them from the run's RunConfig, config.py), and the benchmarks call these functions directly.
 """
 import math
 import time
@@ -12,7 +12,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from deep_emotion.augment import augment_batch, degrade_batch, mix_batch
+from deep_emotion.data.augment import augment_batch, degrade_batch, mix_batch
 from deep_emotion.emotions import CLASS_NAMES
 from deep_emotion.inference import predict
 from deep_emotion.metrics import classification_scores
@@ -75,17 +75,19 @@ def lr_factor(step, total_steps, warmup_steps):
     return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def make_optimizer(model, args):
-    """The optimizer, with the STN localization branch in its own group at loc_lr_scale x lr."""
-    attention = {id(p) for p in model.attention_parameters()}
-    groups = [{"params": [p for p in model.parameters() if id(p) not in attention], "lr_scale": 1.0},
-              {"params": model.attention_parameters(), "lr_scale": args.loc_lr_scale}]
+def make_optimizer(model, optimizer, learning_rate, weight_decay, loc_lr_scale=1.0):
+    """The optimizer ("sgd" or "adamw"), with the model's scaled_lr_parameters (the STN localization branch, or
+    a pretrained trunk) in their own group at loc_lr_scale x learning_rate; frozen parameters are left out."""
+    scaled = model.scaled_lr_parameters()
+    scaled_ids = {id(p) for p in scaled}
+    groups = [{"params": [p for p in model.parameters() if id(p) not in scaled_ids and p.requires_grad],
+               "lr_scale": 1.0},
+              {"params": scaled, "lr_scale": loc_lr_scale}]
     for group in groups:
-        group["lr"] = args.learning_rate * group["lr_scale"]
-    if args.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=args.learning_rate, momentum=0.9, nesterov=True,
-                               weight_decay=args.weight_decay)
-    return torch.optim.AdamW(groups, lr=args.learning_rate, weight_decay=args.weight_decay)
+        group["lr"] = learning_rate * group["lr_scale"]
+    if optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=learning_rate, momentum=0.9, nesterov=True, weight_decay=weight_decay)
+    return torch.optim.AdamW(groups, lr=learning_rate, weight_decay=weight_decay)
 
 
 def epoch_seeds(seed, epoch, rank):

@@ -2,7 +2,7 @@
 
     deep-emotion export --model weights/deep_emotion_vgg.pt --out deep_emotion_vgg.onnx
     deep-emotion export --model deep_emotion/weights/deep_emotion.pt --out deep_emotion_int8.onnx --int8
-    deep-emotion export --web --detector_model face_detection_yunet_2023mar.onnx   # the browser page's files
+    deep-emotion export --web                   # the browser page's files, into the checkout's web/models/
 
 The graph's input is `faces`, float32 (batch, 48, 48) greyscale in 0..255, with a dynamic
 batch dimension; its output is `probabilities` (batch, 7). The checkpoint's input
@@ -10,7 +10,7 @@ normalisation and calibration temperature are inside the graph, and its metadata
 them with the class names, the training prior and the source checkpoint's sha256.
 --int8 then quantises the weights to 8 bits (onnxruntime's dynamic quantisation).
 
---web writes what web/index.html loads into web/models/ (git-ignored): the --model classifier,
+--web writes what web/index.html loads into web/models/ (git-ignored; default_web_dir): the --model classifier,
 the paper's network (--paper_model) beside it, a copy of YuNet whose input size is left open
 (OpenCV reshapes YuNet to each frame; onnxruntime-web needs the file to say it may), and
 models.json naming them.
@@ -21,7 +21,14 @@ from pathlib import Path
 from deep_emotion.face_detectors import DetectorError, yunet_model_path
 from deep_emotion.inference import CheckpointError, load_checkpoint
 from deep_emotion.onnx_classifier import OnnxError, export
-from deep_emotion.recognizer import CLASSIFY_EVERY, DEFAULT_MODEL, DETECT_EVERY, LIGHT_MODEL, PAPER_MODEL
+from deep_emotion.recognizer import (
+    CLASSIFY_EVERY,
+    DEFAULT_MODEL,
+    DETECT_EVERY,
+    LIGHT_MODEL,
+    PAPER_MODEL,
+    pipeline_settings,
+)
 from deep_emotion.utils import (
     ArgumentParser,
     OutputError,
@@ -33,8 +40,18 @@ from deep_emotion.utils import (
 # what main() raises for bad input: one line and exit code 2, no traceback
 ERRORS = (CheckpointError, OutputError, OnnxError, DetectorError)
 
-REPO = Path(__file__).resolve().parent.parent  # the checkout, where weights/ and web/ live
-WEB_MODELS = REPO / "web" / "models"
+
+def default_web_dir(cwd=None):
+    """Where --web writes without --web_dir: the web/models/ of the checkout the current folder is in (the page's
+    files, web/index.html and web/pipeline.js, beside it), else web/models/ under the current folder.
+
+    Never the installed package's folder: after `pip install .` that is site-packages, which no page serves.
+    """
+    cwd = Path(cwd or Path.cwd()).resolve()
+    for folder in [cwd, *cwd.parents]:
+        if (folder / "web" / "index.html").is_file() and (folder / "web" / "pipeline.js").is_file():
+            return folder / "web" / "models"
+    return cwd / "web" / "models"
 
 
 def get_args_parser():
@@ -48,7 +65,9 @@ def get_args_parser():
     parser.add_argument("--int8", action="store_true", help="quantise the weights to 8 bits (default: off)")
     parser.add_argument("--web", action="store_true",
                         help="write the browser page's models into --web_dir instead (default: off)")
-    parser.add_argument("--web_dir", default=str(WEB_MODELS), help="where --web writes (default: web/models)")
+    parser.add_argument("--web_dir", default=None,
+                        help="where --web writes (default: web/models of the checkout the current folder is in, "
+                             "else web/models under the current folder)")
     parser.add_argument("--full_model", default=str(DEFAULT_MODEL),
                         help="with --web, the full default model, offered as ?model=full (default: "
                              "deep_emotion/weights/deep_emotion_vgg_heads.pt; '' = none)")
@@ -92,9 +111,9 @@ def export_web(models, detector_model, web_dir):
                             "class_names": list(checkpoint.get("class_names"))}
     open_input_size(detector, web_dir / "yunet.onnx")
     # the page searches and classifies as visualize.py does: one search in DETECT_EVERY frames, each face
-    # classified on one of its frames in CLASSIFY_EVERY
+    # classified on one of its frames in CLASSIFY_EVERY, with the pipeline's own constants
     manifest = {"detector": "yunet.onnx", "classifiers": classifiers, "detect_every": DETECT_EVERY,
-                "classify_every": CLASSIFY_EVERY}
+                "classify_every": CLASSIFY_EVERY, "pipeline": pipeline_settings()}
     write_text_atomic(web_dir / "models.json", json.dumps(manifest, indent=2))
     return manifest
 
@@ -102,10 +121,11 @@ def export_web(models, detector_model, web_dir):
 def main(args):
     if args.web:
         models = {"default": args.model or str(LIGHT_MODEL), "full": args.full_model, "paper": args.paper_model}
-        manifest = export_web(models, args.detector_model, args.web_dir)
+        web_dir = Path(args.web_dir) if args.web_dir else default_web_dir()
+        manifest = export_web(models, args.detector_model, web_dir)
         print(f"wrote {', '.join(c['file'] for c in manifest['classifiers'].values())}, yunet.onnx and models.json "
-              f"to {args.web_dir}; serve the page with `python web/serve.py`")
-        return Path(args.web_dir)
+              f"to {web_dir}; serve the page with `python web/serve.py`")
+        return web_dir
     model = args.model or str(DEFAULT_MODEL)
     out = Path(args.out or Path(model).with_suffix(".onnx").name)
     check_writable_file(out, "the ONNX file")

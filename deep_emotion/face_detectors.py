@@ -18,13 +18,24 @@ HAAR_WINDOW = 24  # the cascade's smallest face, in pixels of the image it searc
 HAAR_CROP_SCALE = 1.02
 # With YuNet: 1.23x its box's width, centred (median over the 589 of 600 faces found).
 YUNET_CROP_SCALE = 1.23
+YUNET_SCORE_THRESHOLD = 0.6  # a box scored below this is no face (OpenCV's sample)
 YUNET_NMS_THRESHOLD = 0.3  # overlap above which YuNet keeps only the higher-scored of two boxes (OpenCV's sample)
+YUNET_TOP_K = 5000  # boxes NMS considers at most
 
 YUNET_URL = ("https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/"
              "face_detection_yunet_2023mar.onnx")
 YUNET_SHA256 = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
-YUNET_ENV = "DEEP_EMOTION_YUNET"  # where to find the model file when --detector_model is not given
-DETECTORS = ("haar", "yunet")
+YUNET_ENV = "DEEP_EMOTION_YUNET"  # another model file, used when --detector_model is not given
+# shipped inside the package (MIT; its licence and sha256 beside it), so no download is ever needed
+PACKAGED_YUNET = Path(__file__).resolve().parent / "models" / "face_detection_yunet_2023mar.onnx"
+DETECTORS = ("yunet", "haar")
+# YuNet found all six faces of a group photo where the cascade found three and called a hand a face;
+# the cascade stays for the original repository's behaviour (--detector haar)
+DEFAULT_DETECTOR = "yunet"
+# A video frame is searched at 320 pixels wide, to keep a webcam fast; a still image (a photo) at up to
+# 1280, and for faces down to the cascade's 24-pixel window, since its faces may be small and there is time.
+# YuNet finds video faces down to 16 pixels.
+VIDEO_WIDTH, PHOTO_WIDTH, VIDEO_MIN_FACE, PHOTO_MIN_FACE = 320, 1280, 16, 24
 
 
 class DetectorError(Exception):
@@ -32,11 +43,12 @@ class DetectorError(Exception):
 
 
 def yunet_model_path(path=None, needed_by="--detector yunet"):
-    """The YuNet model file: path, else $DEEP_EMOTION_YUNET; raises DetectorError when missing or wrong.
+    """The YuNet model file: path, else $DEEP_EMOTION_YUNET, else the package's copy; raises DetectorError
+    when missing or wrong.
 
-    needed_by: what asked for YuNet, as the user knows it, for the message when no file is given.
+    needed_by: what asked for YuNet, as the user knows it, for the message when no file is found.
     """
-    path = path or os.environ.get(YUNET_ENV)
+    path = path or os.environ.get(YUNET_ENV) or (str(PACKAGED_YUNET) if PACKAGED_YUNET.is_file() else None)
     fetch = f"download {YUNET_URL} (sha256 {YUNET_SHA256}) and pass it as --detector_model or ${YUNET_ENV}"
     if not path:
         raise DetectorError(f"{needed_by} needs OpenCV's YuNet face detector: {fetch}")
@@ -80,10 +92,12 @@ class YuNetDetector:
     (image-left first), the nose tip, the mouth corners.
     """
 
-    def __init__(self, model_path=None, min_face=16, detect_width=320, score_threshold=0.6):
+    def __init__(self, model_path=None, min_face=None, detect_width=None, score_threshold=YUNET_SCORE_THRESHOLD):
+        min_face, detect_width = min_face or VIDEO_MIN_FACE, detect_width or VIDEO_WIDTH
         path = yunet_model_path(model_path)
         try:
-            self.net = cv2.FaceDetectorYN.create(path, "", (320, 320), score_threshold, YUNET_NMS_THRESHOLD, 5000)
+            self.net = cv2.FaceDetectorYN.create(path, "", (320, 320), score_threshold, YUNET_NMS_THRESHOLD,
+                                                 YUNET_TOP_K)
         except cv2.error as error:
             raise DetectorError(f"OpenCV could not load {path} as YuNet: {str(error).strip().splitlines()[-1]}") from None
         self.min_face, self.detect_width, self.input_size = min_face, detect_width, None
@@ -105,13 +119,8 @@ class YuNetDetector:
         return sorted(faces, key=lambda face: -face["box"][2] * face["box"][3])
 
 
-# A video frame is searched at 320 pixels wide, to keep a webcam fast; a still image (a photo) at up to
-# 1280, and for faces down to the cascade's 24-pixel window, since its faces may be small and there is time.
-VIDEO_WIDTH, PHOTO_WIDTH, PHOTO_MIN_FACE = 320, 1280, 24
-
-
-def build_detector(name="haar", model_path=None, min_face=None, stills=False):
-    """A face detector by name ("haar" or "yunet"), for video frames or (stills=True) still images; raises
+def build_detector(name=DEFAULT_DETECTOR, model_path=None, min_face=None, stills=False):
+    """A face detector by name ("yunet" or "haar"), for video frames or (stills=True) still images; raises
     DetectorError."""
     options = {"detect_width": PHOTO_WIDTH if stills else VIDEO_WIDTH}
     if min_face or stills:
@@ -197,7 +206,7 @@ def equalize_contrast(faces):
 
     Why: a network that only ever sees contrast-equalised faces, in training (main.py --clahe) and
     at inference (checkpoints record it), cannot depend on a face's exposure or a camera's contrast
-    curve. Here, not in data_loaders, so that the ONNX runtime path needs no PyTorch.
+    curve. Here, not in data/loaders.py, so that the ONNX runtime path needs no PyTorch.
     """
     clahe = cv2.createCLAHE(clipLimit=CLAHE_CLIP_LIMIT, tileGridSize=CLAHE_TILES)
     faces = np.asarray(faces, dtype=np.uint8)

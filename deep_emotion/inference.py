@@ -7,7 +7,7 @@ import pickle
 import torch
 import torch.nn.functional as F
 
-from deep_emotion.data_loaders import normalize
+from deep_emotion.data.loaders import normalize
 from deep_emotion.emotions import CLASS_NAMES, SHIFT_ORIGINS, SHIFT_PIXELS, TTA_MODES, balance
 from deep_emotion.face_detectors import equalize_contrast
 from deep_emotion.model import ARCHS, DEFAULT_HEAD, build_model, set_head
@@ -61,6 +61,18 @@ def load_model(path, device="cpu"):
         raise CheckpointError(f"{path} does not fit the {checkpoint['arch']} network "
                               f"{checkpoint.get('arch_args') or ''} (different layers or sizes)") from None
     return model.to(device).eval(), checkpoint
+
+
+def load_initial_weights(model, path, arch):
+    """--init: the weights of a checkpoint of the same architecture, with a fresh optimizer and schedule."""
+    initial = load_checkpoint(path, "cpu")
+    if initial["arch"] != arch:
+        raise CheckpointError(f"--init {path} is a {initial['arch']} checkpoint, not --arch {arch}")
+    weights = {k: v.float() if v.is_floating_point() else v for k, v in initial["model"].items()}
+    for name in getattr(model, "extra_heads", {}):  # a head the initial network lacks starts as its default head
+        for key in ("weight", "bias"):
+            weights.setdefault(f"extra_heads.{name}.{key}", weights[f"classifier.{key}"].clone())
+    model.load_state_dict(weights)
 
 
 def export_weights(checkpoint_path, out_path, half=False):

@@ -1,6 +1,7 @@
 """Live inference: open a camera, video, photo or folder of photos, find and classify each frame's faces,
 and draw, show, write and log what was found. visualize.py's --cam and --source run this loop.
 """
+import collections
 import csv
 import os
 import sys
@@ -97,6 +98,11 @@ def frame_rate(source):
     return fps if 1 <= fps <= 240 else 25.0
 
 
+# what an annotated video may be called: cv2.VideoWriter picks its container by the suffix
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
+FPS_WINDOW = 30  # the overlay's frame rate is over the last this many frames
+
+
 def write_image(path, frame):
     """Writes an annotated image atomically; raises OutputError when it cannot."""
     path = Path(path)
@@ -132,13 +138,14 @@ def run_live(args, device):
     # seconds on the timeline: from the file's frame rate, or the clock for a camera; none for photos
     source_fps = None if stills or str(source).isdigit() else frame_rate(source)
     rows = []  # what --log holds, kept for --timeline
-    count, fps, start = 0, None, time.perf_counter()
+    count, start = 0, time.perf_counter()
+    frame_ends = collections.deque([start], maxlen=FPS_WINDOW + 1)  # when each of the last frames was done
     try:
-        tick = time.perf_counter()
         for count, (name, frame, results) in enumerate(recognizer.stream(frames), start=1):
-            draw(frame, results, None if stills else fps)  # a photo has no frame rate
-            elapsed, tick = time.perf_counter() - tick, time.perf_counter()  # one frame, from the last one's end
-            fps = 1 / max(elapsed, 1e-6) if fps is None else 0.9 * fps + 0.1 / max(elapsed, 1e-6)
+            # the summary's definition, over the last frames: frames done per second of wall time, reading,
+            # detection, classification, drawing and writing included; a photo has no frame rate
+            fps = (len(frame_ends) - 1) / max(frame_ends[-1] - frame_ends[0], 1e-6) if count > 1 else None
+            draw(frame, results, None if stills else fps)
             seconds = (None if stills else (count - 1) / source_fps if source_fps
                        else time.perf_counter() - start)
             for face in results:
@@ -163,6 +170,10 @@ def run_live(args, device):
                 cv2.imshow("Deep-Emotion", frame)
                 if cv2.waitKey(0 if stills else 1) & 0xFF in (ord("q"), 27):
                     break
+            if stills:  # a photo's reading, in the terminal too
+                print(f"{name}: " + ("; ".join(f"face {face['face']} {face['label']} {face['confidence']:.0%} at "
+                                               f"{face['box']}" for face in results) or "no face found"))
+            frame_ends.append(time.perf_counter())
             if args.max_frames and count >= args.max_frames:
                 break
     finally:

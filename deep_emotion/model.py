@@ -10,11 +10,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from deep_emotion.emotions import CLASS_NAMES, IMAGE_SIZE
+from deep_emotion.face_trunk import DLIB_INPUT_SIZE, DLIB_STAGES, DlibResNet, standardize_rgb
 
 DEFAULT_HEAD = "default"  # the one head of a network trained on one label set
 ALL_HEADS = "all"         # forward() answers with every head, concatenated (training)
 FER2013_HEAD = "fer2013"  # the head that answers in FER2013's own labels (the paper's benchmark)
-
 
 
 def _flat_size(module, channels, size):
@@ -56,8 +56,8 @@ class STNAttention(nn.Module):
         grid = F.affine_grid(theta, list(x.size()), align_corners=False)
         return F.grid_sample(x, grid.to(x.dtype), align_corners=False), theta
 
-    def attention_parameters(self):
-        """The localization branch's parameters (trained with a smaller learning rate)."""
+    def scaled_lr_parameters(self):
+        """The localization branch's parameters (trained at --loc_lr_scale x the learning rate)."""
         return list(self.localization.parameters()) + list(self.fc_loc.parameters())
 
 
@@ -106,12 +106,29 @@ class DeepEmotion(STNAttention):
         return self.fc2(F.relu(self.fc1(x)))
 
 
+class HeadsMixin:
+    """One linear layer per label set over the same features (see DeepEmotionVGG); `head` picks the answer."""
+
+    def _make_heads(self, heads, features, num_classes):
+        self.heads = list(heads or [DEFAULT_HEAD])
+        if len(set(self.heads)) != len(self.heads) or ALL_HEADS in self.heads:
+            raise ValueError(f"heads must be distinct names other than {ALL_HEADS!r}, not {self.heads}")
+        self.classifier = nn.Linear(features, num_classes)
+        self.extra_heads = nn.ModuleDict({name: nn.Linear(features, num_classes) for name in self.heads[1:]})
+        self.head = self.heads[0]
+
+    def _answer(self, x):
+        if self.head == ALL_HEADS:
+            return torch.cat([self.classifier(x)] + [layer(x) for layer in self.extra_heads.values()], dim=1)
+        return self.classifier(x) if self.head == self.heads[0] else self.extra_heads[self.head](x)
+
+
 def _conv_bn_relu(in_channels, out_channels):
     return [nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
             nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
 
 
-class DeepEmotionVGG(STNAttention):
+class DeepEmotionVGG(HeadsMixin, STNAttention):
     """The same idea, STN attention in front of a CNN, with a VGG-style extractor.
 
     Four stages of `depth` 3x3 conv-BN-ReLU layers (`width`, 2x, 4x, 8x channels),
@@ -141,19 +158,58 @@ class DeepEmotionVGG(STNAttention):
             layers.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*layers)
         self.dropout = nn.Dropout(dropout)
-        self.heads = list(heads or [DEFAULT_HEAD])
-        if len(set(self.heads)) != len(self.heads) or ALL_HEADS in self.heads:
-            raise ValueError(f"heads must be distinct names other than {ALL_HEADS!r}, not {self.heads}")
-        self.classifier = nn.Linear(channels, num_classes)
-        self.extra_heads = nn.ModuleDict({name: nn.Linear(channels, num_classes) for name in self.heads[1:]})
-        self.head = self.heads[0]
+        self._make_heads(heads, channels, num_classes)
 
     def forward(self, x):
         x, _ = self.stn(x)
-        x = self.dropout(self.features(x).mean(dim=(2, 3)))  # (B, 8 * width)
-        if self.head == ALL_HEADS:
-            return torch.cat([self.classifier(x)] + [layer(x) for layer in self.extra_heads.values()], dim=1)
-        return self.classifier(x) if self.head == self.heads[0] else self.extra_heads[self.head](x)
+        return self._answer(self.dropout(self.features(x).mean(dim=(2, 3))))  # (B, 8 * width) features
+
+
+class FaceResNet(HeadsMixin, nn.Module):
+    """dlib's face-recognition ResNet (face_trunk.py; ~3 million faces, CC0) with this project's heads.
+
+    The trunk is cut after its last residual stage; its map, average-pooled to 2x2 (B, 1024), feeds
+    one linear layer per label set, as in DeepEmotionVGG. Faces arrive as the other networks get
+    them, 48x48 grey in 0..1 (INPUT_NORMALIZATION): the network enlarges them to `input_size`,
+    repeats the grey channel as RGB and standardises them as dlib does, so every consumer of
+    48x48 crops (training, test, the live pipeline, ONNX) runs it unchanged.
+    frozen_stages: the stem and this many residual stages keep dlib's weights in training (cheaper
+    steps on a CPU; 0 fine-tunes everything). No STN: the trunk learnt from aligned faces already.
+    """
+
+    INPUT_NORMALIZATION = (0.0, 1.0)  # (mean, std) of 0..1 pixels: the network standardises itself
+
+    def __init__(self, num_classes=len(CLASS_NAMES), input_size=DLIB_INPUT_SIZE, dropout=0.2, frozen_stages=0,
+                 heads=None, in_channels=1, image_size=IMAGE_SIZE):
+        super().__init__()
+        if in_channels != 1:
+            raise ValueError("face_resnet reads grey faces (in_channels 1)")
+        if not 0 <= frozen_stages <= len(DLIB_STAGES):
+            raise ValueError(f"frozen_stages must be 0..{len(DLIB_STAGES)}, not {frozen_stages}")
+        self.input_size, self.frozen_stages = input_size, frozen_stages
+        self.trunk = DlibResNet()
+        del self.trunk.descriptor  # the identity descriptor is the wrong layer for expressions
+        self.dropout = nn.Dropout(dropout)
+        self._make_heads(heads, self.trunk.out_channels * 4, num_classes)
+        for module in self.frozen_modules():
+            module.requires_grad_(False)
+
+    def frozen_modules(self):
+        """The stem and the first frozen_stages residual stages (empty when nothing is frozen)."""
+        if not self.frozen_stages:
+            return []
+        blocks = sum(count for _, count, _ in DLIB_STAGES[:self.frozen_stages])
+        return [self.trunk.conv, self.trunk.affine] + list(self.trunk.blocks[:blocks])
+
+    def scaled_lr_parameters(self):
+        """The pretrained trunk's trainable parameters (trained at --loc_lr_scale x the heads' learning rate)."""
+        return [p for p in self.trunk.parameters() if p.requires_grad]
+
+    def forward(self, x):
+        x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
+        x = standardize_rgb(x.expand(-1, 3, -1, -1) * 255)             # (B, 3, S, S)
+        x = F.adaptive_avg_pool2d(self.trunk(x), 2).flatten(1)          # (B, 1024)
+        return self._answer(self.dropout(x))
 
 
 def set_head(model, name):
@@ -171,6 +227,7 @@ def set_head(model, name):
 ARCHS = {
     "deep_emotion": DeepEmotion,
     "deep_emotion_vgg": DeepEmotionVGG,
+    "face_resnet": FaceResNet,
 }
 
 

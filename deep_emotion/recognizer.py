@@ -14,8 +14,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from deep_emotion import face_detectors, tracking
 from deep_emotion.emotions import CLASS_NAMES
-from deep_emotion.face_detectors import build_detector, crop_face
+from deep_emotion.face_detectors import DEFAULT_DETECTOR, build_detector, crop_face
 from deep_emotion.tracking import Tracker, iou
 
 BACKENDS = ("torch", "onnx")
@@ -59,8 +60,8 @@ class EmotionRecognizer:
     """Finds every face in a frame and classifies all of them in one batch.
 
     model_path: one checkpoint, or a list whose probabilities are averaged (an ensemble).
-    detector: "haar" (OpenCV's cascade, the default: nothing to download) or "yunet"
-    (OpenCV's CNN detector; detector_model is its .onnx file, see face_detectors.py);
+    detector: "yunet" (OpenCV's CNN detector, the default, shipped in the package; detector_model
+    names another .onnx file) or "haar" (OpenCV's frontal-face cascade, the original repository's);
     with YuNet, align=True turns each face so its eyes are level before the crop.
     Each face gets a track id that follows it from frame to frame (tracking.Tracker);
     `smooth` in [0, 1) averages each track's probabilities over its frames
@@ -78,7 +79,7 @@ class EmotionRecognizer:
     onnxruntime (see build_classifier).
     """
 
-    def __init__(self, model_path=DEFAULT_MODEL, device="cpu", smooth=0.0, min_face=None, tta=None, detector="haar",
+    def __init__(self, model_path=DEFAULT_MODEL, device="cpu", smooth=0.0, min_face=None, tta=None, detector=DEFAULT_DETECTOR,
                  detector_model=None, align=False, balanced=False, stills=False, backend="torch", head=None,
                  detect_every=DETECT_EVERY, classify_every=CLASSIFY_EVERY):
         if detect_every < 1 or classify_every < 1:
@@ -171,10 +172,7 @@ class EmotionRecognizer:
         whether the box came from a face search ("search") or was followed from earlier frames
         ("followed", see detect_every).
         """
-        if not isinstance(frame, np.ndarray) or frame.ndim not in (2, 3):
-            raise ValueError(f"detect_emotions needs an image array (H, W, 3) or (H, W), not {type(frame).__name__}"
-                             + (": cv2.imread gives None for a file that is missing or not an image"
-                                if frame is None else ""))
+        frame = as_bgr(frame)
         followed = self._follow_and_crop(frame)
         if followed is not None:
             return self._classify(*followed, "followed")
@@ -203,6 +201,35 @@ class EmotionRecognizer:
                 ahead = ahead_of(next(frames, None))
                 faces, crops = found.result()
                 yield name, frame, self._classify(self._track_found(faces), crops, "search")
+
+
+def as_bgr(frame):
+    """A frame as the pipeline reads it, uint8 BGR (H, W, 3), from what a user plausibly passes: BGR, grey (H, W)
+    or (H, W, 1), BGRA (H, W, 4), in uint8, or in floats of 0..1 (an image's maximum at most 1) or 0..255.
+    Anything else raises ValueError in one line naming its shape and dtype."""
+    if not isinstance(frame, np.ndarray):
+        raise ValueError(f"detect_emotions needs an image array (H, W, 3) or (H, W), not {type(frame).__name__}"
+                         + (": cv2.imread gives None for a file that is missing or not an image"
+                            if frame is None else ""))
+    channels = 1 if frame.ndim == 2 else frame.shape[2] if frame.ndim == 3 else None
+    numeric = np.issubdtype(frame.dtype, np.integer) or np.issubdtype(frame.dtype, np.floating)
+    if channels not in (1, 3, 4) or not numeric or frame.dtype == np.bool_ or min(frame.shape[:2]) < 1:
+        raise ValueError(f"detect_emotions needs a BGR (H, W, 3), BGRA (H, W, 4) or grey (H, W) image, not an array "
+                         f"of shape {frame.shape} and dtype {frame.dtype}")
+    if frame.dtype != np.uint8:
+        values = frame.astype(np.float32)
+        low, high = float(values.min()), float(values.max())
+        if not (np.isfinite(low) and np.isfinite(high)) or low < 0 or high > 255:
+            raise ValueError(f"detect_emotions needs pixel values in 0..255 (or 0..1 floats); this {frame.dtype} "
+                             f"image of shape {frame.shape} holds {low:g}..{high:g}")
+        if np.issubdtype(frame.dtype, np.floating) and high <= 1:
+            values = values * 255
+        frame = np.round(values).astype(np.uint8)
+    if channels == 1:
+        return cv2.cvtColor(frame.reshape(frame.shape[:2]), cv2.COLOR_GRAY2BGR)
+    if channels == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+    return np.ascontiguousarray(frame)
 
 
 def shown_box(box):
@@ -250,3 +277,14 @@ def draw(frame, results, fps=None):
 
 # The class's name until it was renamed: "detector" now means the face detector alone
 EmotionDetector = EmotionRecognizer
+
+
+def pipeline_settings():
+    """The constants the page's pipeline (web/pipeline.js) shares with the Python one, from their definitions."""
+    return {"yunet_score_threshold": face_detectors.YUNET_SCORE_THRESHOLD,
+            "yunet_nms_threshold": face_detectors.YUNET_NMS_THRESHOLD, "yunet_top_k": face_detectors.YUNET_TOP_K,
+            "yunet_crop_scale": face_detectors.YUNET_CROP_SCALE, "video_width": face_detectors.VIDEO_WIDTH,
+            "photo_width": face_detectors.PHOTO_WIDTH, "video_min_face": face_detectors.VIDEO_MIN_FACE,
+            "photo_min_face": face_detectors.PHOTO_MIN_FACE, "image_size": face_detectors.IMAGE_SIZE,
+            "max_missed": tracking.MAX_MISSED, "iou_threshold": tracking.IOU_THRESHOLD,
+            "bar_width": BAR_WIDTH, "bar_row": BAR_ROW}

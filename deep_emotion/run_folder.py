@@ -1,4 +1,4 @@
-"""What a training run writes into its folder and reads back: the folder, the checkpoints, the log, the curves.
+"""What a training run writes into its folder and reads back: the folder, the one checkpoint dict, the log line, the curves.
 
     runs/<arch>-<n>/config.json   the run's whole configuration (main.py writes it)
     runs/<arch>-<n>/best.pt       the epoch best on the declared validation score
@@ -6,12 +6,15 @@
     runs/<arch>-<n>/log.jsonl     one line per epoch
     runs/<arch>-<n>/curves.png    loss and accuracy per epoch
 """
+import dataclasses
 import json
 from pathlib import Path
 
 import torch
 
-from deep_emotion.utils import atomic_write
+from deep_emotion.data.training_data import selection_score
+from deep_emotion.emotions import CLASS_NAMES
+from deep_emotion.utils import atomic_write, command_hint
 
 
 def new_run_dir(out, arch):
@@ -84,7 +87,7 @@ def report_interruption(run_dir):
     last = run_dir / "last.pt"
     if last.exists():
         print(f"\ninterrupted; {last} holds epoch {torch.load(last, weights_only=True)['epoch']}: "
-              f"resume with `deep-emotion resume {last}`")
+              f"resume with {command_hint('resume', str(last))}")
     else:
         print("\ninterrupted before the first epoch ended; nothing to resume")
 
@@ -92,6 +95,42 @@ def report_interruption(run_dir):
 def report_best(run_dir, history, select_rule, data_dir):
     """Says where the run's model is, what chose it, and how to score or continue it."""
     best = max(history, key=lambda row: row["score"])
+    score_it = command_hint("test", f"--data {data_dir} -m {run_dir / 'best.pt'}")
+    resume_it = command_hint("resume", str(run_dir / "last.pt"))
     print(f"best.pt: epoch {best['epoch']} ({select_rule} {best['score']:.2%}) in {run_dir}; score it with "
-          f"`deep-emotion test --data {data_dir} -m {run_dir / 'best.pt'}`, resume with "
-          f"`deep-emotion resume {run_dir / 'last.pt'}`")
+          f"{score_it}, resume with {resume_it}")
+
+
+def checkpoint_state(config, data, model, evaluated, optimizer, scheduler, average, epoch, row, best_score,
+                     history):
+    """The one dict last.pt and best.pt hold: the model (the average with --ema), what reads it, and the run."""
+    state = {"model": evaluated.state_dict(), "arch": config.arch, "arch_args": config.arch_args,
+             "class_names": list(CLASS_NAMES), "normalization": list(data.normalization),
+             "train_class_counts": data.class_counts.tolist(), "clahe": config.clahe, "epoch": epoch + 1,
+             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+             "rng": {"torch": torch.get_rng_state()}, "metrics": row, "best_score": best_score,
+             "select_rule": data.inputs.select_rule, "history": history, "config": config.to_dict(),
+             "inputs": dataclasses.asdict(data.inputs)}
+    if average is not None:
+        state.update(trained_model=model.state_dict(), averaged_steps=int(average.n_averaged))
+    return state
+
+
+def epoch_record(select_rule, epoch, metrics, per_source, lr, seconds):
+    """The epoch's log line: training figures, the first source's val figures, the score, each source's figures."""
+    val = next(iter(per_source.values()))
+    row = {"epoch": epoch + 1, "train_loss": metrics["loss"], "train_accuracy": metrics["accuracy"],
+           "val_loss": val["loss"], "val_accuracy": val["accuracy"], "val_balanced_accuracy": val["balanced_accuracy"],
+           "score": selection_score(select_rule, per_source), "lr": lr,
+           "images_per_s": metrics["images_per_s"], "epoch_seconds": seconds}
+    if len(per_source) > 1 or "ferplus_accuracy" in val:
+        row["sources"] = per_source
+    return row
+
+
+def print_epoch(epochs, row, is_best):
+    others = "".join(f"  {name} bal {m['balanced_accuracy']:.2%}" for name, m in list(row.get("sources", {}).items())[1:])
+    score = f"  score {row['score']:.2%}" if others else ""
+    print(f"epoch {row['epoch']:>3}/{epochs}  train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.2%}"
+          f"  val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.2%}{others}{score}  lr {row['lr']:.2e}"
+          f"  {row['images_per_s']:.0f} img/s{'  *best' if is_best else ''}", flush=True)

@@ -28,6 +28,9 @@ def _centre(box):
     return np.array([box[0] + box[2] / 2, box[1] + box[3] / 2], dtype=float)
 
 
+# a box joins a track whose prediction it overlaps this much; a track unseen for more than MAX_MISSED frames ends
+IOU_THRESHOLD, MAX_MISSED = 0.3, 5
+
 class Track:
     """One face's id, boxes, velocity (of the box's corner, pixels per frame) and smoothed probabilities.
 
@@ -61,7 +64,7 @@ class Track:
 class Tracker:
     """Assigns a stable id to each face box across frames; see the module docstring for how."""
 
-    def __init__(self, iou_threshold=0.3, max_missed=5):
+    def __init__(self, iou_threshold=IOU_THRESHOLD, max_missed=MAX_MISSED):
         self.iou_threshold, self.max_missed = iou_threshold, max_missed
         self.tracks, self.next_id = [], 0
 

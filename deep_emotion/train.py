@@ -10,6 +10,7 @@
 Each run writes to its own folder under --out: config.json, log.jsonl,
 curves.png, last.pt and best.pt (best on the validation split).
 """
+import dataclasses
 import json
 import os
 import time
@@ -19,8 +20,9 @@ from types import SimpleNamespace
 import torch
 import torch.distributed as dist
 
-from deep_emotion import prepare, training_data
-from deep_emotion.data_loaders import DataError
+from deep_emotion.config import CONFIG_KEYS, build_config
+from deep_emotion.data import prepare, training_data
+from deep_emotion.data.prepared import DataError, check_prepared
 from deep_emotion.emotions import CLASS_NAMES
 from deep_emotion.engine import (
     TrainingError,
@@ -33,10 +35,20 @@ from deep_emotion.engine import (
     train_one_epoch,
 )
 from deep_emotion.face_detectors import equalize_contrast
-from deep_emotion.inference import CheckpointError, device_arg, load_checkpoint, pick_device
+from deep_emotion.face_trunk import load_dlib_weights
+from deep_emotion.inference import CheckpointError, device_arg, load_checkpoint, load_initial_weights, pick_device
 from deep_emotion.model import ALL_HEADS, ARCHS, build_model, count_parameters, set_head
-from deep_emotion.recipes import check_resumed_inputs, configure, recipe_help, teachers_sha256
-from deep_emotion.run_folder import new_run_dir, report_best, report_interruption, restore_training, save_epoch
+from deep_emotion.recipes import check_resumed_inputs, recipe_help, teachers_sha256
+from deep_emotion.run_folder import (
+    checkpoint_state,
+    epoch_record,
+    new_run_dir,
+    print_epoch,
+    report_best,
+    report_interruption,
+    restore_training,
+    save_epoch,
+)
 from deep_emotion.utils import (
     BOOL_FLAG,
     ArgumentParser,
@@ -94,7 +106,8 @@ def get_args_parser():
     parser.add_argument("--label_smoothing", type=float_in(0, 1, high_open=True), default=None,
                         help="label smoothing" + recipe_help("label_smoothing"))
     parser.add_argument("--loc_lr_scale", type=nonnegative, default=None,
-                        help="learning-rate factor of the STN localization branch" + recipe_help("loc_lr_scale"))
+                        help="learning-rate factor of the STN localization branch (face_resnet: of the pretrained "
+                             "trunk)" + recipe_help("loc_lr_scale"))
     parser.add_argument("--clip_grad", type=nonnegative, default=None,
                         help="gradient-norm clip, 0 = off" + recipe_help("clip_grad"))
     parser.add_argument("--rotation", type=float_in(0, 180), default=None,
@@ -144,6 +157,9 @@ def get_args_parser():
                         help="training math: bf16 autocast or fp32; auto = bf16 on CUDA GPUs of compute capability "
                              "8.0 or more and on CPUs with native bf16 (AVX512-BF16 or AMX), else fp32 (default: auto)")
     parser.add_argument("--resume", default="", help="last.pt to continue from, in its own run folder (default: none)")
+    parser.add_argument("--config", default=None,
+                        help="start from a saved config.json (a run's, e.g. runs/x/config.json): its values are the "
+                             "defaults, flags given here override them (default: none = the --arch recipe)")
     parser.add_argument("--init", default=None,
                         help="start from these weights with a fresh optimizer and schedule, i.e. fine-tune (default: none)")
     parser.add_argument("--out", default="runs", help="folder that gets one subfolder per run (default: runs)")
@@ -157,22 +173,20 @@ def get_args_parser():
 
 # ---------------------------------------------------------------- steps of a run
 
-
-
-
-
-def build_training(args, device, steps_per_epoch, world_size):
+def build_training(config, device, steps_per_epoch, world_size):
     """The network (channels-last on device), its optimizer and the warm-up + cosine scheduler."""
-    torch.manual_seed(args.seed)
+    torch.manual_seed(config.seed)
     try:
-        model = build_model(args.arch, **args.arch_args)
+        model = build_model(config.arch, **config.arch_args)
     except (TypeError, ValueError) as error:
-        raise TrainingError(f"--arch_args {json.dumps(args.arch_args)} do not fit {args.arch}: {error}") from None
+        raise TrainingError(f"--arch_args {json.dumps(config.arch_args)} do not fit {config.arch}: {error}") from None
     if world_size > 1 and device.type == "cuda":  # batch statistics over the global batch (CUDA only)
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = to_fast_layout(model, device)
-    optimizer = make_optimizer(model, args)
-    total_steps, warmup_steps = args.schedule_epochs * steps_per_epoch, int(args.warmup_epochs * steps_per_epoch)
+    optimizer = make_optimizer(model, config.optimizer, config.learning_rate, config.weight_decay,
+                               config.loc_lr_scale)
+    total_steps = config.schedule_epochs * steps_per_epoch
+    warmup_steps = int(config.warmup_epochs * steps_per_epoch)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total_steps, warmup_steps))
     return model, optimizer, scheduler
 
@@ -183,22 +197,6 @@ def weight_average(model, decay):
         return None
     return torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay),
                                                use_buffers=True)
-
-
-def load_initial_weights(model, path, arch):
-    """--init: the weights of a checkpoint of the same architecture, with a fresh optimizer and schedule."""
-    initial = load_checkpoint(path, "cpu")
-    if initial["arch"] != arch:
-        raise TrainingError(f"--init {path} is a {initial['arch']} checkpoint, not --arch {arch}")
-    weights = {k: v.float() if v.is_floating_point() else v for k, v in initial["model"].items()}
-    for name in getattr(model, "extra_heads", {}):  # a head the initial network lacks starts as its default head
-        for key in ("weight", "bias"):
-            weights.setdefault(f"extra_heads.{name}.{key}", weights[f"classifier.{key}"].clone())
-    model.load_state_dict(weights)
-
-
-
-
 
 
 def setup_processes(args):
@@ -218,136 +216,149 @@ def setup_processes(args):
 
 # ---------------------------------------------------------------- the run
 
-def load_training_data(args, device, checkpoint, show_bar):
-    """The run's data: its sources, the union it trains on (on device), its targets, normalisation and draws."""
-    sources = training_data.load_sources(args.data, args.targets)
-    images, labels, soft_targets, sizes = training_data.union(sources, args.label_smoothing)
-    if len(images) < args.batch_size:
-        raise TrainingError(f"the train split has {len(images)} faces, fewer than --batch_size {args.batch_size}")
-    args.data_identity = training_data.sources_identity(args.data)
-    args.teacher_sha256 = teachers_sha256(args.teacher) if args.teacher else None
-    args.select_rule = training_data.select_rule(args.select, sources)
-    if checkpoint:
-        check_resumed_inputs(args, checkpoint["config"])
+@dataclasses.dataclass(frozen=True)
+class RunInputs:
+    """What a run's inputs are, derived from them rather than configured: the data's identity, the teacher's
+    sha256, the val score best.pt is chosen on, and the sha256 of the face trunk's file (face_resnet)."""
+
+    data_identity: str
+    teacher_sha256: str = None
+    select_rule: str = None
+    trunk_sha256: str = None
+
+
+def load_training_data(config, device, checkpoint, show_bar, resumed_from=None):
+    """The run's data: its sources, the union it trains on (on device), its targets, normalisation, draws and
+    inputs (RunInputs)."""
+    sources = training_data.load_sources(config.data, config.targets)
+    images, labels, soft_targets, sizes = training_data.union(sources, config.label_smoothing)
+    if len(images) < config.batch_size:
+        raise TrainingError(f"the train split has {len(images)} faces, fewer than --batch_size {config.batch_size}")
+    inputs = RunInputs(training_data.sources_identity(config.data),
+                       teachers_sha256(config.teacher) if config.teacher else None,
+                       training_data.select_rule(config.select, sources))
+    if checkpoint:  # older runs kept these in their config
+        check_resumed_inputs(inputs, checkpoint.get("inputs") or checkpoint["config"], resumed_from, config)
     teacher_probabilities = None
-    if args.teacher:  # on the faces as they are: a teacher reads them its own way
-        teacher_probabilities = training_data.teacher_targets(args, images, device, show_bar).to(device)
-    if args.clahe:
+    if config.teacher:  # on the faces as they are: a teacher reads them its own way
+        teacher_probabilities = training_data.teacher_targets(
+            config.teacher, inputs.teacher_sha256, config.data[0], inputs.data_identity, config.precision, images,
+            device, show_bar).to(device)
+    if config.clahe:
         images = torch.from_numpy(equalize_contrast(images.numpy()))
         for source in sources:
             source.val_images = torch.from_numpy(equalize_contrast(source.val_images.numpy()))
     if checkpoint:
         normalization = tuple(checkpoint["normalization"])
-    elif args.init:  # the initial weights read faces standardised as their own run did
-        normalization = tuple(load_checkpoint(args.init, "cpu")["normalization"])
+    elif config.init:  # the initial weights read faces standardised as their own run did
+        normalization = tuple(load_checkpoint(config.init, "cpu")["normalization"])
+    elif hasattr(ARCHS[config.arch], "INPUT_NORMALIZATION"):  # a pretrained trunk standardises as it learnt to
+        normalization = ARCHS[config.arch].INPUT_NORMALIZATION
     else:
         pixels = images.float() / 255
         normalization = (pixels.mean().item(), pixels.std().item())
     draw = None
-    if len(sources) > 1 or args.source_weights is not None:
-        draw = lambda generator: training_data.epoch_draws(sizes, args.source_weights, generator)  # noqa: E731
+    if len(sources) > 1 or config.source_weights is not None:
+        draw = lambda generator: training_data.epoch_draws(sizes, config.source_weights, generator)  # noqa: E731
     class_counts = torch.bincount(labels, minlength=len(CLASS_NAMES))  # the class prior
     if device.type == "cuda":  # the whole split fits in GPU memory; batches are gathered there
         images, labels = images.to(device), labels.to(device)
-    second_labels = training_data.second_head_labels(args.arch_args.get("heads"), sources)
+    second_labels = training_data.second_head_labels(config.arch_args.get("heads"), sources)
     if second_labels is not None:
-        if args.mixup or args.cutmix:  # the second head's labels are not mixed with the images
+        if config.mixup or config.cutmix:  # the second head's labels are not mixed with the images
             raise TrainingError("--mixup and --cutmix mix one label set; train a two-head network without them")
         second_labels = second_labels.to(device)
-    loss_fn = make_loss(args.label_smoothing, args.logit_adjust, class_counts, soft_targets, teacher_probabilities,
-                        args.distill_weight, second_labels)
-    augment = make_augment(normalization, args.photometric, args.rotation, args.scale, args.shift, not args.no_flip,
-                           args.erase_prob, args.sharpness, args.mixup, args.cutmix)
+    loss_fn = make_loss(config.label_smoothing, config.logit_adjust, class_counts, soft_targets, teacher_probabilities,
+                        config.distill_weight, second_labels)
+    augment = make_augment(normalization, config.photometric, config.rotation, config.scale, config.shift,
+                           not config.no_flip, config.erase_prob, config.sharpness, config.mixup, config.cutmix)
     return SimpleNamespace(sources=sources, sizes=sizes, images=images, labels=labels, class_counts=class_counts,
-                           normalization=normalization, draw=draw, loss_fn=loss_fn, augment=augment)
+                           normalization=normalization, draw=draw, loss_fn=loss_fn, augment=augment, inputs=inputs)
 
 
-def epoch_record(args, epoch, metrics, per_source, lr, seconds):
-    """The epoch's log line: training figures, the first source's val figures, the score, each source's figures."""
-    val = next(iter(per_source.values()))
-    row = {"epoch": epoch + 1, "train_loss": metrics["loss"], "train_accuracy": metrics["accuracy"],
-           "val_loss": val["loss"], "val_accuracy": val["accuracy"], "val_balanced_accuracy": val["balanced_accuracy"],
-           "score": training_data.selection_score(args.select_rule, per_source), "lr": lr,
-           "images_per_s": metrics["images_per_s"], "epoch_seconds": seconds}
-    if len(per_source) > 1 or "ferplus_accuracy" in val:
-        row["sources"] = per_source
-    return row
-
-
-def print_epoch(args, row, is_best):
-    others = "".join(f"  {name} bal {m['balanced_accuracy']:.2%}" for name, m in list(row.get("sources", {}).items())[1:])
-    score = f"  score {row['score']:.2%}" if others else ""
-    print(f"epoch {row['epoch']:>3}/{args.epochs}  train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.2%}"
-          f"  val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.2%}{others}{score}  lr {row['lr']:.2e}"
-          f"  {row['images_per_s']:.0f} img/s{'  *best' if is_best else ''}", flush=True)
+def run_config(args, device, world_size):
+    """(the run's RunConfig, the resumed checkpoint or None), built once from the flags; the inputs checked."""
+    checkpoint = None
+    if args.resume:
+        checkpoint = load_checkpoint(args.resume, "cpu")
+        if "optimizer" not in checkpoint:
+            raise TrainingError(f"{args.resume} is a weights-only checkpoint; --resume needs a last.pt of main.py")
+    flags = {key: getattr(args, key, None) for key in CONFIG_KEYS}
+    config = build_config(flags, device, saved=checkpoint["config"] if checkpoint else None, config_file=args.config,
+                          resumed_from=args.resume)
+    if config.batch_size % world_size:
+        raise TrainingError(f"--batch_size {config.batch_size} is not divisible by {world_size} processes")
+    for folder in config.data:  # before anything is written: a run folder is made only for inputs that are there
+        check_prepared(folder, "train")
+        check_prepared(folder, "val")
+    return config, checkpoint
 
 
 def train(args):
     """Trains per args; returns the run folder. Raises DataError or TrainingError for bad input."""
     device, rank, world_size = setup_processes(args)
     torch.set_num_threads(max(1, args.workers // world_size))
-    checkpoint = configure(args, device, world_size)
+    config, checkpoint = run_config(args, device, world_size)
     if rank == 0 and not args.resume:
         try:  # before the data and the teacher: an unwritable --out fails at once
             check_writable_folder(args.out, "the run folder")
         except OutputError as error:
             raise TrainingError(str(error)) from None
-    if rank == 0 and args.teacher:
-        print(f"distilling from {args.teacher} (--teacher; '' for none): its predictions on the training faces are "
-              "computed once, then cached beside the data")
-    data = load_training_data(args, device, checkpoint, rank == 0 and not args.quiet)
-    steps_per_epoch = len(data.images) // args.batch_size
-    if args.max_steps:
-        steps_per_epoch = min(steps_per_epoch, args.max_steps)
-    model, optimizer, scheduler = build_training(args, device, steps_per_epoch, world_size)
+    if rank == 0 and config.teacher:
+        print(f"distilling from {config.teacher} (--teacher; '' for none): its predictions on the training faces "
+              "are computed once, then cached beside the data")
+    data = load_training_data(config, device, checkpoint, rank == 0 and not args.quiet, args.resume)
+    steps_per_epoch = len(data.images) // config.batch_size
+    if config.max_steps:
+        steps_per_epoch = min(steps_per_epoch, config.max_steps)
+    model, optimizer, scheduler = build_training(config, device, steps_per_epoch, world_size)
     set_head(model, ALL_HEADS)  # training computes every head's loss; evaluation picks each in turn
-    if args.init and not checkpoint:
-        load_initial_weights(model, args.init, args.arch)
-    average = weight_average(model, args.ema)  # from the initial weights
+    if config.init and not checkpoint:
+        load_initial_weights(model, config.init, config.arch)
+    elif config.arch == "face_resnet" and not checkpoint:
+        try:
+            data.inputs = dataclasses.replace(data.inputs, trunk_sha256=load_dlib_weights(model.trunk))
+        except ImportError as error:
+            raise TrainingError(str(error)) from None
+    average = weight_average(model, config.ema)  # from the initial weights
     start_epoch, best_score, history = 0, None, []
     if checkpoint:
         start_epoch, best_score, history = restore_training(checkpoint, model, optimizer, scheduler, average)
+        data.inputs = RunInputs(**{**dataclasses.asdict(data.inputs),
+                                   "trunk_sha256": (checkpoint.get("inputs") or {}).get("trunk_sha256")})
         run_dir = Path(args.resume).parent
     elif rank == 0:
-        run_dir = new_run_dir(args.out, args.arch)
+        run_dir = new_run_dir(args.out, config.arch)
     net = torch.nn.parallel.DistributedDataParallel(model) if world_size > 1 else model
-    config = dict(vars(args))
     if rank == 0:
-        write_text_atomic(run_dir / "config.json", json.dumps(config, indent=2))
-        print(f"{args.arch}: {count_parameters(model):,} parameters, {len(data.images)} train / "
-              f"{sum(len(s.val_images) for s in data.sources)} val faces, {device}, {args.precision}, "
+        write_text_atomic(run_dir / "config.json", json.dumps(config.to_dict(), indent=2))
+        print(f"{config.arch}: {count_parameters(model):,} parameters, {len(data.images)} train / "
+              f"{sum(len(s.val_images) for s in data.sources)} val faces, {device}, {config.precision}, "
               f"{world_size} process(es) -> {run_dir}")
         if len(data.sources) > 1:
             print(f"sources: {', '.join(f'{s.name} {n}' for s, n in zip(data.sources, data.sizes))} train faces; "
-                  f"best.pt on the {args.select_rule}")
+                  f"best.pt on the {data.inputs.select_rule}")
     try:
-        for epoch in range(start_epoch, args.epochs):
+        for epoch in range(start_epoch, config.epochs):
             epoch_start = time.perf_counter()
             metrics = train_one_epoch(
                 net, data.images, data.labels, optimizer, scheduler, data.loss_fn, data.augment, epoch=epoch,
-                seed=args.seed, batch_size=args.batch_size, device=device, draw=data.draw, max_steps=args.max_steps,
-                rank=rank, world_size=world_size, autocast_dtype=autocast_dtype(args.precision), average=average,
-                sam=args.sam, clip_grad=args.clip_grad, show_bar=rank == 0 and not args.quiet, total_epochs=args.epochs)
+                seed=config.seed, batch_size=config.batch_size, device=device, draw=data.draw,
+                max_steps=config.max_steps, rank=rank, world_size=world_size,
+                autocast_dtype=autocast_dtype(config.precision), average=average, sam=config.sam,
+                clip_grad=config.clip_grad, show_bar=rank == 0 and not args.quiet, total_epochs=config.epochs)
             if rank != 0:
                 continue
             evaluated = average.module if average is not None else model  # what is saved as the model
             per_source = training_data.evaluate_sources(evaluated, data.sources, data.normalization, device)
-            row = epoch_record(args, epoch, metrics, per_source, optimizer.param_groups[0]["lr"],
+            row = epoch_record(data.inputs.select_rule, epoch, metrics, per_source, optimizer.param_groups[0]["lr"],
                                time.perf_counter() - epoch_start)
             history.append(row)
             is_best = best_score is None or row["score"] > best_score  # the first epoch is best, even at 0%
             best_score = row["score"] if is_best else best_score
-            state = {"model": evaluated.state_dict(), "arch": args.arch, "arch_args": args.arch_args,
-                     "class_names": list(CLASS_NAMES), "normalization": list(data.normalization),
-                     "train_class_counts": data.class_counts.tolist(), "clahe": args.clahe, "epoch": epoch + 1,
-                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                     "rng": {"torch": torch.get_rng_state()}, "metrics": row, "best_score": best_score,
-                     "select_rule": args.select_rule,
-                     "history": history, "config": config}
-            if average is not None:
-                state.update(trained_model=model.state_dict(), averaged_steps=int(average.n_averaged))
-            save_epoch(run_dir, state, is_best, history)
-            print_epoch(args, row, is_best)
+            save_epoch(run_dir, checkpoint_state(config, data, model, evaluated, optimizer, scheduler, average, epoch,
+                                                 row, best_score, history), is_best, history)
+            print_epoch(config.epochs, row, is_best)
         if world_size > 1:
             dist.barrier()  # no process leaves (and tears the group down) while rank 0 still evaluates and saves
     except KeyboardInterrupt:
@@ -358,7 +369,7 @@ def train(args):
         if world_size > 1:
             dist.destroy_process_group()
     if rank == 0 and history:
-        report_best(run_dir, history, args.select_rule, args.data[0])
+        report_best(run_dir, history, data.inputs.select_rule, config.data[0])
     return run_dir if rank == 0 else None
 
 

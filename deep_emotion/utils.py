@@ -47,6 +47,18 @@ def check_writable_folder(folder, what):
     return folder
 
 
+def check_creatable_folder(folder, what):
+    """Checks that folder exists writable, or could be made (its nearest existing parent is a writable folder),
+    without making it: a run that fails leaves no empty folder behind. Raises OutputError."""
+    folder = Path(folder).resolve()
+    existing = next(p for p in [folder, *folder.parents] if p.exists())
+    if not existing.is_dir():
+        raise OutputError(f"cannot write {what} to {folder}: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {what} to {folder}: {existing} is not writable")
+    return folder
+
+
 def check_writable_file(path, what):
     """Checks that path's folder exists (or can be made) and is writable; raises OutputError."""
     path = Path(path)
@@ -104,6 +116,31 @@ def float_in(low, high, low_open=False, high_open=False):
     return parse
 
 
+# How the user started this program, so that a hint names the commands they type: "deep-emotion" (the
+# command, and the API) or "scripts" (the classic main.py, generate_data.py and visualize.py)
+_COMMAND_STYLE = ["deep-emotion"]
+CLASSIC_SCRIPTS = {"prepare": "python generate_data.py", "train": "python main.py --train",
+                   "resume": "python main.py --train --resume", "test": "python visualize.py --test_cc",
+                   "live": "python visualize.py"}
+
+
+def set_command_style(style):
+    """Makes hints name "deep-emotion" commands or the classic "scripts"."""
+    if style not in ("deep-emotion", "scripts"):
+        raise ValueError(f"unknown command style {style!r}")
+    _COMMAND_STYLE[0] = style
+
+
+def command_hint(command, flags=""):
+    """The command line a hint shows, e.g. command_hint("prepare", "--data data/fer") ->
+    `deep-emotion prepare --data data/fer` or, under the classic scripts, `python generate_data.py --data data/fer`."""
+    if _COMMAND_STYLE[0] == "scripts" and command in CLASSIC_SCRIPTS:
+        base = CLASSIC_SCRIPTS[command]
+    else:
+        base = f"deep-emotion {command}"
+    return f"`{base}{' ' + flags if flags else ''}`"
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse with a one-line error: `error: argument --x: ...` and exit code 2, no usage screen."""
 
@@ -111,12 +148,14 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
-def run_script(get_args_parser, main, errors, argv=None):
+def run_script(get_args_parser, main, errors, argv=None, command_style=None):
     """The `if __name__ == "__main__"` body of every script: run main(args), one line for a known error.
 
     errors: the exception classes that mean bad input (exit 2). Ctrl-C exits 130 with one line.
-    argv: the flags (default: the command line's).
+    argv: the flags (default: the command line's). command_style: what hints name (set_command_style).
     """
+    if command_style:
+        set_command_style(command_style)
     try:
         main(get_args_parser().parse_args(argv))
     except errors as error:

@@ -7,18 +7,20 @@
     python visualize.py --source clip.mp4 --no_display --output annotated.mp4 --log faces.csv
     python visualize.py --attention --samples --data data     # imgs/attention.png, imgs/samples.png
 """
+import argparse
 import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from deep_emotion.data_loaders import DataError, labels_are_fer2013, load_split, load_votes
+from deep_emotion.data.face_sources import majority_class
+from deep_emotion.data.loaders import load_split
+from deep_emotion.data.prepared import DataError, labels_are_fer2013, load_votes
 from deep_emotion.emotions import SHIFT_PIXELS, TTA_MODES
-from deep_emotion.face_detectors import DETECTORS, YUNET_ENV, DetectorError, equalize_contrast
-from deep_emotion.face_sources import majority_class
+from deep_emotion.face_detectors import DEFAULT_DETECTOR, DETECTORS, YUNET_ENV, DetectorError, equalize_contrast
 from deep_emotion.inference import CheckpointError, device_arg, pick_device
-from deep_emotion.live import SourceError, run_live
+from deep_emotion.live import VIDEO_SUFFIXES, SourceError, run_live
 from deep_emotion.metrics import classification_scores
 from deep_emotion.model import FER2013_HEAD
 from deep_emotion.onnx_classifier import OnnxError
@@ -29,6 +31,7 @@ from deep_emotion.utils import (
     ArgumentParser,
     OutputError,
     atomic_write,
+    check_creatable_folder,
     check_writable_file,
     check_writable_folder,
     float_in,
@@ -42,7 +45,12 @@ ERRORS = (DataError, CheckpointError, SourceError, OutputError, DetectorError, O
 MAX_SMOOTH = 0.95
 
 
-def get_args_parser():
+# the parser's groups of flags; `deep-emotion test` shows the first three, `deep-emotion live` model and live
+SECTIONS = ("model", "accuracy", "figures", "live inference")
+
+
+def get_args_parser(sections=SECTIONS):
+    """The parser; flags outside `sections` are still accepted, with their defaults, but left out of --help."""
     parser = ArgumentParser(description="Test accuracy, figures and live inference for Deep-Emotion.")
     model = parser.add_argument_group("model")
     model.add_argument("-m", "--model", nargs="+", default=[str(DEFAULT_MODEL)],
@@ -90,11 +98,13 @@ def get_args_parser():
     live.add_argument("--output", default="",
                       help="annotated video, image (one image as --source) or folder (images) to write; never the "
                            "source itself (default: none)")
-    live.add_argument("--detector", choices=DETECTORS, default="haar",
-                      help="face detector: haar (OpenCV's cascade, nothing to download) or yunet (OpenCV's CNN, "
-                           "finds turned and small faces; needs --detector_model) (default: haar)")
+    live.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR,
+                      help="face detector: yunet (OpenCV's CNN, shipped in the package: finds turned, small and "
+                           "badly lit faces) or haar (OpenCV's frontal-face cascade, the original repository's: "
+                           f"for comparing with it) (default: {DEFAULT_DETECTOR})")
     live.add_argument("--detector_model", default=None,
-                      help=f"YuNet's face_detection_yunet_2023mar.onnx (default: ${YUNET_ENV})")
+                      help=f"another YuNet .onnx file (default: ${YUNET_ENV}, else the package's "
+                           "face_detection_yunet_2023mar.onnx)")
     live.add_argument("--detect_every", type=int_at_least(1), default=DETECT_EVERY,
                       help="search for faces on one frame in N and follow each face's box in between (at once "
                            "when a face is lost or leaves the frame); 1 = search every frame; photos are always "
@@ -115,6 +125,11 @@ def get_args_parser():
     live.add_argument("--smooth", type=float_in(0, MAX_SMOOTH), default=0.0,
                       help=f"per-face probability smoothing across frames, 0..{MAX_SMOOTH} (default: 0 = off)")
     live.add_argument("--max_frames", type=int_at_least(0), default=0, help="stop after this many frames (default: 0 = all)")
+    for group in parser._action_groups:
+        if group.title in SECTIONS and group.title not in sections:
+            for action in group._group_actions:
+                action.help = argparse.SUPPRESS
+            group.title, group.description = None, None
     return parser
 
 
@@ -141,12 +156,20 @@ def check_outputs(args):
         check_writable_file(args.log, "the face log")
     if args.timeline:
         check_writable_file(args.timeline, "the timeline")
-    if args.test_cc or args.attention or args.samples:
-        check_writable_folder(figures_dir(args), "figures")
+    if args.test_cc or args.attention or args.samples:  # made when the first figure is written, not before
+        check_creatable_folder(figures_dir(args), "figures")
     if not args.output or not (args.cam or args.source is not None):
         return
     source = None if args.source is None or str(args.source).isdigit() else Path(args.source)
     output = Path(args.output)
+    one_photo = source is not None and source.suffix.lower() in IMAGE_SUFFIXES
+    if one_photo and output.suffix and output.suffix.lower() not in IMAGE_SUFFIXES:
+        raise OutputError(f"--output {output}: {output.suffix} is not an image type ({', '.join(sorted(IMAGE_SUFFIXES))}"
+                          "); name an image file, or a folder without a suffix")
+    if source is not None and not source.is_dir() and not one_photo and output.suffix.lower() not in VIDEO_SUFFIXES:
+        raise OutputError(f"--output {output}: the annotated video needs one of {', '.join(VIDEO_SUFFIXES)}")
+    if (source is None) and output.suffix.lower() not in VIDEO_SUFFIXES:
+        raise OutputError(f"--output {output}: the annotated camera video needs one of {', '.join(VIDEO_SUFFIXES)}")
     if source is not None and source.is_dir():
         if is_within(output, source):
             raise SourceError(f"--output {output} is inside the source folder {source}: its annotated copies "

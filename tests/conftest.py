@@ -7,13 +7,18 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from deep_emotion import prepare as generate_data  # noqa: E402
+from deep_emotion.data import prepare as generate_data  # noqa: E402
+from deep_emotion.data.synthetic_faces import SYNTHETIC_CSV, write_synthetic_csv  # noqa: E402
 from deep_emotion.emotions import CLASS_NAMES
 from deep_emotion.model import DeepEmotion  # noqa: E402
-from deep_emotion.synthetic_faces import SYNTHETIC_CSV, write_synthetic_csv  # noqa: E402
 
 SHARED_FER = ROOT.parent / "shared" / "fer2013" / "fer2013-dev.csv.gz"
 PACKAGE_WEIGHTS, WEIGHTS = ROOT / "deep_emotion" / "weights", ROOT / "weights"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: a training run, a subprocess or a browser: `pytest -m \"not slow\"` "
+                                       "leaves them out (the fast tier); CI runs everything")
 
 
 def shipped(name):

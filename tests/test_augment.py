@@ -1,6 +1,7 @@
+import pytest
 import torch
 
-from deep_emotion.augment import augment_batch
+from deep_emotion.data.augment import augment_batch
 
 
 def faces(batch=8, seed=0):
@@ -16,6 +17,7 @@ def high_frequency_energy(x):
     return (x[..., 1:, :] - x[..., :-1, :]).pow(2).mean() + (x[..., :, 1:] - x[..., :, :-1]).pow(2).mean()
 
 
+@pytest.mark.slow
 def test_no_augmentation_leaves_faces_unchanged():
     x = faces()
     torch.testing.assert_close(augment(x), x, atol=1e-5, rtol=0)
@@ -40,8 +42,9 @@ def test_random_erasing_blanks_a_rectangle_in_every_chosen_face():
     assert all((face == 0).any() for face in erased)
 
 
+@pytest.mark.slow
 def test_camera_degradations_stay_in_range_repeat_with_the_seed_and_vanish_at_strength_zero():
-    from deep_emotion.augment import degrade_batch
+    from deep_emotion.data.augment import degrade_batch
     x = faces(64)  # in [0, 1]
     degrade = lambda seed, strength: degrade_batch(x, torch.Generator().manual_seed(seed), strength)  # noqa: E731
     degraded = degrade(0, 1.0)

@@ -12,7 +12,7 @@ from deep_emotion.model import DeepEmotion
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import cross_dataset  # noqa: E402
 
-from deep_emotion import face_sources  # noqa: E402
+from deep_emotion.data import face_sources  # noqa: E402
 
 
 def test_scores_by_hand():

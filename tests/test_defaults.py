@@ -1,12 +1,15 @@
+import torch
+
 """Documented defaults and invariants that no other test would notice changing, and the renamed public names."""
 import inspect
 
 from conftest import run_args, shipped
 
-from deep_emotion import face_detectors, recipes, visualize
-from deep_emotion import prepare as generate_data
+from deep_emotion import face_detectors, visualize
 from deep_emotion import recognizer as emotion_detector
 from deep_emotion import train as main
+from deep_emotion.config import CONFIG_KEYS, build_config
+from deep_emotion.data import prepare as generate_data
 from deep_emotion.tracking import Tracker
 
 
@@ -37,12 +40,18 @@ def test_yunet_thresholds_are_opencvs_sample_values():
     assert face_detectors.YUNET_NMS_THRESHOLD == 0.3 and face_detectors.YUNET_CROP_SCALE == 1.23
 
 
+def recipe_config(*argv):
+    """The RunConfig train.py builds for these flags (no resumed run)."""
+    args = run_args(main, "--train", *argv)
+    return build_config({key: getattr(args, key) for key in CONFIG_KEYS}, torch.device("cpu"))
+
+
 def test_the_default_recipes_are_the_readmes():
-    args = recipes.fill_recipe(run_args(main, "--train"))
-    assert (args.arch, args.epochs, args.batch_size, args.learning_rate, args.optimizer) == \
+    config = recipe_config()
+    assert (config.arch, config.epochs, config.batch_size, config.learning_rate, config.optimizer) == \
         ("deep_emotion", 200, 256, 0.003, "adamw")
-    assert args.teacher == "weights/deep_emotion_vgg.pt" and (args.targets, args.source_weights) == ("label", None)
-    vgg = recipes.fill_recipe(run_args(main, "--train", "--arch", "deep_emotion_vgg"))
+    assert config.teacher == "weights/deep_emotion_vgg.pt" and (config.targets, config.source_weights) == ("label", None)
+    vgg = recipe_config("--arch", "deep_emotion_vgg")
     assert (vgg.epochs, vgg.learning_rate, vgg.optimizer, vgg.arch_args) == (60, 0.03, "sgd", {"width": 48})
 
 

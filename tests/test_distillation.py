@@ -3,15 +3,16 @@ import json
 
 import pytest
 import torch
-from conftest import run_args
-from test_main import train, weights_of
+from test_train import train, weights_of
 
-from deep_emotion import recipes, training_data
+from deep_emotion import recipes
 from deep_emotion import train as main
-from deep_emotion.data_loaders import load_split
+from deep_emotion.data import training_data
+from deep_emotion.data.loaders import load_split
 from deep_emotion.inference import load_model, predict
 
 
+@pytest.mark.slow
 def test_distillation_from_a_teacher_changes_the_loss(prepared, tmp_path):
     teacher = train(prepared, tmp_path / "teacher", "--epochs", "1", "--max_steps", "2") / "best.pt"
     plain = train(prepared, tmp_path / "plain", "--epochs", "1", "--teacher", "")
@@ -22,6 +23,7 @@ def test_distillation_from_a_teacher_changes_the_loss(prepared, tmp_path):
     assert json.loads((distilled / "config.json").read_text())["teacher"] == str(teacher)
 
 
+@pytest.mark.slow
 def test_distillation_targets_line_up_with_the_images(prepared, tmp_path, monkeypatch):
     # a teacher that gives each face its own true label, at full weight, must train exactly as the labels do
     images, labels, _ = load_split(prepared, "train")
@@ -35,6 +37,7 @@ def test_distillation_targets_line_up_with_the_images(prepared, tmp_path, monkey
         assert torch.allclose(value, weights_of(taught)[key], atol=1e-6), key
 
 
+@pytest.mark.slow
 def test_teacher_targets_are_cached_per_teacher(prepared, tmp_path, monkeypatch):
     teacher = train(prepared, tmp_path / "t", "--epochs", "1", "--max_steps", "1") / "last.pt"
     loads = []
@@ -48,13 +51,14 @@ def test_teacher_targets_are_cached_per_teacher(prepared, tmp_path, monkeypatch)
         assert torch.equal(value, weights_of(second)[key]), key
 
 
+@pytest.mark.slow
 def test_several_teachers_are_averaged(prepared, tmp_path):
     a = train(prepared, tmp_path / "a", "--epochs", "1", "--max_steps", "1") / "last.pt"
     b = train(prepared, tmp_path / "b", "--epochs", "1", "--max_steps", "1", "--seed", "1", "--clahe") / "last.pt"
     images, _, _ = load_split(prepared, "train")
-    args = recipes.fill_recipe(run_args(main, "--data", prepared, "--teacher", f"{a},{b}", "--precision", "fp32"))
-    args.teacher_sha256, args.data_identity = recipes.teachers_sha256(args.teacher), "test"
-    both = training_data.teacher_targets(args, images, torch.device("cpu"), show_bar=False)
+    teacher = f"{a},{b}"
+    both = training_data.teacher_targets(teacher, recipes.teachers_sha256(teacher), prepared, "test", "fp32", images,
+                                         torch.device("cpu"), show_bar=False)
     singles = []
     for path in (a, b):  # each teacher reads the faces its own way (b equalises them)
         model, checkpoint = load_model(path)

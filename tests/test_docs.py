@@ -1,6 +1,12 @@
 """The Markdown pages: every relative link resolves, and the README stays a front page."""
+import importlib.util
+import os
 import re
+import shutil
+import subprocess
+import sys
 
+import pytest
 from conftest import ROOT
 
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
@@ -31,3 +37,42 @@ def test_the_readme_is_a_front_page_that_links_every_topic():
     for page in ("results/README.md", "benchmarks/README.md", "docs/training.md", "docs/data.md", "docs/web.md",
                  "docs/video.md", "docs/troubleshooting.md"):
         assert f"]({page}" in readme, page
+
+
+def readme_blocks():
+    """{name: commands} of the README's set-up blocks, as .ci/run reads them."""
+    spec = importlib.util.spec_from_file_location("readme_block", ROOT / ".ci" / "readme_block.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    names = re.findall(r"<!-- block: (\w+) -->", (ROOT / "README.md").read_text())
+    return {name: module.readme_block(name) for name in names}
+
+
+def test_the_readme_has_two_setup_blocks_and_ci_runs_the_test_block_as_written():
+    blocks = readme_blocks()
+    assert list(blocks) == ["try", "test"]
+    assert "readme_block.py test" in (ROOT / ".ci" / "run").read_text()  # CI runs the second block itself
+    test_block = blocks["test"].splitlines()
+    assert re.search(r'pip install "\.\[[a-z,]*test[a-z,]*\]"', blocks["test"])  # pytest, Playwright, scikit-image
+    assert "npm ci" in blocks["test"] and test_block[-1] == "python -m pytest -q tests"
+    for block in blocks.values():  # PyTorch's CPU wheels only where no PyTorch is installed
+        assert block.splitlines()[0].startswith('python -c "import torch" 2>/dev/null || pip install torch')
+
+
+@pytest.mark.slow
+def test_the_try_block_runs_as_written_on_the_shipped_photo(tmp_path):
+    commands = [line.split("#")[0].split() for line in readme_blocks()["try"].splitlines()
+                if line.startswith("deep-emotion ")]
+    assert commands, "the try block runs deep-emotion on something shipped"
+    (tmp_path / "imgs").mkdir()
+    for command in commands:  # from a folder holding what the block names, as a fresh clone does
+        for word in command:
+            if (ROOT / word).is_file():
+                shutil.copy(ROOT / word, tmp_path / word)
+        installed = shutil.which("deep-emotion")
+        argv = [installed] if installed else [sys.executable, "-m", "deep_emotion"]
+        result = subprocess.run(argv + command[1:], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                                env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert result.returncode == 0, result.stderr[-2000:]
+        output = tmp_path / command[command.index("--output") + 1]
+        assert output.stat().st_size > 10_000 and re.search(r"face 0 Happy \d+%", result.stdout), result.stdout

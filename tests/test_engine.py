@@ -3,20 +3,22 @@ import pytest
 import torch
 from conftest import run_args
 
-from deep_emotion import engine, recipes
+from deep_emotion import engine
 from deep_emotion import train as main
+from deep_emotion.config import CONFIG_KEYS, build_config
 
 
 def run_epoch(model, images, labels, optimizer, scheduler, epoch, argv, normalization=(0.0, 1.0), teacher=None):
     """One epoch with the loss and augmentation main.py builds for these flags (the deep_emotion recipe)."""
-    args = recipes.fill_recipe(run_args(main, *argv))
-    loss = engine.make_loss(args.label_smoothing, args.logit_adjust, torch.bincount(labels, minlength=7), None,
-                            teacher, args.distill_weight)
-    augment = engine.make_augment(normalization, args.photometric, args.rotation, args.scale, args.shift,
-                                  not args.no_flip, args.erase_prob, args.sharpness, args.mixup, args.cutmix)
+    args = run_args(main, *argv)
+    config = build_config({key: getattr(args, key) for key in CONFIG_KEYS}, torch.device("cpu"))
+    loss = engine.make_loss(config.label_smoothing, config.logit_adjust, torch.bincount(labels, minlength=7), None,
+                            teacher, config.distill_weight)
+    augment = engine.make_augment(normalization, config.photometric, config.rotation, config.scale, config.shift,
+                                  not config.no_flip, config.erase_prob, config.sharpness, config.mixup, config.cutmix)
     return engine.train_one_epoch(model, images, labels, optimizer, scheduler, loss, augment, epoch=epoch,
-                                  seed=args.seed, batch_size=args.batch_size, device=torch.device("cpu"),
-                                  sam=args.sam, clip_grad=args.clip_grad, show_bar=False)
+                                  seed=config.seed, batch_size=config.batch_size, device=torch.device("cpu"),
+                                  sam=config.sam, clip_grad=config.clip_grad, show_bar=False)
 
 
 class PriorOnly(torch.nn.Module):
@@ -30,6 +32,7 @@ class PriorOnly(torch.nn.Module):
         return self.bias.expand(len(x), 7)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tau", [0.0, 1.0])
 def test_logit_adjusted_loss_learns_the_balanced_decision(tau):
     # labels with a skewed prior: plain cross-entropy learns log(prior); tau = 1 learns uniform logits
@@ -46,8 +49,6 @@ def test_logit_adjusted_loss_learns_the_balanced_decision(tau):
     prior = counts / counts.sum()
     expected = torch.full((7,), 1 / 7) if tau else prior.float()
     assert torch.allclose(learnt, expected, atol=0.01), (learnt, expected)
-
-
 
 
 class Brightness(torch.nn.Module):
@@ -93,8 +94,6 @@ def test_mixing_blends_faces_labels_and_teacher_targets(mix):
         pasted = ((faces == 0) | (faces == 1)).all().item()  # CutMix pastes pixels; mixup blends every one
         assert pasted == (mix == "--cutmix" or not 0 < share < 1), epoch
     assert blends >= 3  # most draws of Beta(1, 1) mix the two faces
-
-
 
 
 def test_sam_steps_with_the_gradient_at_the_perturbed_weights():

@@ -1,4 +1,5 @@
 import gzip
+import inspect
 import subprocess
 import sys
 
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, SHARED_FER
 
+from deep_emotion import face_detectors, visualize
 from deep_emotion.face_detectors import (
     IMAGE_SIZE,
     YUNET_CROP_SCALE,
@@ -18,6 +20,7 @@ from deep_emotion.face_detectors import (
     crop_box,
     yunet_model_path,
 )
+from deep_emotion.recognizer import EmotionRecognizer
 
 SHARED_YUNET = ROOT.parent / "shared" / "models" / "face_detection_yunet_2023mar.onnx"
 needs_yunet = pytest.mark.skipif(not SHARED_YUNET.exists(), reason="../shared/models has no YuNet file")
@@ -53,8 +56,19 @@ def test_box_crop_replicates_the_frame_edge():
     assert crop.shape == (48, 48) and (crop[:, :10] == 0).all()
 
 
+def test_yunet_ships_in_the_package_and_is_the_default_detector(monkeypatch):
+    monkeypatch.delenv("DEEP_EMOTION_YUNET", raising=False)
+    assert yunet_model_path(None) == str(face_detectors.PACKAGED_YUNET)  # its sha256 checked
+    assert (face_detectors.PACKAGED_YUNET.parent / "LICENSE-YuNet.txt").read_text().startswith("face_detection_yunet")
+    assert isinstance(face_detectors.build_detector(), YuNetDetector)
+    assert inspect.signature(EmotionRecognizer).parameters["detector"].default == "yunet"
+    assert visualize.get_args_parser().parse_args([]).detector == "yunet"
+
+
+@pytest.mark.slow
 def test_yunet_model_missing_or_wrong_is_a_one_line_error_with_the_download(tmp_path, monkeypatch):
     monkeypatch.delenv("DEEP_EMOTION_YUNET", raising=False)
+    monkeypatch.setattr(face_detectors, "PACKAGED_YUNET", tmp_path / "not-installed.onnx")
     with pytest.raises(DetectorError, match="needs OpenCV.s YuNet face detector") as missing:
         yunet_model_path(None)
     assert YUNET_URL in str(missing.value) and YUNET_SHA256 in str(missing.value)
@@ -73,6 +87,7 @@ def test_yunet_model_missing_or_wrong_is_a_one_line_error_with_the_download(tmp_
     assert len(result.stderr.strip().splitlines()) == 1 and YUNET_URL in result.stderr
 
 
+@pytest.mark.slow
 @needs_yunet
 @pytest.mark.skipif(not SHARED_FER.exists(), reason="../shared/fer2013 is not here")
 def test_yunet_finds_turned_faces_and_alignment_undoes_the_turn():

@@ -4,13 +4,15 @@ import csv
 import cv2
 import numpy as np
 import pytest
-from test_generate_data import fer_rows, write_fer_csv
+from test_prepare import fer_rows, write_fer_csv
 
-from deep_emotion import face_sources
-from deep_emotion import prepare as generate_data
-from deep_emotion.data_loaders import DataError, load_split, load_votes, read_labels_csv, split_dir
+from deep_emotion import face_detectors
+from deep_emotion.data import face_sources
+from deep_emotion.data import prepare as generate_data
+from deep_emotion.data.loaders import load_split
+from deep_emotion.data.prepared import DataError, load_votes, read_labels_csv, split_dir
+from deep_emotion.data.synthetic_faces import synthetic_rows
 from deep_emotion.face_detectors import crop_face
-from deep_emotion.synthetic_faces import synthetic_rows
 
 HEADER = ["Usage", "Image name", *face_sources.VOTE_COLUMNS]
 
@@ -175,6 +177,7 @@ def test_detect_framing_crops_as_the_pipeline_and_counts_misses(tmp_path, monkey
 
 def test_detect_framing_without_yunet_is_one_line_error(tmp_path, monkeypatch):
     monkeypatch.delenv("DEEP_EMOTION_YUNET", raising=False)
+    monkeypatch.setattr(face_detectors, "PACKAGED_YUNET", tmp_path / "not-installed.onnx")
     face_folder(tmp_path, ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"], per_class=1)
     with pytest.raises(DataError, match="--framing detect: --detector yunet needs OpenCV"):
         generate_data.prepare(tmp_path, framing="detect")

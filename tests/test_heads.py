@@ -8,7 +8,8 @@ import torch
 from conftest import run_args, shipped
 from test_multi_source import add_votes
 
-from deep_emotion import engine, train, training_data, visualize
+from deep_emotion import engine, train, visualize
+from deep_emotion.data import training_data
 from deep_emotion.inference import CheckpointError, Ensemble, load_model
 from deep_emotion.model import ALL_HEADS, DeepEmotionVGG, build_model, set_head
 from deep_emotion.recognizer import build_classifier
@@ -54,6 +55,7 @@ def voted_folder(prepared, tmp_path):
     return data
 
 
+@pytest.mark.slow
 def test_a_two_head_run_starts_from_a_one_head_checkpoint_and_logs_each_head(voted_folder, tmp_path):
     first = train.main(run_args(train, "--train", "--data", voted_folder, "--out", tmp_path / "a", "--arch",
                                 "deep_emotion_vgg", "--arch_args", json.dumps({"width": 4}), "--epochs", "1",
@@ -87,6 +89,7 @@ def two_head_checkpoint(tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_test_cc_scores_fer2013_labels_with_their_head_and_fer_plus_with_the_default(two_head_checkpoint,
                                                                                       voted_folder, tmp_path):
     common = ["-t", "-d", voted_folder, "-m", two_head_checkpoint, "--figures", tmp_path]
@@ -108,6 +111,7 @@ def test_a_face_set_that_is_not_fer2013_is_scored_with_the_default_head(two_head
     assert metrics["head"] == "default"
 
 
+@pytest.mark.slow
 def test_the_api_and_onnx_answer_in_the_default_head(two_head_checkpoint, tmp_path):
     pytest.importorskip("onnxruntime")
     from deep_emotion.onnx_classifier import OnnxError

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 from conftest import run_args
-from test_main import FAST, weights_of
+from test_train import FAST, weights_of
 
 from deep_emotion import train as main
-from deep_emotion import training_data
-from deep_emotion.data_loaders import split_dir
+from deep_emotion.data import training_data
+from deep_emotion.data.prepared import split_dir
 from deep_emotion.engine import TrainingError
 
 
@@ -66,6 +66,7 @@ def voted(prepared, tmp_path):
     return data
 
 
+@pytest.mark.slow
 def test_unanimous_votes_train_exactly_as_the_labels(prepared, voted, tmp_path):
     common = ["--epochs", "1", "--max_steps", "3", "--label_smoothing", "0", "--precision", "fp32"]
     by_votes = train([voted], tmp_path / "a", *common, "--targets", "votes")
@@ -96,6 +97,7 @@ def test_not_a_face_votes_leave_the_face_out(prepared, tmp_path):
     assert 0 not in source.train_labels.tolist() and len(source.train_labels) == 112 - 16
 
 
+@pytest.mark.slow
 def test_two_sources_log_each_and_pick_best_on_the_declared_score(prepared, voted, tmp_path, monkeypatch):
     scripted = iter([{"voted": 0.5, "b": 0.2}, {"voted": 0.4, "b": 0.6}, {"voted": 0.6, "b": 0.1}])
     real = training_data.evaluate_sources
@@ -118,9 +120,12 @@ def test_two_sources_log_each_and_pick_best_on_the_declared_score(prepared, vote
     assert [r["score"] for r in rows] == pytest.approx([0.35, 0.5, 0.35])  # mean of voted's and b's
     assert torch.load(run_dir / "best.pt", weights_only=True)["epoch"] == 2
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["source_weights"] == [2.0, 1.0] and config["select_rule"].startswith("mean of voted")
+    best = torch.load(run_dir / "best.pt", weights_only=True)
+    assert config["source_weights"] == [2.0, 1.0] and best["select_rule"].startswith("mean of voted")
+    assert best["inputs"]["select_rule"] == best["select_rule"] and "select_rule" not in config  # derived, apart
 
 
+@pytest.mark.slow
 def test_a_multi_source_run_resumes_as_it_would_have_run(prepared, voted, tmp_path):
     flags = ["--targets", "votes", "--source_weights", "1", "3", "--max_steps", "2"]
     straight = train([voted, prepared], tmp_path / "a", "--epochs", "2", *flags)
@@ -155,6 +160,7 @@ def test_single_folder_keeps_its_old_data_identity(prepared):
         {"x": {"accuracy": 0.7, "balanced_accuracy": 0.1}}), 0.7)
 
 
+@pytest.mark.slow
 def test_the_loss_follows_the_votes_not_the_majority(prepared, tmp_path):
     data = tmp_path / "split_votes"
     shutil.copytree(prepared, data)
@@ -166,6 +172,7 @@ def test_the_loss_follows_the_votes_not_the_majority(prepared, tmp_path):
                if v.is_floating_point())
 
 
+@pytest.mark.slow
 def test_a_source_with_no_weight_is_never_drawn(prepared, tmp_path):
     start = train([prepared], tmp_path / "init", "--epochs", "1", "--max_steps", "1")
     runs = []
@@ -193,6 +200,7 @@ def test_visualize_scores_fer_plus_majority_where_the_split_has_votes(prepared, 
     assert metrics["ferplus"]["accuracy"] == pytest.approx(predicted_neutral)
 
 
+@pytest.mark.slow
 def test_a_model_trained_on_votes_is_calibrated_against_fer_plus(prepared, tmp_path):
     from deep_emotion import calibrate
     data = tmp_path / "neutral_votes"

@@ -12,7 +12,7 @@ import onnxruntime
 import pytest
 from conftest import ROOT, shipped
 
-from deep_emotion.synthetic_faces import SYNTHETIC_CSV
+from deep_emotion.data.synthetic_faces import SYNTHETIC_CSV
 
 BENCHMARKS = ROOT / "benchmarks"
 
@@ -38,16 +38,23 @@ def test_ablation_table_reads_the_committed_logs():
     assert out.count("\n| ") >= 5 and "%" in out
 
 
-def test_backend_speed(checkpoint, prepared):
-    out = run(BENCHMARKS / "backend_speed.py", "--model", checkpoint, "--data", prepared, "--repeats", "1")
-    assert "pytorch fp32" in out and "onnxruntime fp32" in out
+@pytest.mark.slow
+def test_backend_speed(checkpoint, prepared, tmp_path):
+    run(BENCHMARKS / "backend_speed.py", "--model", checkpoint, "--data", prepared, "--repeats", "1",
+        "--json", tmp_path / "r.json")
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert {"pytorch fp32: one face", "onnxruntime fp32: one face"} <= set(result["reported"])
+    assert all(r["median"] > 0 for r in result["reported"].values())
+    assert all(0 <= a <= 1 for a in result["publictest_accuracy"].values()) and result["publictest_accuracy"]
 
 
-def test_code_shape_goals_are_met():
-    out = run(BENCHMARKS / "code_shape.py")
-    assert "goals met" in out and "import cycles: 0" in out and "does not define them: 0" in out
-    for module in ("deep_emotion", "deep_emotion.timeline", "deep_emotion.onnx_classifier"):
-        assert f"import {module}: no torch" in out
+@pytest.mark.slow
+def test_code_shape_goals_are_met(tmp_path):
+    run(BENCHMARKS / "code_shape.py", "--json", tmp_path / "shape.json")
+    shape = json.loads((tmp_path / "shape.json").read_text())
+    assert shape["missed"] == [] and shape["cycles"] == [] and shape["elsewhere"] == []
+    assert shape["torch"] == {"deep_emotion": False, "deep_emotion.timeline": False,
+                              "deep_emotion.onnx_classifier": False, "deep_emotion.data.prepare": False}
 
 
 def test_code_shape_finds_an_import_cycle():
@@ -57,11 +64,16 @@ def test_code_shape_finds_an_import_cycle():
     assert code_shape.import_cycles({"model": {"emotions"}, "inference": {"model"}}) == []
 
 
-def test_face_framing(prepared):
-    out = run(BENCHMARKS / "face_framing.py", "--data", prepared, "--count", "10")
-    assert "detected" in out and "of 10 faces" in out
+@pytest.mark.slow
+def test_face_framing(prepared, tmp_path):
+    run(BENCHMARKS / "face_framing.py", "--data", prepared, "--count", "10", "--json", tmp_path / "f.json")
+    result = json.loads((tmp_path / "f.json").read_text())
+    assert result["tried"] == 10 and 0 <= result["detected"] <= 10
+    if result["detected"]:
+        assert result["reported"]["FER side / box width"]["median"] > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("overlap", ["0", "1"])
 def test_live_fps(checkpoint, prepared, overlap):
     out = run(BENCHMARKS / "live_fps.py", "--data", prepared, "--model", checkpoint, "--frames", "3", "--repeats", "1",
@@ -70,6 +82,7 @@ def test_live_fps(checkpoint, prepared, overlap):
     assert [n for n, _ in rates] == ["1", "3"] and all(float(r) > 0 for _, r in rates) and "classify" in out
 
 
+@pytest.mark.slow
 def test_follow_faces_compares_each_interval_with_every_frame_search(checkpoint, prepared, tmp_path):
     run(BENCHMARKS / "follow_faces.py", "--data", prepared, "--model", checkpoint, "--frames", "12", "--repeats", "1",
         "--max_every", "2", "--out", tmp_path / "f.json")
@@ -81,6 +94,7 @@ def test_follow_faces_compares_each_interval_with_every_frame_search(checkpoint,
     assert all(row["frames_per_s"] > 0 for row in table.values())
 
 
+@pytest.mark.slow
 def test_pipeline_accuracy(checkpoint, prepared):
     out = run(BENCHMARKS / "pipeline_accuracy.py", "--data", prepared, "--model", checkpoint, "--count", "5")
     found = int(re.search(r"found (\d+) of 5 faces", out).group(1))
@@ -89,16 +103,22 @@ def test_pipeline_accuracy(checkpoint, prepared):
     assert 0 <= found <= 5 and all(round(v * max(found, 1) / 100, 6) % 1 == 0 for v in (direct, pipeline))
 
 
+@pytest.mark.slow
 def test_setup_speed(tmp_path):
     csv = ROOT / "data" / "synthetic" / (SYNTHETIC_CSV + ".gz")
-    out = run(BENCHMARKS / "setup_speed.py", "--csv", csv, "--repeats", "1", "--tmp", tmp_path)
-    assert "ours" in out and "original approach" in out
+    run(BENCHMARKS / "setup_speed.py", "--csv", csv, "--repeats", "1", "--tmp", tmp_path, "--json", tmp_path / "s.json")
+    result = json.loads((tmp_path / "s.json").read_text())
+    ours, original = result["reported"]["ours"]["median"], result["reported"]["original approach"]["median"]
+    assert ours > 0 and original > 0 and result["ratio"] == pytest.approx(ours / original)
+    assert not [p for p in tmp_path.iterdir() if p.is_dir()]  # every conversion's folder removed
 
 
-def test_train_throughput(prepared):
-    out = run(BENCHMARKS / "train_throughput.py", "--data", prepared, "--steps", "2", "--repeats", "1",
-              "--batch_size", "16")
-    assert "images/s" in out and "one FER2013 training epoch" in out
+@pytest.mark.slow
+def test_train_throughput(prepared, tmp_path):
+    run(BENCHMARKS / "train_throughput.py", "--data", prepared, "--steps", "2", "--repeats", "1", "--batch_size", "16",
+        "--json", tmp_path / "t.json")
+    reported = json.loads((tmp_path / "t.json").read_text())["reported"]
+    assert reported and all(r["unit"] == "images/s" and r["median"] > 0 for r in reported.values())
 
 
 def test_gpu_epoch_times_dry_run_on_the_cpu(tmp_path):
@@ -111,6 +131,7 @@ def test_gpu_epoch_times_dry_run_on_the_cpu(tmp_path):
     assert text.count("ours (") == 4 and "deep_emotion_vgg" in text  # two networks x two precisions
 
 
+@pytest.mark.slow
 def test_web_fps_says_in_one_line_what_it_lacks(tmp_path):
     result = subprocess.run([sys.executable, str(BENCHMARKS / "web_fps.py"), "--models", tmp_path],
                             capture_output=True, text=True, timeout=60)
@@ -119,23 +140,20 @@ def test_web_fps_says_in_one_line_what_it_lacks(tmp_path):
 
 
 def web_fps_missing():
-    sys.path.insert(0, str(ROOT / "web"))
-    import harness
-    yunet = ROOT.parent / "shared" / "models" / "face_detection_yunet_2023mar.onnx"
-    return harness.missing_requirements() or (None if yunet.is_file() else f"{yunet} is not here")
+    import web_harness
+    return web_harness.missing_requirements()
 
 
 @pytest.mark.skipif(web_fps_missing() is not None, reason=f"the browser benchmark cannot run: {web_fps_missing()}")
 def test_web_fps_times_the_page(tmp_path):
-    yunet = ROOT.parent / "shared" / "models" / "face_detection_yunet_2023mar.onnx"
-    run("-m", "deep_emotion", "export", "--web", "--web_dir", tmp_path / "models", "--detector_model", yunet,
-        "--model", shipped("deep_emotion.pt"), "--paper_model", "", "--full_model", "")
+    run("-m", "deep_emotion", "export", "--web", "--web_dir", tmp_path / "models", "--model", shipped("deep_emotion.pt"), "--paper_model", "", "--full_model", "")
     out = run(BENCHMARKS / "web_fps.py", "--models", tmp_path / "models", "--frames", "2", "--repeats", "1",
               "--threads", "1", "--model", "default", "--screenshot", tmp_path / "page.png", timeout=300)
     rate = float(re.search(r"default, wasm, 1 thread\(s\): frames/s: median ([\d.]+)", out).group(1))
     assert rate > 0 and (tmp_path / "page.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_export_onnx_script_writes_a_file_onnxruntime_runs(checkpoint, tmp_path):
     out = run("-m", "deep_emotion", "export", "--model", checkpoint, "--out", tmp_path / "m.onnx")
     assert "wrote" in out
@@ -143,15 +161,16 @@ def test_export_onnx_script_writes_a_file_onnxruntime_runs(checkpoint, tmp_path)
     assert [i.name for i in session.get_inputs()] == ["faces"]
 
 
-def test_export_onnx_web_without_yunet_is_one_line(checkpoint, tmp_path, monkeypatch):
-    monkeypatch.delenv("DEEP_EMOTION_YUNET", raising=False)
+def test_export_onnx_web_with_a_wrong_yunet_is_one_line(checkpoint, tmp_path):
+    (tmp_path / "yunet.onnx").write_bytes(b"not a model")
     result = subprocess.run([sys.executable, "-m", "deep_emotion", "export", "--web", "--web_dir", str(tmp_path),
-                             "--model", str(checkpoint)], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                            env={k: v for k, v in __import__("os").environ.items() if k != "DEEP_EMOTION_YUNET"})
+                             "--model", str(checkpoint), "--detector_model", str(tmp_path / "yunet.onnx")], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and result.stderr.count("\n") == 1
-    assert "--web (the page finds faces with YuNet) needs OpenCV's YuNet" in result.stderr and "--detector yunet" not in result.stderr
+    assert "yunet.onnx is not the YuNet model" in result.stderr and not list(tmp_path.glob("*.json"))
 
 
+@pytest.mark.slow
 def test_serve_py_sends_the_isolation_headers(tmp_path):
     sys.path.insert(0, str(ROOT / "web"))
     import threading
@@ -170,6 +189,7 @@ def test_serve_py_sends_the_isolation_headers(tmp_path):
         server.server_close()
 
 
+@pytest.mark.slow
 def test_timeline_script_from_a_log(tmp_path):
     log = tmp_path / "faces.csv"
     names = ["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"]

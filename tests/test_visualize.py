@@ -10,14 +10,16 @@ import pytest
 import torch
 from conftest import ROOT, SHARED_FER, assert_one_line_usage_error, run_args, shipped
 
-from deep_emotion import prepare as generate_data
 from deep_emotion import live, timeline, visualize
-from deep_emotion.data_loaders import DataError, load_split
+from deep_emotion.data import prepare as generate_data
+from deep_emotion.data.loaders import load_split
+from deep_emotion.data.prepared import DataError
 from deep_emotion.emotions import CLASS_NAMES
 from deep_emotion.inference import CheckpointError, load_model
 from deep_emotion.metrics import classification_scores
 from deep_emotion.model import DeepEmotion
 from deep_emotion.recognizer import EmotionDetector
+from deep_emotion.utils import OutputError
 
 
 def test_accuracy_arithmetic_by_hand():
@@ -54,6 +56,7 @@ def test_test_cc_names_the_checkpoint_it_scored(prepared, checkpoint, capsys):
     assert capsys.readouterr().out.startswith(f"{checkpoint.stem} on test: ")  # not its architecture's name
 
 
+@pytest.mark.slow
 def test_original_state_dict_and_rejected_files(prepared, tmp_path):
     bare = tmp_path / "original.pt"
     torch.save(DeepEmotion().state_dict(), bare)
@@ -75,6 +78,7 @@ def write_video(path, frames):
     writer.release()
 
 
+@pytest.mark.slow
 def test_live_loop_headless_with_and_without_faces(checkpoint, tmp_path, monkeypatch):
     video = tmp_path / "clip.mp4"
     write_video(video, [np.full((240, 320, 3), 90 + i, np.uint8) for i in range(6)])
@@ -113,6 +117,7 @@ def test_live_loop_headless_with_and_without_faces(checkpoint, tmp_path, monkeyp
     assert (annotated.get(cv2.CAP_PROP_FRAME_WIDTH), annotated.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (320, 240)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("source", ["missing.mp4", "99"])
 def test_missing_source_is_a_one_line_error(checkpoint, tmp_path, source):
     result = subprocess.run([sys.executable, str(ROOT / "visualize.py"), "--source", source, "--no_display",
@@ -210,6 +215,7 @@ def test_output_that_would_replace_the_source_is_refused(checkpoint, prepared, t
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == originals
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flag", ["--output", "--log", "--report", "--figures"])
 def test_unwritable_outputs_are_one_line_errors_before_any_work(checkpoint, prepared, tmp_path, flag):
     (tmp_path / "file").write_text("not a folder")
@@ -222,6 +228,7 @@ def test_unwritable_outputs_are_one_line_errors_before_any_work(checkpoint, prep
     assert len(result.stderr.strip().splitlines()) == 1 and "frame(s)" not in result.stdout
 
 
+@pytest.mark.slow
 def test_test_cc_figures_go_beside_the_report_not_into_imgs(checkpoint, prepared, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     readme_figures = sorted((ROOT / "imgs").iterdir())
@@ -292,3 +299,42 @@ def test_photos_in_a_folder_are_never_smoothed_into_each_other(checkpoint, prepa
         assert [r["face"] for r in rows] == ["0", "0"]  # every photo starts its own ids
         probabilities[smooth] = [[float(r[name]) for name in CLASS_NAMES] for r in rows]
     assert probabilities["0"] == probabilities["0.9"] and probabilities["0"][0] != probabilities["0"][1]
+
+
+def test_a_failed_test_leaves_no_empty_figures_folder(checkpoint, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError, match="is not prepared"):
+        visualize.main(run_args(visualize, "-t", "-d", tmp_path / "nothing", "-m", checkpoint))
+    assert not (tmp_path / "figures").exists()
+
+
+@pytest.mark.parametrize("source, output, message", [
+    ("photo.png", "out.xyz", ".xyz is not an image type"),
+    ("clip.avi", "out.jpg", "the annotated video needs one of .mp4"),
+])
+def test_an_output_of_the_wrong_kind_is_refused_before_anything_is_made(checkpoint, tmp_path, source, output,
+                                                                        message):
+    cv2.imwrite(str(tmp_path / "photo.png"), np.full((64, 64, 3), 128, np.uint8))
+    (tmp_path / "clip.avi").write_bytes(b"")
+    with pytest.raises(OutputError, match=message):
+        visualize.main(run_args(visualize, "--source", tmp_path / source, "--output", tmp_path / output,
+                                "--no_display", "-m", checkpoint))
+    assert not (tmp_path / output).exists()
+
+
+@pytest.mark.slow
+def test_the_overlays_frame_rate_is_the_summarys(checkpoint, prepared, tmp_path, monkeypatch, capsys):
+    images, _, _ = load_split(prepared, "test")
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (200, 200))
+    for i in range(12):
+        writer.write(cv2.cvtColor(cv2.resize(images[i % len(images)].numpy(), (200, 200)), cv2.COLOR_GRAY2BGR))
+    writer.release()
+    shown = []
+    monkeypatch.setattr(live, "draw", lambda frame, results, fps=None: shown.append(fps) or frame)
+    visualize.main(run_args(visualize, "--source", clip, "--no_display", "-m", checkpoint, "--output",
+                            tmp_path / "out.avi"))
+    summary = float(re.search(r"\(([\d.]+) frames/s", capsys.readouterr().out).group(1))
+    assert shown[0] is None and len(shown) == 12  # no rate before a frame is done
+    # frames done per second of wall time, everything included, as the summary counts them (not one stage's)
+    assert 0.6 * summary <= shown[-1] <= 1.6 * summary

@@ -1,23 +1,22 @@
 """The browser page (web/) in headless Chromium: the same faces, labels and probabilities as the Python
 pipeline on the same frames, and a clear message for each kind of bad input."""
 import os
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from conftest import ROOT, shipped
+import web_harness as harness  # noqa: E402
+from conftest import shipped
 
-sys.path.insert(0, str(ROOT / "web"))
-import harness  # noqa: E402
-
+from deep_emotion.face_detectors import PACKAGED_YUNET  # noqa: E402
 from deep_emotion.recognizer import EmotionRecognizer  # noqa: E402
 from deep_emotion.tracking import iou  # noqa: E402
 
-YUNET = Path(os.environ.get("DEEP_EMOTION_YUNET") or ROOT.parent / "shared" / "models" / "face_detection_yunet_2023mar.onnx")
+YUNET = Path(os.environ.get("DEEP_EMOTION_YUNET") or PACKAGED_YUNET)
 MISSING = harness.missing_requirements() or (None if YUNET.is_file() else f"{YUNET} is not here")
-pytestmark = pytest.mark.skipif(MISSING is not None, reason=f"the browser test cannot run: {MISSING}")
+pytestmark = [pytest.mark.skipif(MISSING is not None, reason=f"the browser test cannot run: {MISSING}"),
+              pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +59,30 @@ def test_the_page_reads_faces_as_the_python_pipeline_does(models, clip, tmp_path
     assert {p["found"] for p, _ in pairs} == {"search", "followed"}  # followed frames are compared too
 
 
-def test_a_photo_from_the_file_picker_is_read_as_a_still(models, tmp_path):
+@pytest.fixture(scope="module")
+def face_resnet_models(tmp_path_factory):
+    """The page's files with an (untrained) face_resnet network as its classifier."""
+    import torch
+
+    from deep_emotion import export_onnx
+    from deep_emotion.emotions import CLASS_NAMES
+    from deep_emotion.model import FaceResNet
+    folder = tmp_path_factory.mktemp("face_resnet_models")
+    torch.manual_seed(0)
+    checkpoint = folder / "face_resnet.pt"
+    torch.save({"model": FaceResNet(input_size=112).state_dict(), "arch": "face_resnet",
+                "arch_args": {"input_size": 112}, "class_names": list(CLASS_NAMES),
+                "normalization": list(FaceResNet.INPUT_NORMALIZATION)}, checkpoint)
+    export_onnx.export_web({"default": checkpoint}, YUNET, folder)
+    return folder, checkpoint
+
+
+@pytest.mark.parametrize("network", ["deep_emotion_vgg", "face_resnet"])
+def test_a_photo_from_the_file_picker_is_read_as_a_still(network, request, tmp_path):
+    if network == "face_resnet":
+        models, checkpoint = request.getfixturevalue("face_resnet_models")
+    else:
+        models, checkpoint = request.getfixturevalue("models"), shipped("deep_emotion_vgg.pt")
     site = harness.make_site(tmp_path / "site", models)
     photo = tmp_path / "face.png"
     cv2.imwrite(str(photo), harness.face_frame(10))
@@ -68,8 +90,7 @@ def test_a_photo_from_the_file_picker_is_read_as_a_still(models, tmp_path):
         page.wait_for_function("window.deepEmotion.ready")
         page.set_input_files("#file", str(photo))
         frames = harness.wait_for_frames(page, 1)
-    recognizer = EmotionRecognizer(shipped("deep_emotion_vgg.pt"), detector="yunet", detector_model=YUNET,
-                                   stills=True)
+    recognizer = EmotionRecognizer(checkpoint, detector="yunet", detector_model=YUNET, stills=True)
     expected = recognizer.detect_emotions(cv2.imread(str(photo)))
     assert len(frames[0]["faces"]) == len(expected) == 1
     assert np.allclose(list(expected[0]["emotions"].values()), frames[0]["faces"][0]["probabilities"], atol=0.02)

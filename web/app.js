@@ -9,7 +9,7 @@
 // faces on one frame in N, following them in between), classify_every=M (classify each face on one of its
 // frames in M); both default to models.json's, visualize.py's defaults.
 import * as ort from "./node_modules/onnxruntime-web/dist/ort.webgpu.min.mjs";
-import { BAR_ROW, IMAGE_SIZE, Tracker, barChartOrigin, cropFace, dueForClassification, decodeYunet, facesInFrame, followOrSearch, grayFromRGBA, searchImage,
+import { configure, settings, Tracker, barChartOrigin, cropFace, dueForClassification, decodeYunet, facesInFrame, followOrSearch, grayFromRGBA, searchImage,
          shownBox, yunetInput } from "./pipeline.js";
 
 const params = new URLSearchParams(location.search);
@@ -37,7 +37,7 @@ function showStatus(message) {
 
 let detector = null, classifier = null, classNames = null, detectEvery = 1, classifyEvery = 1;
 let sinceSearch = 0; // frames since the last face search
-const tracker = new Tracker();
+let tracker = null; // made once models.json has given the tracker's settings
 const work = document.createElement("canvas");
 const workContext = work.getContext("2d", { willReadFrequently: true });
 
@@ -49,6 +49,8 @@ async function loadModels() {
   const entry = manifest.classifiers[choice];
   if (!entry) throw new Error(`no model "${choice}" in ${manifestUrl} (it has: ${Object.keys(manifest.classifiers).join(", ")})`);
   classNames = entry.class_names;
+  configure(manifest.pipeline); // the pipeline's numbers, from their Python definitions
+  tracker = new Tracker();
   const webgpu = "gpu" in navigator && params.get("backend") !== "wasm";
   state.threads = Math.max(1, Number(params.get("threads") || 1));
   ort.env.wasm.numThreads = self.crossOriginIsolated ? state.threads : 1;
@@ -103,11 +105,12 @@ async function recognize(rgba, width, height, still) {
   const due = dueForClassification(tracks, still ? 1 : classifyEvery);
   const fresh = new Map();
   if (due.length) {
-    const batch = new Float32Array(due.length * IMAGE_SIZE * IMAGE_SIZE);
-    due.forEach((i, n) => batch.set(cropFace(gray, width, height, shownBox(tracks[i].box)), n * IMAGE_SIZE * IMAGE_SIZE));
-    const out = await classifier.run({ [classifier.inputNames[0]]: new ort.Tensor("float32", batch, [due.length, IMAGE_SIZE, IMAGE_SIZE]) });
+    const size = settings.image_size, classes = classNames.length;
+    const batch = new Float32Array(due.length * size * size);
+    due.forEach((i, n) => batch.set(cropFace(gray, width, height, shownBox(tracks[i].box)), n * size * size));
+    const out = await classifier.run({ [classifier.inputNames[0]]: new ort.Tensor("float32", batch, [due.length, size, size]) });
     const probabilities = out[classifier.outputNames[0]].data;
-    due.forEach((i, n) => fresh.set(i, Array.from(probabilities.slice(n * 7, n * 7 + 7))));
+    due.forEach((i, n) => fresh.set(i, Array.from(probabilities.slice(n * classes, (n + 1) * classes))));
   }
   return tracks.map((track, i) => {
     let p;
@@ -135,10 +138,11 @@ function draw(context, results, fps) {
     context.font = "bold 16px sans-serif";
     context.fillStyle = "rgb(0,255,0)";
     context.fillText(`#${r.face} ${r.label} ${Math.round(100 * r.confidence)}%`, x, Math.max(14, y - 6));
-    const [barX, barY] = barChartOrigin(r.box, boxes.filter((b) => b !== r.box), context.canvas.width, context.canvas.height);
+    const [barX, barY] = barChartOrigin(r.box, boxes.filter((b) => b !== r.box), context.canvas.width, context.canvas.height,
+      classNames.length);
     context.font = "10px sans-serif";
     r.probabilities.forEach((p, i) => {
-      const top = barY + i * BAR_ROW;
+      const top = barY + i * settings.bar_row;
       context.fillStyle = "rgb(255,200,0)";
       context.fillRect(barX + 30, top, Math.round(60 * p), 10);
       context.fillStyle = "white";

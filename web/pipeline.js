@@ -3,14 +3,17 @@
 // and the face search every N frames (EmotionRecognizer.detect_emotions). app.js runs them on the
 // page; `node --test` checks them (web/test/). Each names the Python function it follows.
 
-// face_detectors.py: YuNet's thresholds, the framing and the search sizes
-export const YUNET_SCORE_THRESHOLD = 0.6;
-export const YUNET_NMS_THRESHOLD = 0.3;
-export const YUNET_TOP_K = 5000;
-export const YUNET_CROP_SCALE = 1.23;
-export const VIDEO_WIDTH = 320, PHOTO_WIDTH = 1280, VIDEO_MIN_FACE = 16, PHOTO_MIN_FACE = 24;
-export const IMAGE_SIZE = 48;
-export const MAX_MISSED = 5, IOU_THRESHOLD = 0.3; // tracking.Tracker's defaults
+// The numbers the Python pipeline defines (YuNet's thresholds, the framing, the search sizes, the tracker's
+// and the bar chart's), as `deep-emotion export --web` writes them into models.json's "pipeline" from their
+// Python definitions (export_onnx.pipeline_settings). configure() takes them before anything runs.
+export const settings = {};
+const SETTING_NAMES = ["yunet_score_threshold", "yunet_nms_threshold", "yunet_top_k", "yunet_crop_scale", "video_width",
+  "photo_width", "video_min_face", "photo_min_face", "image_size", "max_missed", "iou_threshold", "bar_width", "bar_row"];
+export function configure(pipeline) {
+  const missing = SETTING_NAMES.filter((name) => typeof (pipeline || {})[name] !== "number");
+  if (missing.length) throw new Error(`models.json lacks the pipeline's ${missing.join(", ")}: run \`deep-emotion export --web\` again`);
+  Object.assign(settings, pipeline);
+}
 
 // ---------------------------------------------------------------- numbers as OpenCV and Python make them
 
@@ -174,18 +177,18 @@ export function rectOverlap(a, b) {
 
 // cv::dnn::NMSBoxes: scores above the threshold, best first (stable), each kept unless it overlaps a kept one
 export function nonMaximumSuppression(faces) {
-  const candidates = faces.map((f, i) => [f.score, i]).filter(([s]) => s > YUNET_SCORE_THRESHOLD);
+  const candidates = faces.map((f, i) => [f.score, i]).filter(([s]) => s > settings.yunet_score_threshold);
   candidates.sort((a, b) => b[0] - a[0] || a[1] - b[1]);
   const kept = [];
-  for (const [, i] of candidates.slice(0, YUNET_TOP_K)) {
-    if (kept.every((k) => rectOverlap(faces[k].rect, faces[i].rect) <= YUNET_NMS_THRESHOLD)) kept.push(i);
+  for (const [, i] of candidates.slice(0, settings.yunet_top_k)) {
+    if (kept.every((k) => rectOverlap(faces[k].rect, faces[i].rect) <= settings.yunet_nms_threshold)) kept.push(i);
   }
   return kept.map((i) => faces[i]);
 }
 
 // YuNetDetector.detect, around the network: the copy searched is at most detectWidth wide ...
 export function searchImage(rgba, width, height, still) {
-  const factor = Math.min(1, (still ? PHOTO_WIDTH : VIDEO_WIDTH) / width);
+  const factor = Math.min(1, (still ? settings.photo_width : settings.video_width) / width);
   let bgr = bgrFromRGBA(rgba, width, height), w = width, h = height;
   if (factor < 1) {
     w = roundHalfEven(width * factor); h = roundHalfEven(height * factor);
@@ -197,7 +200,7 @@ export function searchImage(rgba, width, height, still) {
 // ... and its faces go back to frame pixels (rounded as Python rounds), those under minFace dropped,
 // the largest first
 export function facesInFrame(faces, factor, still) {
-  const minFace = still ? PHOTO_MIN_FACE : VIDEO_MIN_FACE;
+  const minFace = still ? settings.photo_min_face : settings.video_min_face;
   const found = faces.map((f) => ({
     box: f.box.map((v) => roundHalfEven(Math.fround(v / factor))),
     landmarks: f.landmarks.map(([x, y]) => [x / factor, y / factor]), score: f.score,
@@ -212,7 +215,7 @@ export function facesInFrame(faces, factor, still) {
 // then INTER_AREA down to 48x48
 export function cropFace(gray, width, height, box) {
   const [x, y, w, h] = box;
-  const exactSide = w * YUNET_CROP_SCALE;
+  const exactSide = w * settings.yunet_crop_scale, size = settings.image_size;
   const left = roundHalfEven(x + w / 2 - exactSide / 2), top = roundHalfEven(y + h / 2 - exactSide / 2);
   const side = Math.max(1, roundHalfEven(exactSide));
   const square = new Uint8Array(side * side);
@@ -222,9 +225,9 @@ export function cropFace(gray, width, height, box) {
       square[r * side + c] = gray[sy * width + Math.min(width - 1, Math.max(0, left + c))];
     }
   }
-  if (side < IMAGE_SIZE) return resizeLinear(square, side, side, IMAGE_SIZE, IMAGE_SIZE);
-  const scale = 1 / (IMAGE_SIZE / side); // OpenCV's scale_x = 1 / inv_scale_x
-  return resizeArea(square, side, side, 1, IMAGE_SIZE, IMAGE_SIZE, scale, scale);
+  if (side < size) return resizeLinear(square, side, side, size, size);
+  const scale = 1 / (size / side); // OpenCV's scale_x = 1 / inv_scale_x
+  return resizeArea(square, side, side, 1, size, size, scale, scale);
 }
 
 // ---------------------------------------------------------------- tracking (tracking.Tracker)
@@ -252,7 +255,7 @@ function predicted(t) {
 }
 
 export class Tracker {
-  constructor(iouThreshold = IOU_THRESHOLD, maxMissed = MAX_MISSED) {
+  constructor(iouThreshold = settings.iou_threshold, maxMissed = settings.max_missed) {
     this.iouThreshold = iouThreshold; this.maxMissed = maxMissed;
     this.reset();
   }
@@ -331,9 +334,8 @@ export function followOrSearch(tracker, sinceSearch, detectEvery, width, height,
 
 // recognizer.bar_chart_origin: right of the box, else left, else below, the first place inside the frame
 // that covers no other face's box; else right of it (left at the frame's edge)
-export const BAR_WIDTH = 96, BAR_ROW = 13;
-export function barChartOrigin(box, others, frameWidth, frameHeight) {
-  const [x, y, w, h] = box, height = 7 * BAR_ROW;
+export function barChartOrigin(box, others, frameWidth, frameHeight, classes = 7) {
+  const [x, y, w, h] = box, height = classes * settings.bar_row, BAR_WIDTH = settings.bar_width;
   for (const [left, top] of [[x + w + 6, y], [x - BAR_WIDTH, y], [x, y + h + 6]]) {
     const area = [left, top, BAR_WIDTH, height];
     const inside = left >= 0 && top >= 0 && left + BAR_WIDTH <= frameWidth && top + height <= frameHeight;

@@ -1,12 +1,24 @@
 // Unit tests of the ported pipeline (web/pipeline.js): `node --test test/` in web/ (.ci/run runs it).
 // Each expected value is worked out by hand from what the Python function it ports does.
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { test } from "node:test";
 
 import {
-  Tracker, barChartOrigin, cropFace, decodeYunet, dueForClassification, facesInFrame, followOrSearch, nonMaximumSuppression, resizeArea,
+  configure, Tracker, barChartOrigin, cropFace, decodeYunet, dueForClassification, facesInFrame, followOrSearch, nonMaximumSuppression, resizeArea,
   roundHalfEven, saturateU8, shownBox, yunetInput,
 } from "../pipeline.js";
+
+// the pipeline's numbers as `deep-emotion export --web` writes them into models.json, from their Python definitions
+const PIPELINE = JSON.parse(execFileSync("python3", ["-c",
+  "import json; from deep_emotion.recognizer import pipeline_settings; print(json.dumps(pipeline_settings()))"],
+  { cwd: new URL("../..", import.meta.url) }).toString());
+configure(PIPELINE);
+
+test("the pipeline refuses a models.json without its numbers, naming the ones it lacks", () => {
+  assert.throws(() => configure({ ...PIPELINE, yunet_crop_scale: undefined }), /lacks the pipeline's yunet_crop_scale: run/);
+  assert.throws(() => configure(undefined), /lacks the pipeline's yunet_score_threshold, /);
+});
 
 test("rounding is Python's: halves go to the even neighbour", () => {
   assert.deepEqual([0.5, 1.5, 2.5, -1.5, 2.4, 2.6].map(roundHalfEven), [0, 2, 2, -2, 2, 3]);

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from deep_emotion import face_sources
-from deep_emotion.data_loaders import UNLABELED, DataError
+from deep_emotion.data import face_sources
+from deep_emotion.data.prepared import UNLABELED, DataError
 from deep_emotion.emotions import CLASS_NAMES
 from deep_emotion.utils import IMAGE_SUFFIXES
 

@@ -14,10 +14,12 @@ import pandas as pd
 import pytest
 from conftest import ROOT, SHARED_FER, run_args
 
-from deep_emotion import prepare as generate_data
-from deep_emotion.data_loaders import FER2013, DataError, load_split, split_dir
+from deep_emotion import utils
+from deep_emotion.data import prepare as generate_data
+from deep_emotion.data.loaders import FER2013, load_split
+from deep_emotion.data.prepared import DataError, split_dir
+from deep_emotion.data.synthetic_faces import synthetic_rows
 from deep_emotion.emotions import CLASS_NAMES
-from deep_emotion.synthetic_faces import synthetic_rows
 
 
 def fer_rows(per_class=(6, 2, 2), seed=0):
@@ -106,6 +108,7 @@ def test_bad_rows_are_skipped_and_named(tmp_path):
     assert summary["first_bad_rows"][0].startswith(f"fer2013.csv:{len(rows) + 2}: label")
 
 
+@pytest.mark.slow
 def test_nothing_valid_stops_with_one_line_and_writes_nothing(tmp_path):
     write_fer_csv(tmp_path / "fer2013.csv", [(9, "1 2 3", "Training")])
     result = subprocess.run([sys.executable, str(ROOT / "generate_data.py"), "--data", str(tmp_path)],
@@ -163,6 +166,7 @@ def test_interrupted_build_leaves_no_split(tmp_path, monkeypatch):
     assert not list((tmp_path / "prepared").glob(".building-*"))
 
 
+@pytest.mark.slow
 def test_synthetic_flag_and_dataset(tmp_path):
     generate_data.main(run_args(generate_data, "--synthetic", "--data", tmp_path))
     dataset = FER2013(tmp_path, "train", transform=np.asarray, target_transform=lambda y: CLASS_NAMES[y])
@@ -172,11 +176,18 @@ def test_synthetic_flag_and_dataset(tmp_path):
     assert FER2013.classes == CLASS_NAMES
 
 
-def test_unprepared_folder_names_the_command(tmp_path):
-    with pytest.raises(DataError, match="generate_data.py"):
+def test_unprepared_folder_names_the_command_the_user_types(tmp_path, monkeypatch):
+    with pytest.raises(DataError, match=f"run `deep-emotion prepare --data {tmp_path}` first"):
+        load_split(tmp_path, "train")  # the API and the deep-emotion command
+    monkeypatch.setattr(utils, "_COMMAND_STYLE", ["scripts"])  # as run_script(..., command_style="scripts") sets it
+    with pytest.raises(DataError, match=f"run `python generate_data.py --data {tmp_path}` first"):
         load_split(tmp_path, "train")
+    result = subprocess.run([sys.executable, str(ROOT / "visualize.py"), "-t", "True", "-d", str(tmp_path)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and f"`python generate_data.py --data {tmp_path}`" in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not SHARED_FER.exists(), reason="../shared/fer2013 is not here")
 def test_real_fer2013_dev_split_sizes(tmp_path):
     (tmp_path / "fer2013.csv.gz").symlink_to(SHARED_FER)
@@ -250,9 +261,10 @@ def test_split_folders_are_readable_by_other_users(tmp_path):
     assert stat.S_IMODE(split_dir(tmp_path, "train").stat().st_mode) == 0o755
 
 
+@pytest.mark.slow
 def test_parsing_workers_die_with_a_killed_parent(tmp_path):
     script = tmp_path / "hold.py"
-    script.write_text(f"import sys, time\nsys.path.insert(0, {str(ROOT)!r})\nfrom deep_emotion import fer_csv\n"
+    script.write_text(f"import sys, time\nsys.path.insert(0, {str(ROOT)!r})\nfrom deep_emotion.data import fer_csv\n"
                       "pool = fer_csv.parsing_pool(2)\n"
                       "print(' '.join(str(p.pid) for p in pool._pool), flush=True)\ntime.sleep(60)\n")
     parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
@@ -291,3 +303,13 @@ def test_unwritable_data_folder_is_a_data_error(tmp_path):
     (tmp_path / "prepared").write_text("a file where the folder should be")
     with pytest.raises(DataError, match="cannot write the prepared splits"):
         generate_data.prepare(tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("argv", [["generate_data.py", "--help"], ["-m", "deep_emotion", "prepare", "--help"]])
+def test_setup_imports_no_pytorch(argv):
+    result = subprocess.run([sys.executable, "-X", "importtime", *argv], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert result.returncode == 0 and "deep_emotion.data.fer_csv" in imported  # what reads the CSV
+    assert "torch" not in imported  # preparing data needs numpy, OpenCV and pandas alone

@@ -16,10 +16,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from deep_emotion.data_loaders import DataError, load_split, load_votes, split_dir
+from deep_emotion.data.face_sources import majority_class, vote_distribution
+from deep_emotion.data.loaders import load_split
+from deep_emotion.data.prepared import DataError, load_votes, split_dir
 from deep_emotion.emotions import CLASS_NAMES
 from deep_emotion.engine import autocast_dtype, evaluate
-from deep_emotion.face_sources import majority_class, vote_distribution
 from deep_emotion.inference import load_model, predict
 from deep_emotion.model import ALL_HEADS, DEFAULT_HEAD, FER2013_HEAD, set_head
 from deep_emotion.recipes import resolve_teachers
@@ -170,18 +171,18 @@ def sources_identity(data_dirs):
     return hashlib.sha256(",".join(identities).encode()).hexdigest()[:16]
 
 
-def teacher_targets(args, images, device, show_bar):
+def teacher_targets(teacher, teacher_sha256, data_dir, data_identity, precision, images, device, show_bar):
     """The teacher's flip-averaged probabilities (N, 7) on the clean training faces (averaged over teachers).
 
-    Computed once under the training precision and cached in DIR/prepared/cache/, keyed by the
-    teacher's and the data's hashes, so a second run with the same teacher does not redo them.
-    Each teacher reads the faces its own way (its normalisation, its --clahe).
+    teacher: --teacher's comma-separated checkpoints. Computed once under the training precision and
+    cached in data_dir/prepared/cache/, keyed by the teacher's (teacher_sha256) and the data's
+    (data_identity) hashes, so a second run with the same teacher does not redo them. Each teacher
+    reads the faces its own way (its normalisation, its --clahe).
     """
-    cache = split_dir(args.data[0], "") / "cache" / (
-        f"teacher-{args.teacher_sha256[:16]}-{args.data_identity}-{args.precision}.pt")
+    cache = split_dir(data_dir, "") / "cache" / f"teacher-{teacher_sha256[:16]}-{data_identity}-{precision}.pt"
     if cache.is_file():
         return torch.load(cache, map_location="cpu", weights_only=True)
-    paths = resolve_teachers(args.teacher)
+    paths = resolve_teachers(teacher)
     probabilities = 0
     with tqdm(total=len(images) * len(paths), desc="teacher targets", unit="face", leave=False,
               disable=not show_bar) as bar:
@@ -189,7 +190,7 @@ def teacher_targets(args, images, device, show_bar):
             teacher, teacher_checkpoint = load_model(path, device)
             probabilities = probabilities + predict(
                 teacher, images, tuple(teacher_checkpoint["normalization"]), device, tta="flip",
-                autocast_dtype=autocast_dtype(args.precision), progress=bar.update,
+                autocast_dtype=autocast_dtype(precision), progress=bar.update,
                 clahe=teacher_checkpoint.get("clahe", False)) / len(paths)
     try:
         cache.parent.mkdir(exist_ok=True)

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from deep_emotion.data_loaders import DataError
+from deep_emotion.data.prepared import DataError
 from deep_emotion.emotions import CLASS_NAMES
 from deep_emotion.face_detectors import (
     YUNET_CROP_SCALE,

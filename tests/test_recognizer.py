@@ -7,13 +7,13 @@ from conftest import SHARED_FER
 
 from deep_emotion import live
 from deep_emotion.face_detectors import HAAR_CROP_SCALE, crop_box
-from deep_emotion.recognizer import EmotionDetector
+from deep_emotion.recognizer import EmotionDetector, as_bgr
 from deep_emotion.tracking import Tracker, iou
 
 
 @pytest.fixture(scope="module")
 def detector(checkpoint):
-    return EmotionDetector(checkpoint)
+    return EmotionDetector(checkpoint, detector="haar")  # the tests below drive the cascade
 
 
 def test_iou_by_hand():
@@ -80,6 +80,7 @@ def test_headless_fallback_without_a_display(monkeypatch):
     assert live.display_available() is False
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not SHARED_FER.exists(), reason="../shared/fer2013 is not here")
 def test_a_real_face_is_detected_where_it_is_and_cropped_as_fer_frames_it(detector):
     with gzip.open(SHARED_FER, "rt") as f:
@@ -134,3 +135,31 @@ def test_stream_gives_what_detect_emotions_gives_frame_by_frame(checkpoint, monk
         (f"f{i}", frame) for i, frame in enumerate(frames)))
     assert [name for name, _, _ in streamed] == [f"f{i}" for i in range(5)]
     assert [results for _, _, results in streamed] == expected
+
+
+@pytest.mark.parametrize("convert", [
+    lambda bgr: cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY),
+    lambda bgr: cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)[:, :, None],
+    lambda bgr: cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA),
+    lambda bgr: bgr.astype(np.float32) / 255,
+    lambda bgr: bgr.astype(np.float64),
+], ids=["grey", "grey-with-axis", "bgra", "float-0-1", "float-0-255"])
+def test_the_api_reads_what_a_user_plausibly_passes(convert):
+    bgr = cv2.cvtColor(np.random.default_rng(0).integers(0, 256, (40, 60), dtype=np.uint8), cv2.COLOR_GRAY2BGR)
+    expected = as_bgr(bgr)
+    got = as_bgr(convert(bgr))
+    assert got.dtype == np.uint8 and got.shape == (40, 60, 3)
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1  # the same picture, up to rounding
+
+
+@pytest.mark.parametrize("frame, message", [
+    (np.zeros((4, 4, 2), np.uint8), r"not an array of shape \(4, 4, 2\) and dtype uint8"),
+    (np.zeros((2, 4, 4, 3), np.float32), r"shape \(2, 4, 4, 3\) and dtype float32"),
+    (np.full((4, 4, 3), 300.0), r"holds 300..300"),
+    (np.zeros((4, 4, 3), np.complex64), r"dtype complex64"),
+    (None, "cv2.imread gives None for a file that is missing"),
+])
+def test_the_api_refuses_other_arrays_in_one_line_naming_shape_and_dtype(detector, frame, message):
+    with pytest.raises(ValueError, match=message) as refused:
+        detector.detect_emotions(frame)
+    assert "\n" not in str(refused.value)

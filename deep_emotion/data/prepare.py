@@ -31,18 +31,19 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from deep_emotion import face_sources
-from deep_emotion.data_loaders import SPLITS, UNLABELED, DataError, split_dir
+from deep_emotion.data import face_sources
+from deep_emotion.data.fer_csv import Faces, read_csv_faces, read_image_folder_faces
+from deep_emotion.data.prepared import SPLITS, UNLABELED, DataError, split_dir
+from deep_emotion.data.synthetic_faces import SYNTHETIC_CSV, write_synthetic_csv
 from deep_emotion.emotions import CLASS_NAMES
 from deep_emotion.face_detectors import DetectorError, yunet_model_path
-from deep_emotion.fer_csv import Faces, read_csv_faces, read_image_folder_faces
-from deep_emotion.synthetic_faces import SYNTHETIC_CSV, write_synthetic_csv
 from deep_emotion.utils import (
     BOOL_FLAG,
     IMAGE_SUFFIXES,
     ArgumentParser,
     OutputError,
     check_writable_folder,
+    command_hint,
     float_in,
     int_at_least,
     write_text_atomic,
@@ -103,8 +104,8 @@ def find_source(data_dir):
             return "synthetic", data_dir / name
     raise DataError(f"no faces found in {data_dir}: expected fer2013.csv, icml_face_data.csv, train.csv, "
                     "train/<class>/ image folders, FER2013Train/label.csv, RAF-DB's basic/, a labels.csv, "
-                    f"<class>/ folders; or write the synthetic demo set there: `python generate_data.py --synthetic "
-                    f"--data {data_dir}`")
+                    "<class>/ folders; or write the synthetic demo set there: "
+                    f"{command_hint('prepare', f'--synthetic --data {data_dir}')}")
 
 
 def read_face_folder(kind, root, faces, framing, detector_model):
@@ -174,7 +175,7 @@ def write_split(directory, images, labels, origins, workers, votes=None):
         def encode(rows):  # cv2 releases the GIL while encoding, so threads encode in parallel
             return [cv2.imencode(".png", images[i], [cv2.IMWRITE_PNG_COMPRESSION, 1])[1] for i in rows]
 
-        # writes stay in this thread: parallel writers were slower on this machine's disk
+        # writes stay in this thread: with the encoders busy on every core, more writers only contend for the GIL
         with ThreadPoolExecutor(workers) as pool, tqdm(total=len(images), desc=f"writing {directory.name}",
                                                        unit="img", leave=False) as bar:
             for rows, encoded in zip(chunks, pool.map(encode, chunks)):
