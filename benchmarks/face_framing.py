@@ -1,7 +1,7 @@
 """Measures how a FER2013 face is framed relative to what a detector finds (the constants of face_detectors.py).
 
     python benchmarks/face_framing.py --data data --detector haar --count 600
-    python benchmarks/face_framing.py --data data --detector yunet --detector_model face_detection_yunet_2023mar.onnx
+    python benchmarks/face_framing.py --data data --detector yunet
     python benchmarks/face_framing.py --faces ../shared/rafdb --detector yunet --detector_model ...  # RAF_FRAMING
 
 Training faces are upscaled 4x into a grey 480x480 frame. For each detected face: the FER

@@ -1,6 +1,6 @@
 """Frames per second of the browser page (web/) in headless Chromium, on WASM with 1 and 2 threads.
 
-    deep-emotion export --web --detector_model face_detection_yunet_2023mar.onnx   # once: web/models/
+    deep-emotion export --web                    # once: web/models/
     python benchmarks/web_fps.py --frames 60 --repeats 3
     python benchmarks/web_fps.py --frames 5 --repeats 1 --screenshot imgs/web_demo.png   # the README's picture
 

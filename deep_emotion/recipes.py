@@ -28,7 +28,7 @@ RECIPES = {
                         warmup_epochs=0.5, label_smoothing=0.1, rotation=10.0, scale=0.1, shift=0.1,
                         erase_prob=0.25, sharpness=0.0, photometric=0.0, clahe=False, logit_adjust=0.0,
                         ema=0.0, mixup=0.0, cutmix=0.0, sam=0.0, loc_lr_scale=0.1, clip_grad=5.0,
-                        arch_args={"input_size": 150, "frozen_stages": 2, "heads": ["default", "fer2013"]},
+                        arch_args={"input_size": 150, "frozen_stages": 2, "heads": ["ferplus", "fer2013"]},
                         teacher="", distill_weight=0.5),
 }
 
