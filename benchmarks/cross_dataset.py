@@ -95,7 +95,8 @@ def main():
                         help="the given crop, or the whole live pipeline (default: crop)")
     parser.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR,
                         help="pipeline's detector (default: yunet, shipped)")
-    parser.add_argument("--detector_model", default=None, help="another YuNet .onnx file (default: $DEEP_EMOTION_YUNET, else the package's)")
+    parser.add_argument("--detector_model", default=None,
+                        help="another YuNet .onnx file (default: $DEEP_EMOTION_YUNET, else the package's)")
     parser.add_argument("--align", action="store_true", help="YuNet with eye alignment (default: off)")
     parser.add_argument("--tta", nargs="?", const="flip", default=None, choices=TTA_MODES,
                         help="test-time augmentation (default: off)")

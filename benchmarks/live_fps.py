@@ -66,7 +66,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=3, help="runs (default: 3)")
     parser.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR,
                         help="face detector (default: yunet, shipped)")
-    parser.add_argument("--detector_model", default=None, help="another YuNet .onnx file (default: $DEEP_EMOTION_YUNET, else the package's)")
+    parser.add_argument("--detector_model", default=None,
+                        help="another YuNet .onnx file (default: $DEEP_EMOTION_YUNET, else the package's)")
     parser.add_argument("--backend", choices=BACKENDS, default="torch", help="classifier backend (default: torch)")
     parser.add_argument("--busy", type=int, default=0,
                         help="processes kept spinning beside the pipeline, as another program would (default: 0)")

@@ -79,9 +79,9 @@ class EmotionRecognizer:
     onnxruntime (see build_classifier).
     """
 
-    def __init__(self, model_path=DEFAULT_MODEL, device="cpu", smooth=0.0, min_face=None, tta=None, detector=DEFAULT_DETECTOR,
-                 detector_model=None, align=False, balanced=False, stills=False, backend="torch", head=None,
-                 detect_every=DETECT_EVERY, classify_every=CLASSIFY_EVERY):
+    def __init__(self, model_path=DEFAULT_MODEL, device="cpu", smooth=0.0, min_face=None, tta=None,
+                 detector=DEFAULT_DETECTOR, detector_model=None, align=False, balanced=False, stills=False,
+                 backend="torch", head=None, detect_every=DETECT_EVERY, classify_every=CLASSIFY_EVERY):
         if detect_every < 1 or classify_every < 1:
             raise ValueError(f"detect_every and classify_every must be at least 1, not {detect_every}, {classify_every}")
         self.classifier = build_classifier(model_path, device, tta, balanced, backend, head)

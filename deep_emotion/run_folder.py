@@ -1,4 +1,4 @@
-"""What a training run writes into its folder and reads back: the folder, the one checkpoint dict, the log line, the curves.
+"""What a training run writes into its folder and reads back: the folder, the checkpoint dict, the log, the curves.
 
     runs/<arch>-<n>/config.json   the run's whole configuration (main.py writes it)
     runs/<arch>-<n>/best.pt       the epoch best on the declared validation score
@@ -129,7 +129,8 @@ def epoch_record(select_rule, epoch, metrics, per_source, lr, seconds):
 
 
 def print_epoch(epochs, row, is_best):
-    others = "".join(f"  {name} bal {m['balanced_accuracy']:.2%}" for name, m in list(row.get("sources", {}).items())[1:])
+    sources = list(row.get("sources", {}).items())[1:]
+    others = "".join(f"  {name} bal {m['balanced_accuracy']:.2%}" for name, m in sources)
     score = f"  score {row['score']:.2%}" if others else ""
     print(f"epoch {row['epoch']:>3}/{epochs}  train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.2%}"
           f"  val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.2%}{others}{score}  lr {row['lr']:.2e}"
