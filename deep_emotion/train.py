@@ -324,8 +324,8 @@ def train(args):
     start_epoch, best_score, history = 0, None, []
     if checkpoint:
         start_epoch, best_score, history = restore_training(checkpoint, model, optimizer, scheduler, average)
-        data.inputs = RunInputs(**{**dataclasses.asdict(data.inputs),
-                                   "trunk_sha256": (checkpoint.get("inputs") or {}).get("trunk_sha256")})
+        data.inputs = dataclasses.replace(data.inputs,
+                                          trunk_sha256=(checkpoint.get("inputs") or {}).get("trunk_sha256"))
         run_dir = Path(args.resume).parent
     elif rank == 0:
         run_dir = new_run_dir(args.out, config.arch)

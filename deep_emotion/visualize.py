@@ -127,9 +127,8 @@ def get_args_parser(sections=SECTIONS):
     live.add_argument("--max_frames", type=int_at_least(0), default=0, help="stop after this many frames (default: 0 = all)")
     for group in parser._action_groups:
         if group.title in SECTIONS and group.title not in sections:
-            for action in group._group_actions:
+            for action in group._group_actions:  # argparse leaves a group of hidden flags out of --help
                 action.help = argparse.SUPPRESS
-            group.title, group.description = None, None
     return parser
 
 
