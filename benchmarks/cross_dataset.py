@@ -55,7 +55,7 @@ def scores(predictions, labels):
 
 
 def predict_crops(recognizer, images):
-    """Predicted classes of 48x48 uint8 faces (N, 48, 48), in batches."""
+    """Predicted classes of uint8 faces as the recognizer's network reads them (recognizer.face_input)."""
     return recognizer.classifier.predict(torch.from_numpy(images)).argmax(1).numpy()
 
 
@@ -119,7 +119,7 @@ def main():
             + ([("fer2013_publictest", None)] if args.fer else []))
     for name, folder in sets:
         if folder is None:
-            faces, labels, _ = load_split(args.fer, "val")
+            faces, labels, _ = load_split(args.fer, "val", face_input=recognizer.face_input)
             faces, labels = faces.numpy(), labels.tolist()
             images = list(faces)
         else:
@@ -130,7 +130,7 @@ def main():
                 raise SystemExit(f"error: {error}") from None
             if args.limit:
                 paths, labels = paths[:args.limit], labels[:args.limit]
-            faces = load_face_crops(paths) if args.mode == "crop" else None
+            faces = load_face_crops(paths, recognizer.face_input) if args.mode == "crop" else None
             images = None if args.mode == "crop" else [cv2.imread(str(p)) for p in paths]
         if args.limit:
             faces, labels = (faces[:args.limit] if faces is not None else None), labels[:args.limit]

@@ -100,16 +100,17 @@ def fit_prior_exponent(splits, prior, grid=EXPONENT_GRID):
     return best, scores
 
 
-def face_set_crops(folder):
-    """(uint8 faces (N, 48, 48), labels (N,)) of a labelled face folder, each image resized as given."""
+def face_set_crops(folder, face_input):
+    """(uint8 faces face_input.shape(N), labels (N,)) of a labelled face folder, each image resized as given."""
     paths, labels = labelled_faces(folder)
-    return torch.from_numpy(load_face_crops(paths)), torch.tensor(labels)
+    return torch.from_numpy(load_face_crops(paths, face_input)), torch.tensor(labels)
 
 
-def val_labels_for(data_dir, targets):
-    """(faces, labels) of a val split, labelled as the checkpoint learnt: FER+'s majority for a model trained
-    on FER+ targets where the split has votes (faces FER+ gives no FER2013 class left out), else the labels."""
-    faces, labels, _ = load_split(data_dir, "val")
+def val_labels_for(data_dir, targets, face_input):
+    """(faces, labels) of a val split, faces as face_input reads them, labelled as the checkpoint learnt: FER+'s
+    majority for a model trained on FER+ targets where the split has votes (faces FER+ gives no FER2013 class
+    left out), else the labels."""
+    faces, labels, _ = load_split(data_dir, "val", face_input=face_input)
     votes = load_votes(data_dir, "val") if targets in ("majority", "votes") else None
     if votes is None:
         return faces, labels
@@ -142,7 +143,7 @@ def main(args):
     normalization, clahe = tuple(checkpoint["normalization"]), checkpoint.get("clahe", False)
     # the first folder's val is FER2013's PublicTest; the others are named after their folders
     targets = checkpoint.get("config", {}).get("targets", "label")
-    fitted = [("PublicTest" if i == 0 else f"{Path(d).name} val", *val_labels_for(d, targets))
+    fitted = [("PublicTest" if i == 0 else f"{Path(d).name} val", *val_labels_for(d, targets, model.face_input))
               for i, d in enumerate(args.data)]
     raw = {name: predict(model, faces, normalization, device, clahe=clahe)  # temperature 1, whatever it holds
            for name, faces, _ in fitted}
@@ -152,7 +153,7 @@ def main(args):
               "labels": "FER+ majority where votes exist" if targets in ("majority", "votes") else "labels",
               "ece": {}}
     curves = {}
-    evaluations = fitted + [(Path(f).name, *face_set_crops(f)) for f in args.sets]
+    evaluations = fitted + [(Path(f).name, *face_set_crops(f, model.face_input)) for f in args.sets]
     for name, faces, truth in evaluations:
         before = raw[name] if name in raw else predict(model, faces, normalization, device, clahe=clahe)
         after = predict(model, faces, normalization, device, temperature=temperature, clahe=clahe)

@@ -1,11 +1,41 @@
 """What the networks, the ONNX runtime, the detectors and the plots share, with no PyTorch or OpenCV import.
 
-The class names in FER2013's label order, the face size, how pixels are standardised, the
+The class names in FER2013's label order, what a network reads (FaceInput), how pixels are standardised, the
 views test-time augmentation averages, and the division by the training prior. Each function
 works on numpy arrays and torch tensors alike, so model.py and onnx_classifier.py share one rule.
 """
+from dataclasses import dataclass
+
 CLASS_NAMES = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
-IMAGE_SIZE = 48  # faces are IMAGE_SIZE x IMAGE_SIZE greyscale
+IMAGE_SIZE = 48  # FER2013's faces, and what every network read before FaceInput: 48x48 greyscale
+
+
+@dataclass(frozen=True)
+class FaceInput:
+    """The faces a network reads: size x size pixels, grey (channels 1) or colour (channels 3, RGB order).
+
+    A property of the network (its arch_args `image_size` and `in_channels`, so every checkpoint
+    carries it); every consumer follows it: training and test data (data/loaders.py), the live
+    crop (face_detectors.py), ONNX export and the page (models.json). A batch of such faces is
+    uint8 (N, size, size) when grey, (N, size, size, 3) when colour.
+    """
+    size: int = IMAGE_SIZE
+    channels: int = 1
+
+    def __post_init__(self):
+        if self.channels not in (1, 3) or self.size < 8:
+            raise ValueError(f"a network reads grey (1) or RGB (3) faces of 8 pixels or more, not {self}")
+
+    @property
+    def colour(self):
+        return self.channels == 3
+
+    def shape(self, batch):
+        """The shape of a uint8 batch of `batch` such faces."""
+        return (batch, self.size, self.size) + ((3,) if self.colour else ())
+
+    def describe(self):
+        return f"{self.size}x{self.size} {'RGB' if self.colour else 'grey'}"
 
 # Test-time augmentation (--tta): "flip" averages each face's probabilities with its
 # mirror image's (2 views); "shifts" also with the face moved SHIFT_PIXELS up, down,

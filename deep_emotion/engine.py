@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from deep_emotion.data.augment import augment_batch, degrade_batch, mix_batch
+from deep_emotion.data.loaders import channels_first
 from deep_emotion.emotions import CLASS_NAMES
 from deep_emotion.inference import predict
 from deep_emotion.metrics import classification_scores
@@ -105,7 +106,7 @@ def make_augment(normalization, photometric=0.0, rotation=10.0, scale=0.1, shift
                  sharpness=0.0, mixup=0.0, cutmix=0.0):
     """The training batch's transform: augment(x, generator) -> (x, share, partner).
 
-    x: faces in [0, 1] (B, 1, 48, 48). In order: camera-like degradations (photometric > 0,
+    x: faces in [0, 1] (B, C, H, W). In order: camera-like degradations (photometric > 0,
     augment.degrade_batch), standardisation, the random warp, sharpening and erasing
     (augment_batch), then mixup or CutMix (mix_batch: share and partner, None when unmixed).
     """
@@ -195,7 +196,7 @@ def train_one_epoch(model, images, labels, optimizer, scheduler, loss_fn, augmen
     bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{total_epochs or '?'}", leave=False, disable=not show_bar)
     for step in bar:
         batch = order[step * batch_size:(step + 1) * batch_size][rank * per_rank:(rank + 1) * per_rank]
-        x = images[batch].to(device, non_blocking=True).unsqueeze(1).float() / 255  # (B, 1, 48, 48) in [0, 1]
+        x = channels_first(images[batch].to(device, non_blocking=True)).float() / 255  # (B, C, H, W) in [0, 1]
         y = labels[batch].to(device, non_blocking=True)
         x, share, partner = augment(x, generator)
         if device.type in CHANNELS_LAST_DEVICES:

@@ -4,8 +4,8 @@
     deep-emotion export --model deep_emotion/weights/deep_emotion.pt --out deep_emotion_int8.onnx --int8
     deep-emotion export --web                   # the browser page's files, into the checkout's web/models/
 
-The graph's input is `faces`, float32 (batch, 48, 48) greyscale in 0..255, with a dynamic
-batch dimension; its output is `probabilities` (batch, 7). The checkpoint's input
+The graph's input is `faces`, float32 in 0..255 as the network reads them: (batch, 48, 48) greyscale for
+most, (batch, S, S, 3) RGB for a colour network (its face_input), with a dynamic batch dimension; its output is `probabilities` (batch, 7). The checkpoint's input
 normalisation and calibration temperature are inside the graph, and its metadata records
 them with the class names, the training prior and the source checkpoint's sha256.
 --int8 then quantises the weights to 8 bits (onnxruntime's dynamic quantisation).
@@ -20,6 +20,7 @@ from pathlib import Path
 
 from deep_emotion.face_detectors import DetectorError, yunet_model_path
 from deep_emotion.inference import CheckpointError, load_checkpoint
+from deep_emotion.model import face_input_of
 from deep_emotion.onnx_classifier import OnnxError, export
 from deep_emotion.recognizer import (
     CLASSIFY_EVERY,
@@ -107,8 +108,10 @@ def export_web(models, detector_model, web_dir):
             continue
         checkpoint = load_checkpoint(path)
         export(path, web_dir / f"{key}.onnx")
+        face_input = face_input_of(checkpoint.get("arch_args", {}))  # the page crops each face as the network reads
         classifiers[key] = {"file": f"{key}.onnx", "name": Path(path).stem, "arch": checkpoint["arch"],
-                            "class_names": list(checkpoint.get("class_names"))}
+                            "class_names": list(checkpoint.get("class_names")),
+                            "input": {"size": face_input.size, "channels": face_input.channels}}
     open_input_size(detector, web_dir / "yunet.onnx")
     # the page searches and classifies as visualize.py does: one search in DETECT_EVERY frames, each face
     # classified on one of its frames in CLASSIFY_EVERY, with the pipeline's own constants

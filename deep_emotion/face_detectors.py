@@ -1,4 +1,5 @@
-"""Face detectors (OpenCV's Haar cascade and YuNet) and the FER2013-framed 48x48 crop of each face.
+"""Face detectors (OpenCV's Haar cascade and YuNet) and the FER2013-framed crop of each face, at the size and
+in the colours the network reads (emotions.FaceInput: 48x48 grey for most).
 
 The network learnt FER2013's framing, so each crop is cut to frame its face as a FER2013
 face is framed; the constants below were measured by benchmarks/face_framing.py, which
@@ -11,7 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-IMAGE_SIZE = 48
+from deep_emotion.emotions import IMAGE_SIZE, FaceInput
+
 HAAR_CASCADE = "haarcascade_frontalface_default.xml"
 HAAR_WINDOW = 24  # the cascade's smallest face, in pixels of the image it searches
 # A FER2013 face spans 1.02x the Haar box around it, centred on it (median over the 470 of 600 faces found).
@@ -132,14 +134,43 @@ def build_detector(name=DEFAULT_DETECTOR, model_path=None, min_face=None, stills
     raise DetectorError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
 
 
-def _square(gray, left, top, side):
-    """The side x side square of gray at (left, top), integer pixels; the frame edge is replicated past it."""
+def _square(image, left, top, side):
+    """The side x side square of image at (left, top), integer pixels; the frame edge is replicated past it."""
     left, top, side = int(round(left)), int(round(top)), max(1, int(round(side)))
-    pad = max(0, -left, -top, left + side - gray.shape[1], top + side - gray.shape[0])
+    pad = max(0, -left, -top, left + side - image.shape[1], top + side - image.shape[0])
     if pad:
-        gray = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        image = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
         left, top = left + pad, top + pad
-    return gray[top:top + side, left:left + side]
+    return image[top:top + side, left:left + side]
+
+
+def frame_pixels(frame, face_input=FaceInput()):
+    """A BGR (or grey) frame as the network's faces are cut from it: grey, or RGB for a colour network."""
+    if face_input.colour:
+        return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB) if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
+
+
+def fit_face(face, face_input=FaceInput()):
+    """A face image (grey, or RGB when it has 3 channels) as face_input reads it: its colours, its size (shrunk
+    by area averaging, enlarged bilinearly)."""
+    if face.ndim == 3 and not face_input.colour:
+        face = cv2.cvtColor(face, cv2.COLOR_RGB2GRAY)
+    elif face.ndim == 2 and face_input.colour:
+        face = cv2.cvtColor(face, cv2.COLOR_GRAY2RGB)
+    if face.shape[:2] != (face_input.size, face_input.size):
+        shrink = face.shape[0] >= face_input.size
+        face = cv2.resize(face, (face_input.size, face_input.size),
+                          interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return face
+
+
+def read_face_image(path, face_input=FaceInput()):
+    """An image file as face_input's pixels (grey or RGB), at its own size; None when unreadable."""
+    if not face_input.colour:
+        return cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def bordered(image):
@@ -159,16 +190,17 @@ def nearest_to_centre(faces, frame):
     return min(faces, key=lambda face: np.linalg.norm(np.add(face["box"][:2], np.divide(face["box"][2:], 2)) - centre))
 
 
-def crop_box(gray, box, scale):
-    """The 48x48 face `scale` times the box's width, centred on it (Haar's boxes are square, YuNet's taller)."""
+def crop_box(image, box, scale, size=IMAGE_SIZE):
+    """The size x size face `scale` times the box's width, centred on it (Haar's boxes are square, YuNet's
+    taller); image: grey or RGB (frame_pixels)."""
     x, y, w, h = box
     side = w * scale
-    face = _square(gray, x + w / 2 - side / 2, y + h / 2 - side / 2, side)
-    return cv2.resize(face, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
+    face = _square(image, x + w / 2 - side / 2, y + h / 2 - side / 2, side)
+    return cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA)
 
 
-def crop_aligned(gray, box, landmarks, scale=None):
-    """The 48x48 face turned so its eyes are level, then framed from its box as crop_box frames it.
+def crop_aligned(image, box, landmarks, scale=None, size=IMAGE_SIZE):
+    """The size x size face turned so its eyes are level, then framed from its box as crop_box frames it.
 
     The turn comes from the eye landmarks; the size and centre from the box, since YuNet's eye
     distance is a noisier measure of a face's size (it shrinks as the head turns aside).
@@ -181,20 +213,21 @@ def crop_aligned(gray, box, landmarks, scale=None):
     # turn a square that holds the crop at the frame's own resolution (little blur), then
     # cut the crop from its middle and shrink it by area averaging, as crop_box does
     region = int(np.ceil(1.5 * side))
-    patch = _square(gray, x + w / 2 - region / 2, y + h / 2 - region / 2, region)
+    patch = _square(image, x + w / 2 - region / 2, y + h / 2 - region / 2, region)
     middle = (region - 1) / 2
     upright = cv2.warpAffine(patch, cv2.getRotationMatrix2D((middle, middle), angle, 1.0), (region, region),
                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     face = _square(upright, middle + 0.5 - side / 2, middle + 0.5 - side / 2, side)
-    return cv2.resize(face, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
+    return cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA)
 
 
-def crop_face(gray, face, align=False):
-    """The FER2013-framed 48x48 crop of a detected face; align=True turns it upright first (needs landmarks)."""
+def crop_face(image, face, align=False, size=IMAGE_SIZE):
+    """The FER2013-framed size x size crop of a detected face from frame_pixels' image; align=True turns it
+    upright first (needs landmarks)."""
     if face["landmarks"] is not None and align:
-        return crop_aligned(gray, face["box"], face["landmarks"])
+        return crop_aligned(image, face["box"], face["landmarks"], size=size)
     scale = HAAR_CROP_SCALE if face["landmarks"] is None else YUNET_CROP_SCALE
-    return crop_box(gray, face["box"], scale)
+    return crop_box(image, face["box"], scale, size)
 
 
 # CLAHE on 48x48 faces: 4x4 tiles of 12 pixels (an eye, a mouth corner), OpenCV's default clip limit

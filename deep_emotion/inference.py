@@ -132,7 +132,8 @@ def tta_views(x, tta):
 @torch.no_grad()
 def predict(model, images, normalization, device, batch_size=512, tta=None, autocast_dtype=None, progress=None,
             temperature=1.0, clahe=False):
-    """Class probabilities (N, 7) of uint8 faces (N, 48, 48), averaged over the views of `tta`.
+    """Class probabilities (N, 7) of uint8 faces as the model reads them (model.face_input: (N, 48, 48) grey,
+    (N, S, S, 3) RGB), averaged over the views of `tta`.
 
     tta: None/False (one view), "flip" (True means this too) or "shifts"; see TTA_MODES.
     temperature divides the logits before the softmax (a checkpoint's calibration; 1 = none).
@@ -182,6 +183,16 @@ def head_names(model):
     return list(getattr(model, "heads", [DEFAULT_HEAD]))
 
 
+def common_face_input(paths, models):
+    """The FaceInput every one of models reads; raises CheckpointError when they read different faces."""
+    inputs = {model.face_input for model in models}
+    if len(inputs) > 1:
+        raise CheckpointError("these networks read different faces ("
+                              + ", ".join(f"{p}: {m.face_input.describe()}" for p, m in zip(paths, models))
+                              + "); an ensemble needs one crop for all")
+    return inputs.pop()
+
+
 class Ensemble:
     """One or more checkpoints read as one classifier: their class probabilities are averaged.
 
@@ -196,6 +207,7 @@ class Ensemble:
         self.device = torch.device(device)
         self.members = [load_model(path, self.device) for path in paths]
         self.paths = paths
+        self.face_input = common_face_input(paths, [model for model, _ in self.members])
         if head is not None:
             self.use_head(head)
         self.class_names = list(self.members[0][1].get("class_names", CLASS_NAMES))
@@ -214,7 +226,7 @@ class Ensemble:
             set_head(model, head or head_names(model)[0])
 
     def predict(self, images, batch_size=512):
-        """Class probabilities (N, 7) of uint8 faces (N, 48, 48), a tensor or an array."""
+        """Class probabilities (N, 7) of uint8 faces as self.face_input reads them, a tensor or an array."""
         images = torch.as_tensor(images)
         total = 0
         for model, checkpoint in self.members:

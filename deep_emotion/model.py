@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from deep_emotion.emotions import CLASS_NAMES, IMAGE_SIZE
+from deep_emotion.emotions import CLASS_NAMES, IMAGE_SIZE, FaceInput
 from deep_emotion.face_trunk import DLIB_INPUT_SIZE, DLIB_STAGES, DlibResNet, standardize_rgb
 
 DEFAULT_HEAD = "default"  # the one head of a network trained on one label set
@@ -33,6 +33,7 @@ class STNAttention(nn.Module):
 
     def __init__(self, in_channels=1, image_size=IMAGE_SIZE):
         super().__init__()
+        self.face_input = FaceInput(image_size, in_channels)  # what the crops, data and exports follow
         self.localization = nn.Sequential(
             nn.Conv2d(in_channels, 8, kernel_size=7),
             nn.MaxPool2d(2, stride=2),
@@ -169,10 +170,11 @@ class FaceResNet(HeadsMixin, nn.Module):
     """dlib's face-recognition ResNet (face_trunk.py; ~3 million faces, CC0) with this project's heads.
 
     The trunk is cut after its last residual stage; its map, average-pooled to 2x2 (B, 1024), feeds
-    one linear layer per label set, as in DeepEmotionVGG. Faces arrive as the other networks get
-    them, 48x48 grey in 0..1 (INPUT_NORMALIZATION): the network enlarges them to `input_size`,
-    repeats the grey channel as RGB and standardises them as dlib does, so every consumer of
-    48x48 crops (training, test, the live pipeline, ONNX) runs it unchanged.
+    one linear layer per label set, as in DeepEmotionVGG. It reads image_size x image_size faces, grey
+    (in_channels 1, repeated as RGB) or RGB (3), in 0..1 (INPUT_NORMALIZATION): the network resizes
+    them to `input_size` (dlib's own 150 by default; nothing is done when image_size equals it) and
+    standardises them as dlib does. The first checkpoints read the pipeline's 48x48 grey crops;
+    the network's face_input tells every consumer (data, crop, ONNX, page) what to give it.
     frozen_stages: the stem and this many residual stages keep dlib's weights in training (cheaper
     steps on a CPU; 0 fine-tunes everything). No STN: the trunk learnt from aligned faces already.
     """
@@ -182,10 +184,9 @@ class FaceResNet(HeadsMixin, nn.Module):
     def __init__(self, num_classes=len(CLASS_NAMES), input_size=DLIB_INPUT_SIZE, dropout=0.2, frozen_stages=0,
                  heads=None, in_channels=1, image_size=IMAGE_SIZE):
         super().__init__()
-        if in_channels != 1:
-            raise ValueError("face_resnet reads grey faces (in_channels 1)")
         if not 0 <= frozen_stages <= len(DLIB_STAGES):
             raise ValueError(f"frozen_stages must be 0..{len(DLIB_STAGES)}, not {frozen_stages}")
+        self.face_input = FaceInput(image_size, in_channels)
         self.input_size, self.frozen_stages = input_size, frozen_stages
         self.trunk = DlibResNet()
         del self.trunk.descriptor  # the identity descriptor is the wrong layer for expressions
@@ -206,8 +207,9 @@ class FaceResNet(HeadsMixin, nn.Module):
         return [p for p in self.trunk.parameters() if p.requires_grad]
 
     def forward(self, x):
-        x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
-        x = standardize_rgb(x.expand(-1, 3, -1, -1) * 255)             # (B, 3, S, S)
+        if x.shape[-1] != self.input_size:
+            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
+        x = standardize_rgb(x.expand(-1, 3, -1, -1) * 255)             # (B, 3, S, S); grey repeated
         x = F.adaptive_avg_pool2d(self.trunk(x), 2).flatten(1)          # (B, 1024)
         return self._answer(self.dropout(x))
 
@@ -242,12 +244,18 @@ def count_parameters(model):
     return sum(p.numel() for p in model.parameters())
 
 
-def count_flops(model, image_size=IMAGE_SIZE):
-    """Floating-point operations of one forward pass on one image (a multiply-add is 2)."""
+def face_input_of(arch_args):
+    """The FaceInput a network built with arch_args reads (every architecture: 48x48 grey unless told)."""
+    return FaceInput(arch_args.get("image_size", IMAGE_SIZE), arch_args.get("in_channels", 1))
+
+
+def count_flops(model):
+    """Floating-point operations of one forward pass on one face (a multiply-add is 2)."""
     from torch.utils.flop_counter import FlopCounterMode
     was_training = model.training
     model.eval()
     with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(torch.zeros(1, 1, image_size, image_size, device=next(model.parameters()).device))
+        size, channels = model.face_input.size, model.face_input.channels
+        model(torch.zeros(1, channels, size, size, device=next(model.parameters()).device))
     model.train(was_training)
     return counter.get_total_flops()

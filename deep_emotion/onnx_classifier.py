@@ -4,7 +4,8 @@
     classifier = OnnxClassifier("deep_emotion_vgg.onnx")
     probabilities = classifier.predict(faces)    # uint8 (N, 48, 48) -> (N, 7)
 
-The graph takes greyscale faces as float32 (N, 48, 48) in 0..255 and returns probabilities:
+The graph takes faces as its network reads them (classifier.face_input), float32 in 0..255: grey
+(N, 48, 48) for most, RGB (N, S, S, 3) for a colour network; it returns probabilities:
 the input normalisation and the calibration temperature are inside it. Its metadata holds
 the class names, the training prior, the normalisation and the temperature, for reference,
 and whether the faces' contrast is equalised first (CLAHE, for checkpoints trained with --clahe:
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deep_emotion.emotions import SHIFT_ORIGINS, SHIFT_PIXELS, balance, standardize
+from deep_emotion.emotions import SHIFT_ORIGINS, SHIFT_PIXELS, FaceInput, balance, standardize
 from deep_emotion.face_detectors import equalize_contrast
 from deep_emotion.utils import atomic_write
 
@@ -30,11 +31,12 @@ class OnnxError(Exception):
 
 
 def tta_views(faces, tta):
-    """The views (numpy (N, 48, 48) each) that test-time augmentation `tta` averages; see inference.tta_views."""
+    """The views (numpy (N, H, W) or (N, H, W, 3) each) that test-time augmentation `tta` averages; see
+    inference.tta_views."""
     views = [faces]
     if tta == "shifts":
-        p, (h, w) = SHIFT_PIXELS, faces.shape[-2:]
-        padded = np.pad(faces, ((0, 0), (p, p), (p, p)), mode="edge")
+        p, (h, w) = SHIFT_PIXELS, faces.shape[1:3]
+        padded = np.pad(faces, ((0, 0), (p, p), (p, p)) + ((0, 0),) * (faces.ndim - 3), mode="edge")
         for top, left in SHIFT_ORIGINS:
             views.append(padded[:, top:top + h, left:left + w])
     if tta:
@@ -70,10 +72,15 @@ class OnnxClassifier:
             self.exponents.append(json.loads(metadata.get("prior_exponent", "0")))  # applied inside the graph
             self.clahe.append(json.loads(metadata.get("clahe", "false")))
             self.sessions.append(session)
+        inputs = {face_input_of(session) for session in self.sessions}
+        if len(inputs) > 1:
+            raise OnnxError(f"these networks read different faces ({', '.join(i.describe() for i in inputs)}); "
+                            "an ensemble needs one crop for all")
+        self.face_input = inputs.pop()
         self.tta, self.balanced = tta, balanced
 
     def predict(self, images, batch_size=512):
-        """Class probabilities (N, 7) of uint8 faces (N, 48, 48), as a numpy array."""
+        """Class probabilities (N, 7) of uint8 faces as self.face_input reads them, as a numpy array."""
         images = np.asarray(images)
         probabilities = []
         for start in range(0, len(images), batch_size):
@@ -92,6 +99,12 @@ class OnnxClassifier:
         return balance(result, np.mean(self.priors, axis=0)) if self.balanced else result
 
 
+def face_input_of(session):
+    """The FaceInput an exported graph reads, from its input's shape: (batch, S, S) grey, (batch, S, S, 3) RGB."""
+    shape = session.get_inputs()[0].shape
+    return FaceInput(int(shape[1]), 3 if len(shape) == 4 else 1)
+
+
 def export(checkpoint_path, out_path, int8=False):
     """Writes a checkpoint as ONNX (atomically), normalisation and temperature inside; returns out_path.
 
@@ -100,6 +113,7 @@ def export(checkpoint_path, out_path, int8=False):
     """
     import torch
 
+    from deep_emotion.data.loaders import channels_first
     from deep_emotion.inference import class_prior, load_model, prior_exponent
 
     class Deployable(torch.nn.Module):
@@ -112,8 +126,8 @@ def export(checkpoint_path, out_path, int8=False):
             self.register_buffer("prior", prior)
             self.exponent = float(exponent)
 
-        def forward(self, faces):  # (B, 48, 48) in 0..255
-            x = standardize(faces.unsqueeze(1), self.mean, self.std)
+        def forward(self, faces):  # (B, S, S) grey or (B, S, S, 3) RGB, in 0..255
+            x = standardize(channels_first(faces), self.mean, self.std)
             probabilities = (self.model(x) / self.temperature).softmax(1)
             return balance(probabilities, self.prior, self.exponent) if self.exponent else probabilities
 
@@ -121,7 +135,7 @@ def export(checkpoint_path, out_path, int8=False):
     exponent = prior_exponent(checkpoint)
     deployable = Deployable(model, checkpoint["normalization"], checkpoint.get("temperature", 1.0),
                             class_prior(checkpoint), exponent).eval()
-    example = torch.rand(2, 48, 48) * 255
+    example = torch.rand(model.face_input.shape(2)) * 255
     with tempfile.TemporaryDirectory() as folder:
         raw = Path(folder) / "model.onnx"
         program = torch.onnx.export(deployable, (example,), dynamo=True, opset_version=OPSET,
@@ -137,7 +151,8 @@ def export(checkpoint_path, out_path, int8=False):
                     "prior_exponent": json.dumps(exponent),
                     "heads": json.dumps(getattr(model, "heads", ["default"])),
                     "clahe": json.dumps(bool(checkpoint.get("clahe", False))),
-                    "arch": checkpoint["arch"], "input": "faces: float32 (batch, 48, 48) greyscale 0..255",
+                    "arch": checkpoint["arch"],
+                    "input": f"faces: float32 {model.face_input.shape('batch')} {model.face_input.describe()} 0..255",
                     "source_sha256": hashlib.sha256(Path(checkpoint_path).read_bytes()).hexdigest()}
         for key, value in metadata.items():
             entry = graph.metadata_props.add()

@@ -16,7 +16,7 @@ import numpy as np
 
 from deep_emotion import face_detectors, tracking
 from deep_emotion.emotions import CLASS_NAMES
-from deep_emotion.face_detectors import DEFAULT_DETECTOR, build_detector, crop_face
+from deep_emotion.face_detectors import DEFAULT_DETECTOR, build_detector, crop_face, frame_pixels
 from deep_emotion.tracking import Tracker, iou
 
 BACKENDS = ("torch", "onnx")
@@ -86,6 +86,7 @@ class EmotionRecognizer:
             raise ValueError(f"detect_every and classify_every must be at least 1, not {detect_every}, {classify_every}")
         self.classifier = build_classifier(model_path, device, tta, balanced, backend, head)
         self.class_names = self.classifier.class_names
+        self.face_input = self.classifier.face_input  # each face is cropped at the network's size and colours
         self.detector = build_detector(detector, detector_model, min_face, stills=stills)
         self.smooth, self.align, self.stills = smooth, align, stills
         self.tracker = Tracker()
@@ -99,16 +100,16 @@ class EmotionRecognizer:
         return self.detector.detect(frame)
 
     def classify(self, faces):
-        """Probabilities (N, 7) for uint8 faces (N, 48, 48)."""
+        """Probabilities (N, 7) for uint8 faces as self.face_input reads them ((N, 48, 48) grey for most)."""
         return np.asarray(self.classifier.predict(np.stack(faces)))
 
     def _find_and_crop(self, frame):
-        """(faces, 48x48 crops) of every face in a BGR frame, searched for; faces are find_faces' dicts."""
+        """(faces, crops) of every face in a BGR frame, searched for; faces are find_faces' dicts."""
         start = time.perf_counter()
-        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
         found = self.find_faces(frame)
         detected = time.perf_counter()
-        crops = [crop_face(gray, face, self.align) for face in found]
+        pixels = frame_pixels(frame, self.face_input)
+        crops = [crop_face(pixels, face, self.align, self.face_input.size) for face in found]
         self.timings["detect"] += detected - start
         self.timings["crop"] += time.perf_counter() - detected
         return found, crops
@@ -121,9 +122,9 @@ class EmotionRecognizer:
         if tracks is None:
             return None
         start = time.perf_counter()
-        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
-        crops = [crop_face(gray, {"box": shown_box(track.box), "landmarks": track.landmarks}, self.align)
-                 for track in tracks]
+        pixels = frame_pixels(frame, self.face_input)
+        crops = [crop_face(pixels, {"box": shown_box(track.box), "landmarks": track.landmarks}, self.align,
+                           self.face_input.size) for track in tracks]
         self.timings["crop"] += time.perf_counter() - start
         self.since_search += 1
         return tracks, crops
@@ -285,6 +286,6 @@ def pipeline_settings():
             "yunet_nms_threshold": face_detectors.YUNET_NMS_THRESHOLD, "yunet_top_k": face_detectors.YUNET_TOP_K,
             "yunet_crop_scale": face_detectors.YUNET_CROP_SCALE, "video_width": face_detectors.VIDEO_WIDTH,
             "photo_width": face_detectors.PHOTO_WIDTH, "video_min_face": face_detectors.VIDEO_MIN_FACE,
-            "photo_min_face": face_detectors.PHOTO_MIN_FACE, "image_size": face_detectors.IMAGE_SIZE,
+            "photo_min_face": face_detectors.PHOTO_MIN_FACE,
             "max_missed": tracking.MAX_MISSED, "iou_threshold": tracking.IOU_THRESHOLD,
             "bar_width": BAR_WIDTH, "bar_row": BAR_ROW}

@@ -37,7 +37,7 @@ from deep_emotion.engine import (
 from deep_emotion.face_detectors import equalize_contrast
 from deep_emotion.face_trunk import load_dlib_weights
 from deep_emotion.inference import CheckpointError, device_arg, load_checkpoint, load_initial_weights, pick_device
-from deep_emotion.model import ALL_HEADS, ARCHS, build_model, count_parameters, set_head
+from deep_emotion.model import ALL_HEADS, ARCHS, build_model, count_parameters, face_input_of, set_head
 from deep_emotion.recipes import check_resumed_inputs, recipe_help, teachers_sha256
 from deep_emotion.run_folder import (
     checkpoint_state,
@@ -230,7 +230,10 @@ class RunInputs:
 def load_training_data(config, device, checkpoint, show_bar, resumed_from=None):
     """The run's data: its sources, the union it trains on (on device), its targets, normalisation, draws and
     inputs (RunInputs)."""
-    sources = training_data.load_sources(config.data, config.targets)
+    face_input = face_input_of(config.arch_args)  # the faces the network reads: its data follow it
+    if config.clahe and face_input.colour:
+        raise TrainingError("--clahe equalises grey faces; this network reads colour")
+    sources = training_data.load_sources(config.data, config.targets, face_input)
     images, labels, soft_targets, sizes = training_data.union(sources, config.label_smoothing)
     if len(images) < config.batch_size:
         raise TrainingError(f"the train split has {len(images)} faces, fewer than --batch_size {config.batch_size}")
@@ -240,9 +243,15 @@ def load_training_data(config, device, checkpoint, show_bar, resumed_from=None):
     if checkpoint:  # older runs kept these in their config
         check_resumed_inputs(inputs, checkpoint.get("inputs") or checkpoint["config"], resumed_from, config)
     teacher_probabilities = None
-    if config.teacher:  # on the faces as they are: a teacher reads them its own way
+    if config.teacher:  # on the faces as they are: a teacher reads them its own way, at its own size and colours
+        def faces_for(teacher_input):
+            if teacher_input == face_input:
+                return images
+            teacher_sources = training_data.load_sources(config.data, config.targets, teacher_input)
+            return training_data.union(teacher_sources)[0]
+
         teacher_probabilities = training_data.teacher_targets(
-            config.teacher, inputs.teacher_sha256, config.data[0], inputs.data_identity, config.precision, images,
+            config.teacher, inputs.teacher_sha256, config.data[0], inputs.data_identity, config.precision, faces_for,
             device, show_bar).to(device)
     if config.clahe:
         images = torch.from_numpy(equalize_contrast(images.numpy()))

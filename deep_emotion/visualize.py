@@ -247,7 +247,7 @@ def test_accuracy(args, classifier, head=None):
     head: the head classifier answers in (None: the default). Where the split has FER+ votes, the
     checkpoints' default head (FER+'s sense) is also scored against FER+'s majority.
     """
-    images, labels, _ = load_split(args.data, args.split)
+    images, labels, _ = load_split(args.data, args.split, face_input=classifier.face_input)
     probabilities = np.asarray(classifier.predict(images, args.batch_size))
     metrics = classification_scores(probabilities.argmax(1), labels.numpy())
     metrics.update({"split": args.split, "model": [str(m) for m in args.model], "tta": args.tta,
@@ -331,7 +331,7 @@ def main(args):
         if args.test_cc:
             metrics = test_accuracy(args, classifier, head)
         if args.attention or args.samples:
-            images, labels, _ = load_split(args.data, args.split)
+            images, labels, _ = load_split(args.data, args.split, face_input=classifier.face_input)
             if args.attention:  # the first model's STN
                 if not hasattr(classifier, "members"):
                     raise OnnxError("--attention shows a PyTorch network's STN: use --backend torch and a .pt model")

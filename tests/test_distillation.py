@@ -57,8 +57,8 @@ def test_several_teachers_are_averaged(prepared, tmp_path):
     b = train(prepared, tmp_path / "b", "--epochs", "1", "--max_steps", "1", "--seed", "1", "--clahe") / "last.pt"
     images, _, _ = load_split(prepared, "train")
     teacher = f"{a},{b}"
-    both = training_data.teacher_targets(teacher, recipes.teachers_sha256(teacher), prepared, "test", "fp32", images,
-                                         torch.device("cpu"), show_bar=False)
+    both = training_data.teacher_targets(teacher, recipes.teachers_sha256(teacher), prepared, "test", "fp32",
+                                         lambda face_input: images, torch.device("cpu"), show_bar=False)
     singles = []
     for path in (a, b):  # each teacher reads the faces its own way (b equalises them)
         model, checkpoint = load_model(path)

@@ -262,7 +262,7 @@ def test_training_never_loads_the_test_split(prepared, tmp_path, monkeypatch):
     loaded = []
     real_load = training_data.load_split
     monkeypatch.setattr(training_data, "load_split",
-                        lambda data, split, *a: loaded.append(split) or real_load(data, split, *a))
+                        lambda data, split, *a, **k: loaded.append(split) or real_load(data, split, *a, **k))
     train(prepared, tmp_path, "--epochs", "1", "--max_steps", "1")
     assert sorted(loaded) == ["train", "val"]
 

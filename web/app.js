@@ -9,8 +9,8 @@
 // faces on one frame in N, following them in between), classify_every=M (classify each face on one of its
 // frames in M); both default to models.json's, visualize.py's defaults.
 import * as ort from "./node_modules/onnxruntime-web/dist/ort.webgpu.min.mjs";
-import { configure, settings, Tracker, barChartOrigin, cropFace, dueForClassification, decodeYunet, facesInFrame, followOrSearch, grayFromRGBA, searchImage,
-         shownBox, yunetInput } from "./pipeline.js";
+import { configure, settings, Tracker, barChartOrigin, cropFace, dueForClassification, decodeYunet, facesInFrame, followOrSearch, grayFromRGBA, rgbFromRGBA,
+         searchImage, shownBox, yunetInput } from "./pipeline.js";
 
 const params = new URLSearchParams(location.search);
 const MODELS = (params.get("models") || "models").replace(/\/$/, "");
@@ -35,7 +35,7 @@ function showStatus(message) {
 
 // ---------------------------------------------------------------- the page
 
-let detector = null, classifier = null, classNames = null, detectEvery = 1, classifyEvery = 1;
+let detector = null, classifier = null, classNames = null, faceInput = null, detectEvery = 1, classifyEvery = 1;
 let sinceSearch = 0; // frames since the last face search
 let tracker = null; // made once models.json has given the tracker's settings
 const work = document.createElement("canvas");
@@ -49,6 +49,8 @@ async function loadModels() {
   const entry = manifest.classifiers[choice];
   if (!entry) throw new Error(`no model "${choice}" in ${manifestUrl} (it has: ${Object.keys(manifest.classifiers).join(", ")})`);
   classNames = entry.class_names;
+  faceInput = entry.input; // {size, channels}: the faces this classifier reads (export_onnx.export_web)
+  if (!faceInput) throw new Error(`models.json lacks the classifier's input: run \`deep-emotion export --web\` again`);
   configure(manifest.pipeline); // the pipeline's numbers, from their Python definitions
   tracker = new Tracker();
   const webgpu = "gpu" in navigator && params.get("backend") !== "wasm";
@@ -89,7 +91,6 @@ async function findFaces(session, rgba, width, height, still) {
 
 // EmotionRecognizer.detect_emotions on one frame: search (or follow), crop, classify in one batch, smooth
 async function recognize(rgba, width, height, still) {
-  const gray = grayFromRGBA(rgba, width, height);
   let tracks = followOrSearch(tracker, sinceSearch, detectEvery, width, height, still);
   const found = tracks ? "followed" : "search";
   if (tracks) {
@@ -105,10 +106,13 @@ async function recognize(rgba, width, height, still) {
   const due = dueForClassification(tracks, still ? 1 : classifyEvery);
   const fresh = new Map();
   if (due.length) {
-    const size = settings.image_size, classes = classNames.length;
-    const batch = new Float32Array(due.length * size * size);
-    due.forEach((i, n) => batch.set(cropFace(gray, width, height, shownBox(tracks[i].box)), n * size * size));
-    const out = await classifier.run({ [classifier.inputNames[0]]: new ort.Tensor("float32", batch, [due.length, size, size]) });
+    // the faces as the classifier reads them (models.json's input: size, grey or RGB), as EmotionRecognizer crops
+    const { size, channels } = faceInput, face = size * size * channels, classes = classNames.length;
+    const pixels = channels === 3 ? rgbFromRGBA(rgba, width, height) : grayFromRGBA(rgba, width, height);
+    const batch = new Float32Array(due.length * face);
+    due.forEach((i, n) => batch.set(cropFace(pixels, width, height, shownBox(tracks[i].box), faceInput), n * face));
+    const dims = channels === 3 ? [due.length, size, size, 3] : [due.length, size, size];
+    const out = await classifier.run({ [classifier.inputNames[0]]: new ort.Tensor("float32", batch, dims) });
     const probabilities = out[classifier.outputNames[0]].data;
     due.forEach((i, n) => fresh.set(i, Array.from(probabilities.slice(n * classes, (n + 1) * classes))));
   }

@@ -8,7 +8,7 @@
 // Python definitions (export_onnx.pipeline_settings). configure() takes them before anything runs.
 export const settings = {};
 const SETTING_NAMES = ["yunet_score_threshold", "yunet_nms_threshold", "yunet_top_k", "yunet_crop_scale", "video_width",
-  "photo_width", "video_min_face", "photo_min_face", "image_size", "max_missed", "iou_threshold", "bar_width", "bar_row"];
+  "photo_width", "video_min_face", "photo_min_face", "max_missed", "iou_threshold", "bar_width", "bar_row"];
 export function configure(pipeline) {
   const missing = SETTING_NAMES.filter((name) => typeof (pipeline || {})[name] !== "number");
   if (missing.length) throw new Error(`models.json lacks the pipeline's ${missing.join(", ")}: run \`deep-emotion export --web\` again`);
@@ -35,6 +35,15 @@ export function grayFromRGBA(rgba, width, height) {
     gray[i] = (rgba[p] * 4899 + rgba[p + 1] * 9617 + rgba[p + 2] * 1868 + 8192) >> 14;
   }
   return gray;
+}
+
+// the frame as a colour network's faces are cut from it (face_detectors.frame_pixels: RGB)
+export function rgbFromRGBA(rgba, width, height) {
+  const rgb = new Uint8Array(width * height * 3);
+  for (let i = 0, p = 0; p < rgba.length; i += 3, p += 4) {
+    rgb[i] = rgba[p]; rgb[i + 1] = rgba[p + 1]; rgb[i + 2] = rgba[p + 2];
+  }
+  return rgb;
 }
 
 export function bgrFromRGBA(rgba, width, height) {
@@ -108,19 +117,23 @@ export function resizeArea(src, srcW, srcH, channels, dstW, dstH, scaleX, scaleY
   return dst;
 }
 
-// cv2.resize(..., INTER_LINEAR) for the rare crop smaller than 48 pixels (OpenCV upscales INTER_AREA
-// bilinearly): half-pixel centres, edges clamped. Not bit-exact with OpenCV's fixed-point version.
-export function resizeLinear(src, srcW, srcH, dstW, dstH) {
-  const dst = new Uint8Array(dstW * dstH);
+// cv2.resize(..., INTER_LINEAR) for a crop smaller than the network's faces (OpenCV upscales INTER_AREA
+// bilinearly): half-pixel centres, edges clamped, channels interleaved. Not bit-exact with OpenCV's
+// fixed-point version.
+export function resizeLinear(src, srcW, srcH, dstW, dstH, channels = 1) {
+  const dst = new Uint8Array(dstW * dstH * channels);
   const sx = srcW / dstW, sy = srcH / dstH;
   for (let y = 0; y < dstH; y++) {
     const fy = Math.max(0, (y + 0.5) * sy - 0.5), y0 = Math.min(srcH - 1, Math.floor(fy)), y1 = Math.min(srcH - 1, y0 + 1);
     for (let x = 0; x < dstW; x++) {
       const fx = Math.max(0, (x + 0.5) * sx - 0.5), x0 = Math.min(srcW - 1, Math.floor(fx)), x1 = Math.min(srcW - 1, x0 + 1);
       const ax = fx - x0, ay = fy - y0;
-      const top = src[y0 * srcW + x0] * (1 - ax) + src[y0 * srcW + x1] * ax;
-      const bottom = src[y1 * srcW + x0] * (1 - ax) + src[y1 * srcW + x1] * ax;
-      dst[y * dstW + x] = saturateU8(top * (1 - ay) + bottom * ay);
+      for (let k = 0; k < channels; k++) {
+        const at = (row, col) => src[(row * srcW + col) * channels + k];
+        const top = at(y0, x0) * (1 - ax) + at(y0, x1) * ax;
+        const bottom = at(y1, x0) * (1 - ax) + at(y1, x1) * ax;
+        dst[(y * dstW + x) * channels + k] = saturateU8(top * (1 - ay) + bottom * ay);
+      }
     }
   }
   return dst;
@@ -212,22 +225,24 @@ export function facesInFrame(faces, factor, still) {
 // ---------------------------------------------------------------- the crop (face_detectors.crop_box)
 
 // _square: the side x side square at (left, top), integer pixels, the frame's edge replicated past it;
-// then INTER_AREA down to 48x48
-export function cropFace(gray, width, height, box) {
+// then INTER_AREA to the network's faces. input: the classifier's {size, channels} from models.json;
+// pixels: grey (grayFromRGBA) for channels 1, RGB (rgbFromRGBA) for 3, as face_detectors.frame_pixels
+export function cropFace(pixels, width, height, box, input) {
   const [x, y, w, h] = box;
-  const exactSide = w * settings.yunet_crop_scale, size = settings.image_size;
+  const exactSide = w * settings.yunet_crop_scale, { size, channels } = input;
   const left = roundHalfEven(x + w / 2 - exactSide / 2), top = roundHalfEven(y + h / 2 - exactSide / 2);
   const side = Math.max(1, roundHalfEven(exactSide));
-  const square = new Uint8Array(side * side);
+  const square = new Uint8Array(side * side * channels);
   for (let r = 0; r < side; r++) {
     const sy = Math.min(height - 1, Math.max(0, top + r));
     for (let c = 0; c < side; c++) {
-      square[r * side + c] = gray[sy * width + Math.min(width - 1, Math.max(0, left + c))];
+      const from = (sy * width + Math.min(width - 1, Math.max(0, left + c))) * channels;
+      for (let k = 0; k < channels; k++) square[(r * side + c) * channels + k] = pixels[from + k];
     }
   }
-  if (side < size) return resizeLinear(square, side, side, size, size);
+  if (side < size) return resizeLinear(square, side, side, size, size, channels);
   const scale = 1 / (size / side); // OpenCV's scale_x = 1 / inv_scale_x
-  return resizeArea(square, side, side, 1, size, size, scale, scale);
+  return resizeArea(square, side, side, channels, size, size, scale, scale);
 }
 
 // ---------------------------------------------------------------- tracking (tracking.Tracker)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 
 def degrade_batch(x, generator, strength=1.0):
-    """Random camera-like degradations of faces in [0, 1] (B, 1, H, W): contrast, brightness, gamma,
+    """Random camera-like degradations of faces in [0, 1] (B, C, H, W): contrast, brightness, gamma,
     low resolution and noise, each applied to a random half of the faces; returns the batch in [0, 1].
 
     Why: FER2013's faces are tightly cropped, evenly exposed 48x48 greyscale; a webcam or a photo's
@@ -48,7 +48,7 @@ def augment_batch(x, generator, max_rotation=10.0, max_scale=0.1, max_shift=0.1,
     smoother than its PublicTest faces, so without it the network only ever
     trains on faces softer than those it is tested on.
 
-    x: float (B, 1, H, W) on any device; the random numbers come from `generator`
+    x: float (B, C, H, W) on any device; the random numbers come from `generator`
     (a CPU torch.Generator), so a seeded run repeats exactly on any device.
     """
     batch = x.shape[0]
@@ -63,8 +63,10 @@ def augment_batch(x, generator, max_rotation=10.0, max_scale=0.1, max_shift=0.1,
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     if sharpness > 0:
+        channels = x.shape[1]
         kernel = torch.tensor([[1.0, 1, 1], [1, 5, 1], [1, 1, 1]], device=x.device).div(13).view(1, 1, 3, 3)
-        blurred = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernel)
+        blurred = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernel.expand(channels, 1, 3, 3),
+                           groups=channels)
         factor = (1 + rand(batch) * sharpness).view(-1, 1, 1, 1)
         x = blurred + factor * (x - blurred)
     if erase_prob > 0:

@@ -18,14 +18,16 @@ import numpy as np
 from tqdm import tqdm
 
 from deep_emotion.data.prepared import DataError
-from deep_emotion.emotions import CLASS_NAMES
+from deep_emotion.emotions import CLASS_NAMES, IMAGE_SIZE, FaceInput
 from deep_emotion.face_detectors import (
     YUNET_CROP_SCALE,
     bordered,
     build_detector,
     crop_box,
     crop_face,
+    fit_face,
     nearest_to_centre,
+    read_face_image,
 )
 from deep_emotion.utils import IMAGE_SUFFIXES
 
@@ -239,17 +241,18 @@ def labelled_faces(folder):
     return [path for path, *_ in entries], [label for _, label, *_ in entries]
 
 
-def mapped_crop(gray, framing=RAF_FRAMING):
-    """The 48x48 face at `framing` (centre x, centre y, side; fractions of the image's width and height)."""
-    height, width = gray.shape[:2]
+def mapped_crop(image, framing=RAF_FRAMING, size=IMAGE_SIZE):
+    """The size x size face at `framing` (centre x, centre y, side; fractions of the image's width and height)."""
+    height, width = image.shape[:2]
     side = framing[2] * width
     box = (framing[0] * width - side / YUNET_CROP_SCALE / 2, framing[1] * height - side / YUNET_CROP_SCALE / 2,
            side / YUNET_CROP_SCALE, side / YUNET_CROP_SCALE)
-    return crop_box(gray, box, YUNET_CROP_SCALE)
+    return crop_box(image, box, YUNET_CROP_SCALE, size)
 
 
-def frame_faces(entries, framing, detector_model=None):
-    """48x48 faces (N, 48, 48), framed as the live pipeline frames them, and the count the detector missed.
+def frame_faces(entries, framing, detector_model=None, face_input=FaceInput()):
+    """Faces as face_input reads them (face_input.shape), framed as the live pipeline frames them, and the count
+    the detector missed.
 
     framing: "detect" finds each face with YuNet on the image with a border (these are tight crops)
     and frames the face nearest the centre from its box, exactly as the pipeline does; a face
@@ -259,22 +262,23 @@ def frame_faces(entries, framing, detector_model=None):
     """
     detector = build_detector("yunet", detector_model, stills=True) if framing == "detect" else None
     faces, missed = [None] * len(entries), 0
+    size = face_input.size
     for i, (path, _, _, box) in enumerate(tqdm(entries, desc=f"framing faces ({framing})", leave=False)):
-        gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-        if gray is None:
+        image = read_face_image(path, face_input)  # grey or RGB, as the network reads faces
+        if image is None:
             continue
         if box is not None:
-            faces[i] = crop_box(gray, box, YUNET_CROP_SCALE)
+            faces[i] = crop_box(image, box, YUNET_CROP_SCALE, size)
         elif framing == "as_given":
-            faces[i] = cv2.resize(gray, (48, 48), interpolation=cv2.INTER_AREA)
+            faces[i] = fit_face(image, face_input)
         elif detector is not None:
-            frame = bordered(gray)
-            found = detector.detect(frame)
+            frame = bordered(image)
+            found = detector.detect(frame if image.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
             if found:
-                faces[i] = crop_face(frame, nearest_to_centre(found, frame))
+                faces[i] = crop_face(frame, nearest_to_centre(found, frame), size=size)
             else:
                 missed += 1
-                faces[i] = mapped_crop(gray)
+                faces[i] = mapped_crop(image, size=size)
         else:
-            faces[i] = mapped_crop(gray)
+            faces[i] = mapped_crop(image, size=size)
     return faces, missed

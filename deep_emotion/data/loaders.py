@@ -5,19 +5,19 @@ The folders' layout (prepared.py) is written by prepare.py; augment.py augments 
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-import cv2
 import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
 from deep_emotion.data.prepared import DataError, check_prepared
-from deep_emotion.emotions import CLASS_NAMES, standardize
+from deep_emotion.emotions import CLASS_NAMES, FaceInput, standardize
+from deep_emotion.face_detectors import fit_face, read_face_image
 from deep_emotion.utils import command_hint
 
 
 class FER2013(Dataset):
-    """One prepared split as a map-style dataset of (PIL grayscale image, label).
+    """One prepared split as a map-style dataset of (PIL grayscale image, label), the faces as stored.
 
     `transform` and `target_transform` follow torchvision's conventions.
     """
@@ -42,22 +42,22 @@ class FER2013(Dataset):
         return image, label
 
 
-def load_split(data_dir, split, require_labels=True):
-    """Decodes a whole split once into memory.
+def load_split(data_dir, split, require_labels=True, face_input=FaceInput()):
+    """Decodes a whole split once into memory, each face as face_input reads it (resized, grey or RGB).
 
-    Returns (images, labels, files): a uint8 tensor (N, 48, 48), an int64
-    tensor (N,) (-1 where unlabeled) and the file names. FER2013 is about 83 MB
-    this way, so training never decodes images file by file.
+    Returns (images, labels, files): a uint8 tensor face_input.shape(N) ((N, 48, 48) by default), an
+    int64 tensor (N,) (-1 where unlabeled) and the file names. FER2013 is about 83 MB this way, so
+    training never decodes images file by file.
     """
     directory, files, labels = check_prepared(data_dir, split, require_labels)
-    images = np.empty((len(files), 48, 48), dtype=np.uint8)
+    images = np.empty(face_input.shape(len(files)), dtype=np.uint8)
 
     def decode(index):
-        image = cv2.imread(str(directory / "images" / files[index]), cv2.IMREAD_GRAYSCALE)
-        if image is None or image.shape != (48, 48):
-            raise DataError(f"{directory / 'images' / files[index]} is unreadable or not 48x48; "
+        image = read_face_image(directory / "images" / files[index], face_input)
+        if image is None:
+            raise DataError(f"{directory / 'images' / files[index]} is unreadable; "
                             f"rebuild with {command_hint('prepare', '--force --data DIR')}")
-        images[index] = image
+        images[index] = fit_face(image, face_input)
 
     # cv2 releases the GIL while decoding, so threads decode in parallel
     with ThreadPoolExecutor(os.cpu_count()) as pool:
@@ -65,19 +65,24 @@ def load_split(data_dir, split, require_labels=True):
     return torch.from_numpy(images), torch.tensor(labels, dtype=torch.int64), files
 
 
+def channels_first(images):
+    """A uint8 batch of faces, grey (B, H, W) or RGB (B, H, W, 3) -> (B, C, H, W), as the networks read it."""
+    return images.permute(0, 3, 1, 2) if images.ndim == 4 else images.unsqueeze(1)
+
+
 def normalize(images, mean, std):
-    """uint8 (B, 48, 48) -> float (B, 1, 48, 48), standardised with the training statistics."""
-    return standardize(images.unsqueeze(1).float(), mean, std)
+    """uint8 faces (B, H, W) or (B, H, W, 3) -> float (B, C, H, W), standardised with the training statistics."""
+    return standardize(channels_first(images).float(), mean, std)
 
 
 # ---------------------------------------------------------------- face images as given (evaluation)
 
-def load_face_crops(paths):
-    """Face images as given, greyscale, resized to 48x48 (area): uint8 (N, 48, 48)."""
-    faces = np.empty((len(paths), 48, 48), np.uint8)
+def load_face_crops(paths, face_input=FaceInput()):
+    """Face images as given, as face_input reads them (resized by area): uint8 face_input.shape(N)."""
+    faces = np.empty(face_input.shape(len(paths)), np.uint8)
     for i, path in enumerate(paths):
-        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        image = read_face_image(path, face_input)
         if image is None:
             raise DataError(f"{path} is not a readable image")
-        faces[i] = cv2.resize(image, (48, 48), interpolation=cv2.INTER_AREA)
+        faces[i] = fit_face(image, face_input)
     return faces

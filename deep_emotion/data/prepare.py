@@ -16,9 +16,12 @@ Recognised in DIR, in this order (torchvision's FER2013 order):
 
 Training -> train, PublicTest -> val, PrivateTest -> test. Inputs are never modified. FER+'s
 fer2013new.csv beside a FER2013 CSV is joined to it by row: each face keeps its ten FER+ votes
-(face_sources.py). Face folders are framed as the live pipeline frames faces (--framing).
+(face_sources.py). Face folders are framed as the live pipeline frames faces (--framing), and kept at
+--face_size pixels, in colour with --colour (for networks that read larger or colour faces, such as
+face_resnet's); FER2013's sources are 48x48 grey and stay so.
 """
 import csv
+import dataclasses
 import hashlib
 import json
 import os
@@ -35,7 +38,7 @@ from deep_emotion.data import face_sources
 from deep_emotion.data.fer_csv import Faces, read_csv_faces, read_image_folder_faces
 from deep_emotion.data.prepared import SPLITS, UNLABELED, DataError, split_dir
 from deep_emotion.data.synthetic_faces import SYNTHETIC_CSV, write_synthetic_csv
-from deep_emotion.emotions import CLASS_NAMES
+from deep_emotion.emotions import CLASS_NAMES, IMAGE_SIZE, FaceInput
 from deep_emotion.face_detectors import DetectorError, yunet_model_path
 from deep_emotion.utils import (
     BOOL_FLAG,
@@ -67,6 +70,12 @@ def get_args_parser():
                              "when a YuNet file is given, else mapping (default: auto)")
     parser.add_argument("--detector_model", default=None,
                         help="YuNet's .onnx file for --framing detect (default: $DEEP_EMOTION_YUNET)")
+    parser.add_argument("--face_size", type=int_at_least(8), default=IMAGE_SIZE,
+                        help="a face folder's faces are kept at this many pixels square; a network reading "
+                             f"another size resizes them as it loads them (default: {IMAGE_SIZE})")
+    parser.add_argument("--colour", **BOOL_FLAG,
+                        help="keep a face folder's faces in colour (RGB), for networks that read colour; grey "
+                             "networks read them grey (default: off)")
     parser.add_argument("--val_fraction", type=float_in(0, 1, high_open=True), default=0.1,
                         help="share of train carved out as val when the source has no PublicTest (default: 0.1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of that val carve (default: 0)")
@@ -108,8 +117,8 @@ def find_source(data_dir):
                     f"{command_hint('prepare', f'--synthetic --data {data_dir}')}")
 
 
-def read_face_folder(kind, root, faces, framing, detector_model):
-    """Reads a labelled face folder (face_sources.find_face_folder's kinds), framing each face."""
+def read_face_folder(kind, root, faces, framing, detector_model, face_input=FaceInput()):
+    """Reads a labelled face folder (face_sources.find_face_folder's kinds), framing each face as face_input."""
     entries, faces.bad = face_sources.list_face_folder(root, kind)
     if framing == "auto":
         framing = "detect" if detector_model or os.environ.get("DEEP_EMOTION_YUNET") else "mapping"
@@ -118,7 +127,7 @@ def read_face_folder(kind, root, faces, framing, detector_model):
             detector_model = yunet_model_path(detector_model)
         except DetectorError as error:
             raise DataError(f"--framing detect: {error}") from None
-    crops, faces.missed_by_detector = face_sources.frame_faces(entries, framing, detector_model)
+    crops, faces.missed_by_detector = face_sources.frame_faces(entries, framing, detector_model, face_input)
     faces.framing = framing
     origins = [str(Path(path).relative_to(root)) if Path(path).is_relative_to(root) else str(path)
                for path, _, _, _ in entries]
@@ -129,11 +138,14 @@ def read_face_folder(kind, root, faces, framing, detector_model):
                      [entries[i][2] for i in kept], [origins[i] for i in kept])
 
 
-def read_faces(kind, path, workers=1, framing="auto", detector_model=None):
+FACE_FOLDERS = ("rafdb", "labels_csv", "class_folders")  # framed from larger images: any --face_size, --colour
+
+
+def read_faces(kind, path, workers=1, framing="auto", detector_model=None, face_input=FaceInput()):
     """Every valid face of the source, with its label, split and origin (file:line or file)."""
     faces = Faces()
-    if kind in ("rafdb", "labels_csv", "class_folders"):
-        read_face_folder(kind, path, faces, framing, detector_model)
+    if kind in FACE_FOLDERS:
+        read_face_folder(kind, path, faces, framing, detector_model, face_input)
     elif kind == "ferplus_folders":
         face_sources.read_ferplus_folders(path, faces)
     elif kind in ("fer2013", "icml", "synthetic"):
@@ -174,8 +186,9 @@ def write_split(directory, images, labels, origins, workers, votes=None):
 
         # cv2 releases the GIL while encoding, so threads encode in parallel; PNG's level 0 (stored, not deflated)
         # takes a third of level 1's time, and a 48x48 face fills one 4 KB disk block either way
-        def encode(rows):
-            return [cv2.imencode(".png", images[i], [cv2.IMWRITE_PNG_COMPRESSION, 0])[1] for i in rows]
+        def encode(rows):  # colour faces are RGB; PNG files hold BGR as OpenCV writes them
+            return [cv2.imencode(".png", images[i] if images.ndim == 3 else images[i][..., ::-1],
+                                 [cv2.IMWRITE_PNG_COMPRESSION, 0])[1] for i in rows]
 
         # encode everything, then write in this thread: a writer running beside the encoders waits for the GIL
         # at each file it opens (3 s of FER2013's 4 here), and parallel writers were slower still
@@ -251,10 +264,14 @@ def fingerprint(kind, path):
     return {"kind": kind, "files": listing}
 
 
-def stale_reason(manifest, built_from, val_fraction, seed, data_dir, framing=None):
+def stale_reason(manifest, built_from, val_fraction, seed, data_dir, framing=None, face_input=None):
     """Why an existing build no longer matches its source and flags (None when it does)."""
     if framing not in (None, "auto") and manifest.get("framing") not in (None, framing):
         return f"its faces were framed by {manifest['framing']}, not {framing}"
+    if face_input is not None and manifest.get("kind") in FACE_FOLDERS:
+        kept = FaceInput(**manifest.get("face_input", {}))  # older builds kept 48x48 grey faces
+        if kept != face_input:
+            return f"its faces are {kept.describe()}, not {face_input.describe()}"
     if manifest.get("built_from") != built_from:
         if "built_from" not in manifest:
             return "it was made by an older generate_data.py that did not record its source"
@@ -269,13 +286,18 @@ def stale_reason(manifest, built_from, val_fraction, seed, data_dir, framing=Non
 
 
 def prepare(data_dir, val_fraction=0.1, seed=0, force=False, workers=None, out=None, framing="auto",
-            detector_model=None):
+            detector_model=None, face_input=FaceInput()):
     """Converts the faces in data_dir into OUT/prepared/<split>/ (OUT = data_dir by default); returns a summary.
+
+    face_input: the size and colours a face folder's faces are kept in (FER2013's are 48x48 grey).
 
     A build whose source files, val carve or splits no longer match is rebuilt; splits the
     source does not produce are removed, so no split of an older source is ever scored.
     """
     kind, path = find_source(data_dir)
+    if kind not in FACE_FOLDERS and face_input != FaceInput():
+        raise DataError(f"{path} holds 48x48 grey faces ({kind}); --face_size and --colour are for face folders "
+                        "framed from larger images, such as RAF-DB's")
     data_dir = out or data_dir  # where the splits go from here on
     prepared = split_dir(data_dir, "")
     try:
@@ -288,7 +310,7 @@ def prepare(data_dir, val_fraction=0.1, seed=0, force=False, workers=None, out=N
     rebuilt_because = "--force" if force else None
     if manifest_path.is_file() and not force:
         manifest = json.loads(manifest_path.read_text())
-        rebuilt_because = stale_reason(manifest, built_from, val_fraction, seed, data_dir, framing)
+        rebuilt_because = stale_reason(manifest, built_from, val_fraction, seed, data_dir, framing, face_input)
         if rebuilt_because is None:
             manifest["skipped"] = True
             return manifest
@@ -296,7 +318,7 @@ def prepare(data_dir, val_fraction=0.1, seed=0, force=False, workers=None, out=N
     manifest_path.unlink(missing_ok=True)
 
     workers = workers or os.cpu_count()
-    faces = read_faces(kind, path, workers, framing, detector_model)
+    faces = read_faces(kind, path, workers, framing, detector_model, face_input)
     images, labels, splits, origins, votes = faces.arrays()
     if len(images) == 0:
         first = f"; first: {faces.bad[0][0]}: {faces.bad[0][1]}" if faces.bad else ""
@@ -312,7 +334,8 @@ def prepare(data_dir, val_fraction=0.1, seed=0, force=False, workers=None, out=N
                "seed": seed if carved else None, "splits": {}, "rebuilt_because": rebuilt_because,
                "bad_rows": len(faces.bad), "first_bad_rows": [f"{o}: {r}" for o, r in faces.bad[:SHOW_BAD_ROWS]],
                "ferplus_votes": faces.votes_file or ("in the source" if kind == "ferplus_folders" else None),
-               "framing": faces.framing, "missed_by_detector": faces.missed_by_detector if faces.framing else None}
+               "framing": faces.framing, "missed_by_detector": faces.missed_by_detector if faces.framing else None,
+               "face_input": dataclasses.asdict(face_input if kind in FACE_FOLDERS else FaceInput())}
     for split in SPLITS:
         rows = np.flatnonzero(splits == split)
         if len(rows) == 0:
@@ -344,7 +367,7 @@ def print_summary(summary):
     if summary.get("framing"):
         missed = (f"; YuNet missed {summary['missed_by_detector']}, framed by the mapping instead"
                   if summary["framing"] == "detect" else "")
-        print(f"  faces framed by {summary['framing']}{missed}")
+        print(f"  faces framed by {summary['framing']}{missed}, kept {FaceInput(**summary['face_input']).describe()}")
     if summary["val_carved_from_train"]:
         print(f"  val was carved from train: {summary['val_fraction']:.0%} per class, seed {summary['seed']}")
     if summary["bad_rows"]:
@@ -358,6 +381,6 @@ def main(args):
         path = write_synthetic_csv(Path(args.data) / SYNTHETIC_CSV)
         print(f"wrote synthetic demo faces (not FER2013) to {path}")
     summary = prepare(args.data, args.val_fraction, args.seed, args.force, args.workers, args.out, args.framing,
-                      args.detector_model)
+                      args.detector_model, FaceInput(args.face_size, 3 if args.colour else 1))
     print_summary(summary)
     return summary

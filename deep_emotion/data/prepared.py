@@ -3,7 +3,7 @@
 Layout under the data folder (written by generate_data.py):
 
     DIR/prepared/<split>/labels.csv     file,label,origin   (label empty when unlabeled)
-    DIR/prepared/<split>/images/*.png   48x48 grayscale, lossless
+    DIR/prepared/<split>/images/*.png   48x48 grayscale, lossless (a face folder's: --face_size, --colour)
     DIR/prepared/manifest.json          what was converted, from where
 
 Splits: train (FER2013 Training), val (PublicTest), test (PrivateTest) and

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from deep_emotion.data.face_sources import majority_class, vote_distribution
 from deep_emotion.data.loaders import load_split
 from deep_emotion.data.prepared import DataError, load_votes, split_dir
-from deep_emotion.emotions import CLASS_NAMES
+from deep_emotion.emotions import CLASS_NAMES, FaceInput
 from deep_emotion.engine import autocast_dtype, evaluate
 from deep_emotion.inference import load_model, predict
 from deep_emotion.model import ALL_HEADS, DEFAULT_HEAD, FER2013_HEAD, set_head
@@ -34,7 +34,7 @@ SELECT_RULES = ("auto", "accuracy", "mean")
 class Source:
     """One --data folder: its train faces and targets, its val faces, FER2013 labels and FER+ majority."""
     name: str
-    train_images: torch.Tensor  # uint8 (N, 48, 48)
+    train_images: torch.Tensor  # uint8 (N, 48, 48): the network's FaceInput.shape
     train_labels: torch.Tensor  # int64 (N,): the class each face counts as (accuracy, class prior)
     train_soft: torch.Tensor    # float (N, 7): FER+'s vote distribution, or None
     train_fer2013: torch.Tensor  # int64 (N,): FER2013's own label where FER+ votes replaced it, or None
@@ -49,10 +49,10 @@ def source_names(data_dirs):
     return [str(d) if names.count(n) > 1 else n for n, d in zip(names, data_dirs)]
 
 
-def load_source(data_dir, name, targets):
-    """Loads one prepared folder's train and val splits with the targets asked for."""
-    train_images, train_labels, _ = load_split(data_dir, "train")
-    val_images, val_labels, _ = load_split(data_dir, "val")
+def load_source(data_dir, name, targets, face_input=FaceInput()):
+    """Loads one prepared folder's train and val splits with the targets asked for, faces as face_input."""
+    train_images, train_labels, _ = load_split(data_dir, "train", face_input=face_input)
+    val_images, val_labels, _ = load_split(data_dir, "val", face_input=face_input)
     train_votes, val_votes = load_votes(data_dir, "train"), load_votes(data_dir, "val")
     train_soft = train_fer2013 = None
     if targets != "label" and train_votes is not None:
@@ -66,15 +66,16 @@ def load_source(data_dir, name, targets):
     return Source(name, train_images, train_labels, train_soft, train_fer2013, val_images, val_labels, val_majority)
 
 
-def load_sources(data_dirs, targets="label"):
-    """One Source per --data folder; raises DataError when one is not prepared."""
+def load_sources(data_dirs, targets="label", face_input=FaceInput()):
+    """One Source per --data folder, its faces as face_input reads them; raises DataError when one is not
+    prepared."""
     if targets not in TARGETS:
         raise DataError(f"--targets {targets!r} is not one of {', '.join(TARGETS)}")
-    return [load_source(d, name, targets) for d, name in zip(data_dirs, source_names(data_dirs))]
+    return [load_source(d, name, targets, face_input) for d, name in zip(data_dirs, source_names(data_dirs))]
 
 
 def union(sources, label_smoothing=0.0):
-    """The training union: images (N, 48, 48), labels (N,), soft targets (N, 7) or None, and each source's size.
+    """The training union: images (N, ...), labels (N,), soft targets (N, 7) or None, and each source's size.
 
     Soft targets exist when any source has them: the others' faces then get their label as a
     distribution, smoothed as the hard loss would smooth it, so one loss serves every face.
@@ -171,25 +172,28 @@ def sources_identity(data_dirs):
     return hashlib.sha256(",".join(identities).encode()).hexdigest()[:16]
 
 
-def teacher_targets(teacher, teacher_sha256, data_dir, data_identity, precision, images, device, show_bar):
+def teacher_targets(teacher, teacher_sha256, data_dir, data_identity, precision, faces_for, device, show_bar):
     """The teacher's flip-averaged probabilities (N, 7) on the clean training faces (averaged over teachers).
 
     teacher: --teacher's comma-separated checkpoints. Computed once under the training precision and
     cached in data_dir/prepared/cache/, keyed by the teacher's (teacher_sha256) and the data's
     (data_identity) hashes, so a second run with the same teacher does not redo them. Each teacher
-    reads the faces its own way (its normalisation, its --clahe).
+    reads the faces its own way (its normalisation, its --clahe, its crops: faces_for(face_input)
+    gives the training union's faces as a network reading face_input gets them, so a 48x48 grey
+    student may learn from a colour teacher).
     """
     cache = split_dir(data_dir, "") / "cache" / f"teacher-{teacher_sha256[:16]}-{data_identity}-{precision}.pt"
     if cache.is_file():
         return torch.load(cache, map_location="cpu", weights_only=True)
     paths = resolve_teachers(teacher)
     probabilities = 0
-    with tqdm(total=len(images) * len(paths), desc="teacher targets", unit="face", leave=False,
-              disable=not show_bar) as bar:
-        for path in paths:
-            teacher, teacher_checkpoint = load_model(path, device)
+    teachers = [load_model(path, device) for path in paths]
+    faces = {teacher.face_input: faces_for(teacher.face_input) for teacher, _ in teachers}  # one load per input
+    with tqdm(total=sum(len(faces[teacher.face_input]) for teacher, _ in teachers), desc="teacher targets",
+              unit="face", leave=False, disable=not show_bar) as bar:
+        for teacher, teacher_checkpoint in teachers:
             probabilities = probabilities + predict(
-                teacher, images, tuple(teacher_checkpoint["normalization"]), device, tta="flip",
+                teacher, faces[teacher.face_input], tuple(teacher_checkpoint["normalization"]), device, tta="flip",
                 autocast_dtype=autocast_dtype(precision), progress=bar.update,
                 clahe=teacher_checkpoint.get("clahe", False)) / len(paths)
     try:

@@ -73,9 +73,18 @@ test("faces go back to frame pixels, the small ones dropped, the largest first",
 test("the crop replicates the frame's edge past it", () => {
   const width = 100, height = 100, gray = new Uint8Array(width * height);
   for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) gray[y * width + x] = x; // brightness = column
-  const crop = cropFace(gray, width, height, [0, 20, 60, 60]);
+  const crop = cropFace(gray, width, height, [0, 20, 60, 60], { size: 48, channels: 1 });
   assert.equal(crop.length, 48 * 48);
   assert.ok(crop[0] <= 1 && crop[47] > crop[0]); // its left columns repeat column 0
+});
+
+test("a colour network's crop keeps the channels apart, at its own size, enlarged when the face is smaller", () => {
+  const width = 100, height = 100, rgb = new Uint8Array(width * height * 3);
+  for (let i = 0; i < width * height; i++) rgb.set([200, 100, i % width], i * 3); // red 200, green 100, blue = column
+  const crop = cropFace(rgb, width, height, [20, 20, 40, 40], { size: 112, channels: 3 }); // 49-pixel square, enlarged
+  assert.equal(crop.length, 112 * 112 * 3);
+  assert.deepEqual([crop[0], crop[1]], [200, 100]);
+  assert.ok(crop[3 * 111 + 2] > crop[2] + 40); // blue grows to the right, as the frame's columns
 });
 
 test("the tracker keeps a moving face's id and overlap decides before distance", () => {
