@@ -2,8 +2,10 @@
 
 Each asserts on what the script printed or wrote, so a script broken by a change elsewhere fails here.
 """
+import importlib.util
 import json
 import re
+import shutil
 import subprocess
 import sys
 import urllib.request
@@ -11,6 +13,8 @@ import urllib.request
 import onnxruntime
 import pytest
 from conftest import ROOT, shipped
+from test_face_input import colour_face_folder
+from test_multi_source import add_votes
 
 from deep_emotion.data.synthetic_faces import SYNTHETIC_CSV
 
@@ -27,7 +31,7 @@ def run(*argv, timeout=240, cwd=ROOT):
 
 def test_every_benchmark_script_has_a_smoke_test():
     tested = {"ablation_table", "backend_speed", "code_shape", "cross_dataset", "cross_table", "face_framing",
-              "live_fps", "pipeline_accuracy", "setup_speed", "train_throughput", "web_fps", "gpu_epoch_times",
+              "live_fps", "pipeline_accuracy", "setup_speed", "train_throughput", "web_fps", "gpu_epoch_times", "gpu_face_trunk",
               "follow_faces"}
     scripts = {p.stem for p in BENCHMARKS.iterdir() if p.suffix in (".py", ".sh")} - {"common"}
     assert scripts <= tested, scripts - tested  # a new script needs its smoke test below
@@ -129,6 +133,27 @@ def test_gpu_epoch_times_dry_run_on_the_cpu(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-500:]
     text = (tmp_path / "epoch_times.txt").read_text()
     assert text.count("ours (") == 4 and "deep_emotion_vgg" in text  # two networks x two precisions
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("face_recognition_models") is None, reason="needs the [pretrained] extra")
+def test_gpu_face_trunk_dry_run_on_the_cpu(prepared, tmp_path):
+    colour_face_folder(tmp_path / "faces", per_class=10)  # one face a class for val
+    voted = tmp_path / "fer"
+    shutil.copytree(prepared, voted)
+    add_votes(voted, lambda label: [9, 1, 0, 0, 0, 0, 0, 0, 0, 0])
+    result = subprocess.run(["bash", str(BENCHMARKS / "gpu_face_trunk.sh"), "cpu", "1", voted,
+                             tmp_path / "faces", "1"], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                            env={"OUT": str(tmp_path / "out"), "PATH": "/usr/bin:/bin", "PYTHON": sys.executable,
+                                 "WORKERS": "1", "BATCH_SIZE": "32"})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    runs = ["deep_emotion_light_distilled", "deep_emotion_vgg_heads_distilled", "face_resnet112", "face_resnet150"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.is_dir()) == runs
+    for name in runs:  # each run kept what it was, how it went and its chosen weights
+        config = json.loads((tmp_path / "out" / name / "config.json").read_text())
+        assert (tmp_path / "out" / name / "best.pt").stat().st_size > 0 and config["epochs"] == 1
+    assert json.loads((tmp_path / "out" / "face_resnet112" / "config.json").read_text())["arch_args"]["image_size"] == 112
+    assert json.loads((tmp_path / "out" / "deep_emotion_light_distilled" / "config.json").read_text())["teacher"]
 
 
 @pytest.mark.slow
