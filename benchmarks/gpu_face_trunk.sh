@@ -14,7 +14,8 @@
 # prepared folder (129 MB) do not: carry a subset of its rows, prepared, or run it where the data lives.
 # dlib's weights come from the installed `.[pretrained]` extra.
 # $PYTHON: the Python; $WORKERS: threads a run (default 4: the runs share the machine's cores);
-# $BATCH_SIZE: every run's batch (default: each recipe's).
+# $BATCH_SIZE: every run's batch (default: each recipe's); $SIZES: the face inputs, the teacher's first
+# (default "150 112").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 device=${1:-cuda}
@@ -23,6 +24,7 @@ fer=${3:-data/fer}
 faces=${4:-rafdb}
 steps=${5:+--max_steps $5}
 batch=${BATCH_SIZE:+--batch_size $BATCH_SIZE}
+read -r -a sizes <<< "${SIZES:-150 112}"
 python=${PYTHON:-python3}
 workers=${WORKERS:-4}
 out=${OUT:-runs/gpu_face_trunk}
@@ -34,7 +36,7 @@ prepare() {  # prepare SOURCE OUT [flags]: a prepared copy in the work folder
     local source=$1 target=$2; shift 2
     "$python" -m deep_emotion prepare --data "$source" --out "$work/$target" "$@" >/dev/null
 }
-for size in 150 112; do
+for size in "${sizes[@]}"; do
     prepare "$faces" "faces$size" --face_size "$size" --colour
     prepare "$faces" "faces_crop$size" --framing as_given --face_size "$size" --colour
 done
@@ -56,15 +58,15 @@ finish() {  # waits for the runs started; a failed one stops the script, its log
 face_resnet() {  # face_resnet SIZE: the trunk fine-tuned whole at SIZE x SIZE colour faces
     echo "--arch face_resnet --arch_args {\"input_size\":$1,\"image_size\":$1,\"in_channels\":3,\"frozen_stages\":0,\"heads\":[\"ferplus\",\"fer2013\"]}"
 }
-# shellcheck disable=SC2046  # face_resnet's words are meant to split
-train face_resnet150 --data "$fer" "$work/faces150" "$work/faces_crop150" $(face_resnet 150)
-# shellcheck disable=SC2046
-train face_resnet112 --data "$fer" "$work/faces112" "$work/faces_crop112" $(face_resnet 112)
+for size in "${sizes[@]}"; do
+    # shellcheck disable=SC2046  # face_resnet's words are meant to split
+    train "face_resnet$size" --data "$fer" "$work/faces$size" "$work/faces_crop$size" $(face_resnet "$size")
+done
 finish
 
-teacher=$(ls "$work"/runs/face_resnet150/*/best.pt)
+teacher=$(ls "$work/runs/face_resnet${sizes[0]}"/*/best.pt)
 for student in deep_emotion_light:20 deep_emotion_vgg_heads:48; do  # the shipped networks, fine-tuned from themselves
-    train "${student%:*}"_distilled --data "$fer" "$work/faces150" "$work/faces_crop150" \
+    train "${student%:*}"_distilled --data "$fer" "$work/faces${sizes[0]}" "$work/faces_crop${sizes[0]}" \
         --init "deep_emotion/weights/${student%:*}.pt" --arch deep_emotion_vgg \
         --arch_args "{\"width\":${student#*:},\"heads\":[\"ferplus\",\"fer2013\"]}" \
         --teacher "$teacher" --learning_rate 0.01 --warmup_epochs 0.5

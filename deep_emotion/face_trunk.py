@@ -31,6 +31,7 @@ import torch.nn.functional as F
 DLIB_MEAN_RGB = (122.782, 117.001, 104.298)
 DLIB_SCALE = 256.0
 DLIB_INPUT_SIZE = 150
+DLIB_MIN_INPUT_SIZE = 104  # smaller faces leave the last residual stage nothing to convolve
 # (channels, blocks, first block downsamples) of the residual stages, input to output
 DLIB_STAGES = ((32, 3, False), (64, 4, True), (128, 3, True), (256, 3, True), (256, 1, True))
 DESCRIPTOR_SIZE = 128

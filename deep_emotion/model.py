@@ -10,7 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from deep_emotion.emotions import CLASS_NAMES, IMAGE_SIZE, FaceInput
-from deep_emotion.face_trunk import DLIB_INPUT_SIZE, DLIB_STAGES, DlibResNet, standardize_rgb
+from deep_emotion.face_trunk import DLIB_INPUT_SIZE, DLIB_MIN_INPUT_SIZE, DLIB_STAGES, DlibResNet, standardize_rgb
 
 DEFAULT_HEAD = "default"  # the one head of a network trained on one label set
 ALL_HEADS = "all"         # forward() answers with every head, concatenated (training)
@@ -186,6 +186,8 @@ class FaceResNet(HeadsMixin, nn.Module):
         super().__init__()
         if not 0 <= frozen_stages <= len(DLIB_STAGES):
             raise ValueError(f"frozen_stages must be 0..{len(DLIB_STAGES)}, not {frozen_stages}")
+        if input_size < DLIB_MIN_INPUT_SIZE:
+            raise ValueError(f"face_resnet's input_size must be at least {DLIB_MIN_INPUT_SIZE}, not {input_size}")
         self.face_input = FaceInput(image_size, in_channels)
         self.input_size, self.frozen_stages = input_size, frozen_stages
         self.trunk = DlibResNet()

@@ -9,8 +9,8 @@ import pytest
 from conftest import ROOT, SHARED_FER
 
 from deep_emotion import face_detectors, visualize
+from deep_emotion.emotions import IMAGE_SIZE
 from deep_emotion.face_detectors import (
-    IMAGE_SIZE,
     YUNET_CROP_SCALE,
     YUNET_SHA256,
     YUNET_URL,

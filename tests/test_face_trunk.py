@@ -10,7 +10,14 @@ from conftest import ROOT
 
 from deep_emotion import face_trunk, onnx_classifier
 from deep_emotion.emotions import CLASS_NAMES
-from deep_emotion.face_trunk import DLIB_INPUT_SIZE, DlibFormatError, DlibResNet, dlib_state_dict, standardize_rgb
+from deep_emotion.face_trunk import (
+    DLIB_INPUT_SIZE,
+    DLIB_MIN_INPUT_SIZE,
+    DlibFormatError,
+    DlibResNet,
+    dlib_state_dict,
+    standardize_rgb,
+)
 from deep_emotion.inference import Ensemble, load_model
 from deep_emotion.model import ALL_HEADS, FaceResNet, build_model, set_head
 
@@ -82,6 +89,14 @@ def test_dlibs_addition_pads_the_smaller_map_with_zeros():
 
 def test_the_trunk_ends_in_a_2x2_map_at_dlibs_input_size():
     assert DlibResNet()(torch.zeros(1, 3, DLIB_INPUT_SIZE, DLIB_INPUT_SIZE)).shape == (1, 256, 2, 2)
+
+
+def test_faces_too_small_for_the_last_stage_are_refused_where_the_network_is_built():
+    assert DlibResNet()(torch.zeros(1, 3, DLIB_MIN_INPUT_SIZE, DLIB_MIN_INPUT_SIZE)).shape[-1] == 1
+    with pytest.raises(RuntimeError):  # two pixels less and the last stage has nothing to convolve
+        DlibResNet()(torch.zeros(1, 3, DLIB_MIN_INPUT_SIZE - 2, DLIB_MIN_INPUT_SIZE - 2))
+    with pytest.raises(ValueError, match="at least 104"):
+        FaceResNet(input_size=96)
 
 
 def test_a_missing_package_is_a_one_line_error_naming_the_install(monkeypatch):
