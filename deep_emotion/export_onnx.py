@@ -5,9 +5,10 @@
     deep-emotion export --web                   # the browser page's files, into the checkout's web/models/
 
 The graph's input is `faces`, float32 in 0..255 as the network reads them: (batch, 48, 48) greyscale for
-most, (batch, S, S, 3) RGB for a colour network (its face_input), with a dynamic batch dimension; its output is `probabilities` (batch, 7). The checkpoint's input
-normalisation and calibration temperature are inside the graph, and its metadata records
-them with the class names, the training prior and the source checkpoint's sha256.
+most, (batch, S, S, 3) RGB for a colour network (its face_input), with a dynamic batch dimension; its
+output is `probabilities` (batch, 7). The checkpoint's input normalisation and calibration temperature
+are inside the graph, and its metadata records them with the class names, the training prior and the
+source checkpoint's sha256.
 --int8 then quantises the weights to 8 bits (onnxruntime's dynamic quantisation).
 
 --web writes what web/index.html loads into web/models/ (git-ignored; default_web_dir): the --model classifier,

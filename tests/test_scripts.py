@@ -31,7 +31,8 @@ def run(*argv, timeout=240, cwd=ROOT):
 
 def test_every_benchmark_script_has_a_smoke_test():
     tested = {"ablation_table", "backend_speed", "code_shape", "cross_dataset", "cross_table", "face_framing",
-              "live_fps", "pipeline_accuracy", "setup_speed", "train_throughput", "web_fps", "gpu_epoch_times", "gpu_face_trunk",
+              "live_fps", "pipeline_accuracy", "setup_speed", "train_throughput", "web_fps", "gpu_epoch_times",
+              "gpu_face_trunk",
               "follow_faces"}
     scripts = {p.stem for p in BENCHMARKS.iterdir() if p.suffix in (".py", ".sh")} - {"common"}
     assert scripts <= tested, scripts - tested  # a new script needs its smoke test below
@@ -153,7 +154,8 @@ def test_gpu_face_trunk_dry_run_on_the_cpu(prepared, tmp_path):
     for name in runs:  # each run kept what it was, how it went and its chosen weights
         config = json.loads((tmp_path / "out" / name / "config.json").read_text())
         assert (tmp_path / "out" / name / "best.pt").stat().st_size > 0 and config["epochs"] == 1
-    assert json.loads((tmp_path / "out" / "face_resnet104" / "config.json").read_text())["arch_args"]["image_size"] == 104
+    smallest = json.loads((tmp_path / "out" / "face_resnet104" / "config.json").read_text())
+    assert smallest["arch_args"]["image_size"] == 104
     assert json.loads((tmp_path / "out" / "deep_emotion_light_distilled" / "config.json").read_text())["teacher"]
 
 
