@@ -32,8 +32,7 @@ def run(*argv, timeout=240, cwd=ROOT):
 def test_every_benchmark_script_has_a_smoke_test():
     tested = {"ablation_table", "backend_speed", "code_shape", "cross_dataset", "cross_table", "face_framing",
               "live_fps", "pipeline_accuracy", "setup_speed", "train_throughput", "web_fps", "gpu_epoch_times",
-              "gpu_face_trunk",
-              "follow_faces"}
+              "gpu_face_trunk", "follow_faces"}
     scripts = {p.stem for p in BENCHMARKS.iterdir() if p.suffix in (".py", ".sh")} - {"common"}
     assert scripts <= tested, scripts - tested  # a new script needs its smoke test below
 
