@@ -128,10 +128,11 @@ export function resizeLinear(src, srcW, srcH, dstW, dstH, channels = 1) {
     for (let x = 0; x < dstW; x++) {
       const fx = Math.max(0, (x + 0.5) * sx - 0.5), x0 = Math.min(srcW - 1, Math.floor(fx)), x1 = Math.min(srcW - 1, x0 + 1);
       const ax = fx - x0, ay = fy - y0;
+      const p00 = (y0 * srcW + x0) * channels, p01 = (y0 * srcW + x1) * channels;
+      const p10 = (y1 * srcW + x0) * channels, p11 = (y1 * srcW + x1) * channels;
       for (let k = 0; k < channels; k++) {
-        const at = (row, col) => src[(row * srcW + col) * channels + k];
-        const top = at(y0, x0) * (1 - ax) + at(y0, x1) * ax;
-        const bottom = at(y1, x0) * (1 - ax) + at(y1, x1) * ax;
+        const top = src[p00 + k] * (1 - ax) + src[p01 + k] * ax;
+        const bottom = src[p10 + k] * (1 - ax) + src[p11 + k] * ax;
         dst[(y * dstW + x) * channels + k] = saturateU8(top * (1 - ay) + bottom * ay);
       }
     }
