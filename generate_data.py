@@ -1,4 +1,5 @@
-"""Prepare FER2013 or a labelled face set: the classic script over deep_emotion/data/prepare.py (`deep-emotion prepare`).
+"""Prepare FER2013 or a labelled face set: the classic script over deep_emotion/data/prepare.py
+(`deep-emotion prepare`).
 
     python generate_data.py --data DIR             # DIR holds fer2013.csv (or another FER2013 shape)
     python generate_data.py --synthetic --data DIR # write a small synthetic demo set first

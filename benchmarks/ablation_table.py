@@ -13,7 +13,8 @@ from pathlib import Path
 KEYS = ["optimizer", "learning_rate", "weight_decay", "warmup_epochs", "label_smoothing", "rotation", "scale",
         "shift", "no_flip", "erase_prob", "sharpness", "teacher", "distill_weight", "arch", "arch_args", "epochs",
         "batch_size"]
-ADDED_LATER = {"sharpness": 0.0, "teacher": ""}  # flags newer than some logged runs, with the value those runs trained with
+# flags newer than some logged runs, with the value those runs trained with
+ADDED_LATER = {"sharpness": 0.0, "teacher": ""}
 
 
 def main():
@@ -27,7 +28,8 @@ def main():
         rows = [json.loads(line) for line in log.read_text().splitlines()]
         runs[log.parent.name] = (json.loads((log.parent / "config.json").read_text()), rows)
     at = args.at or min(len(rows) for _, rows in runs.values())
-    print(f"| run | recipe (the first run of each arch in full, then what differs) | epochs reached / planned | best val acc | best val acc in first {at} epochs |")
+    print("| run | recipe (the first run of each arch in full, then what differs) | epochs reached / planned "
+          f"| best val acc | best val acc in first {at} epochs |")
     print("|---|---|---|---|---|")
     first_of_arch = {}
     for name, (config, rows) in runs.items():
@@ -40,7 +42,8 @@ def main():
             recipe = "as the first " + config["arch"] + " run but " + recipe
         best = max(r["val_accuracy"] for r in rows)
         early = max(r["val_accuracy"] for r in rows[:at])
-        print(f"| {name} | {recipe} | {rows[-1]['epoch']} / {config['epochs']} | {100 * best:.2f}% | {100 * early:.2f}% |")
+        print(f"| {name} | {recipe} | {rows[-1]['epoch']} / {config['epochs']} | {100 * best:.2f}% "
+              f"| {100 * early:.2f}% |")
 
 
 if __name__ == "__main__":

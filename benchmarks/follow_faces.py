@@ -4,7 +4,8 @@
 
 On live_fps.py's video (three faces that come and go, 2-4 pixels a frame) and on a faster copy of it
 (speed 2.5: up to 7 pixels a frame), EmotionRecognizer(detect_every=N, classify_every=M) is compared frame
-by frame with N = M = 1 (today's pipeline, every frame searched and classified), for M = N and M = 1: the mean IoU of its boxes with the full search's
+by frame with N = M = 1 (today's pipeline, every frame searched and classified), for M = N and M = 1:
+the mean IoU of its boxes with the full search's
 (on the frames it followed, and on all), the share of the full search's face-frames it labels alike, the
 share of face appearances that keep one track id, and frames/s (median of --repeats passes). Against
 the faces pasted: the mean IoU of the boxes with the pasted squares, and the accuracy on the faces'

@@ -61,7 +61,8 @@ def main():
     parser.add_argument("--data", default="data", help="prepared data folder (default: data)")
     parser.add_argument("--split", default="val", help="split the faces come from (default: val)")
     parser.add_argument("--model", nargs="+", default=[str(DEFAULT_MODEL)],
-                        help="checkpoint(s); several are an ensemble (default: deep_emotion/weights/deep_emotion_vgg_heads.pt)")
+                        help="checkpoint(s); several are an ensemble "
+                             "(default: deep_emotion/weights/deep_emotion_vgg_heads.pt)")
     parser.add_argument("--frames", type=int, default=150, help="frames per run (default: 150)")
     parser.add_argument("--repeats", type=int, default=3, help="runs (default: 3)")
     parser.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR,

@@ -48,7 +48,8 @@ def ours(args, device):
     metrics = engine.train_one_epoch(model, images, labels, optimizer, scheduler, loss, augment, epoch=0, seed=0,
                                      batch_size=recipe.batch_size, device=device, max_steps=args.steps,
                                      clip_grad=recipe.clip_grad, show_bar=False,
-                                     autocast_dtype=engine.autocast_dtype(engine.pick_precision(args.precision, device)))
+                                     autocast_dtype=engine.autocast_dtype(
+                                         engine.pick_precision(args.precision, device)))
     return metrics["images_per_s"]
 
 
@@ -83,8 +84,10 @@ def main():
     parser.add_argument("--batch_size", type=int, default=0,
                         help="batch size of our loop; the original's is 128 (default: 0 = the recipe's)")
     parser.add_argument("--arch", default="deep_emotion",
-                        help="network of our loop; the original loop always trains deep_emotion (default: deep_emotion)")
-    parser.add_argument("--arch_args", default="", help='JSON arguments of --arch, e.g. \'{"width": 64}\' (default: the recipe\'s)')
+                        help="network of our loop; the original loop always trains deep_emotion "
+                             "(default: deep_emotion)")
+    parser.add_argument("--arch_args", default="",
+                        help='JSON arguments of --arch, e.g. \'{"width": 64}\' (default: the recipe\'s)')
     parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
                         help="math of our loop, as main.py's --precision (default: auto)")
     parser.add_argument("--device", type=device_arg, default="cpu",

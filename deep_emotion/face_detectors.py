@@ -101,7 +101,8 @@ class YuNetDetector:
             self.net = cv2.FaceDetectorYN.create(path, "", (320, 320), score_threshold, YUNET_NMS_THRESHOLD,
                                                  YUNET_TOP_K)
         except cv2.error as error:
-            raise DetectorError(f"OpenCV could not load {path} as YuNet: {str(error).strip().splitlines()[-1]}") from None
+            reason = str(error).strip().splitlines()[-1]
+            raise DetectorError(f"OpenCV could not load {path} as YuNet: {reason}") from None
         self.min_face, self.detect_width, self.input_size = min_face, detect_width, None
 
     def detect(self, frame):

@@ -188,5 +188,6 @@ def run_live(args, device):
     seconds = time.perf_counter() - start
     print(f"{count} frame(s) from {source} in {seconds:.1f} s ({count / max(seconds, 1e-9):.1f} frames/s, "
           "reading, detection, classification, drawing and writing included)"
-          + (f"; annotated output: {args.output}" if args.output else "") + (f"; faces: {args.log}" if args.log else ""))
+          + (f"; annotated output: {args.output}" if args.output else "")
+          + (f"; faces: {args.log}" if args.log else ""))
     return count

@@ -71,7 +71,8 @@ class EmotionRecognizer:
     the tracks' boxes in between (Tracker.follow), searching at once when a track is lost
     or about to leave the frame; 1 searches every frame. classify_every=M classifies each
     face on one of its frames in M (a new face at once) and gives it the same probabilities
-    in between: expressions change over several frames. Stills are always searched and classified. `tta` ("flip" or "shifts", see
+    in between: expressions change over several frames. Stills are always searched and
+    classified. `tta` ("flip" or "shifts", see
     `inference.TTA_MODES`) also classifies mirrored (and shifted) copies of each face
     and averages: 2 or 10 times the classification time. balanced=True divides
     out the training prior (`emotions.balance`); head picks a multi-head checkpoint's
@@ -83,7 +84,8 @@ class EmotionRecognizer:
                  detector=DEFAULT_DETECTOR, detector_model=None, align=False, balanced=False, stills=False,
                  backend="torch", head=None, detect_every=DETECT_EVERY, classify_every=CLASSIFY_EVERY):
         if detect_every < 1 or classify_every < 1:
-            raise ValueError(f"detect_every and classify_every must be at least 1, not {detect_every}, {classify_every}")
+            raise ValueError("detect_every and classify_every must be at least 1, "
+                             f"not {detect_every}, {classify_every}")
         self.classifier = build_classifier(model_path, device, tta, balanced, backend, head)
         self.class_names = self.classifier.class_names
         self.face_input = self.classifier.face_input  # each face is cropped at the network's size and colours

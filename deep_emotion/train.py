@@ -99,8 +99,10 @@ def get_args_parser():
                         help="peak learning rate" + recipe_help("learning_rate"))
     parser.add_argument("-bs", "--batch_size", type=int_at_least(1), default=None,
                         help="global batch size" + recipe_help("batch_size"))
-    parser.add_argument("--optimizer", choices=["sgd", "adamw"], default=None, help="optimizer" + recipe_help("optimizer"))
-    parser.add_argument("--weight_decay", type=nonnegative, default=None, help="weight decay" + recipe_help("weight_decay"))
+    parser.add_argument("--optimizer", choices=["sgd", "adamw"], default=None,
+                        help="optimizer" + recipe_help("optimizer"))
+    parser.add_argument("--weight_decay", type=nonnegative, default=None,
+                        help="weight decay" + recipe_help("weight_decay"))
     parser.add_argument("--warmup_epochs", type=nonnegative, default=None,
                         help="linear warm-up before the cosine decay" + recipe_help("warmup_epochs"))
     parser.add_argument("--label_smoothing", type=float_in(0, 1, high_open=True), default=None,
@@ -149,7 +151,8 @@ def get_args_parser():
                              "several, comma-separated, are averaged; '' = none)" + recipe_help("teacher"))
     parser.add_argument("--distill_weight", type=float_in(0, 1), default=None,
                         help="share of the loss that follows the teacher" + recipe_help("distill_weight"))
-    parser.add_argument("--no_flip", action="store_true", default=None, help="no random horizontal flips (default: flips on)")
+    parser.add_argument("--no_flip", action="store_true", default=None,
+                        help="no random horizontal flips (default: flips on)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
     parser.add_argument("--device", type=device_arg, default="auto",
                         help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps (default: auto)")
@@ -161,7 +164,8 @@ def get_args_parser():
                         help="start from a saved config.json (a run's, e.g. runs/x/config.json): its values are the "
                              "defaults, flags given here override them (default: none = the --arch recipe)")
     parser.add_argument("--init", default=None,
-                        help="start from these weights with a fresh optimizer and schedule, i.e. fine-tune (default: none)")
+                        help="start from these weights with a fresh optimizer and schedule, i.e. fine-tune "
+                             "(default: none)")
     parser.add_argument("--out", default="runs", help="folder that gets one subfolder per run (default: runs)")
     parser.add_argument("--workers", type=int_at_least(1), default=os.cpu_count(),
                         help="threads decoding images and running the CPU math (default: all cores)")

@@ -110,7 +110,9 @@ def float_in(low, high, low_open=False, high_open=False):
         if too_low or too_high:
             left = "-inf" if low is None else f"{low}"
             right = "inf" if high is None else f"{high}"
-            interval = f"{'(' if low_open or low is None else '['}{left}, {right}{')' if high_open or high is None else ']'}"
+            opening = "(" if low_open or low is None else "["
+            closing = ")" if high_open or high is None else "]"
+            interval = f"{opening}{left}, {right}{closing}"
             raise argparse.ArgumentTypeError(f"must be in {interval}, got {value:g}")
         return value
     return parse

@@ -82,7 +82,8 @@ def get_args_parser(sections=SECTIONS):
     accuracy.add_argument("--split", default="test", choices=["test", "val", "train", "unlabeled"],
                           help="split to score (default: test)")
     accuracy.add_argument("--report", default="", help="write the accuracy report as JSON here (default: none)")
-    accuracy.add_argument("--batch_size", type=int_at_least(1), default=512, help="evaluation batch size (default: 512)")
+    accuracy.add_argument("--batch_size", type=int_at_least(1), default=512,
+                          help="evaluation batch size (default: 512)")
 
     figures = parser.add_argument_group("figures")
     figures.add_argument("--figures", default="",
@@ -124,7 +125,8 @@ def get_args_parser(sections=SECTIONS):
                            ".json (also: deep-emotion timeline faces.csv) (default: none)")
     live.add_argument("--smooth", type=float_in(0, MAX_SMOOTH), default=0.0,
                       help=f"per-face probability smoothing across frames, 0..{MAX_SMOOTH} (default: 0 = off)")
-    live.add_argument("--max_frames", type=int_at_least(0), default=0, help="stop after this many frames (default: 0 = all)")
+    live.add_argument("--max_frames", type=int_at_least(0), default=0,
+                      help="stop after this many frames (default: 0 = all)")
     for group in parser._action_groups:
         if group.title in SECTIONS and group.title not in sections:
             for action in group._group_actions:  # argparse leaves a group of hidden flags out of --help
@@ -163,8 +165,9 @@ def check_outputs(args):
     output = Path(args.output)
     one_photo = source is not None and source.suffix.lower() in IMAGE_SUFFIXES
     if one_photo and output.suffix and output.suffix.lower() not in IMAGE_SUFFIXES:
-        raise OutputError(f"--output {output}: {output.suffix} is not an image type ({', '.join(sorted(IMAGE_SUFFIXES))}"
-                          "); name an image file, or a folder without a suffix")
+        types = ", ".join(sorted(IMAGE_SUFFIXES))
+        raise OutputError(f"--output {output}: {output.suffix} is not an image type ({types}); "
+                          "name an image file, or a folder without a suffix")
     if source is not None and not source.is_dir() and not one_photo and output.suffix.lower() not in VIDEO_SUFFIXES:
         raise OutputError(f"--output {output}: the annotated video needs one of {', '.join(VIDEO_SUFFIXES)}")
     if (source is None) and output.suffix.lower() not in VIDEO_SUFFIXES:
@@ -336,7 +339,8 @@ def main(args):
                 if not hasattr(classifier, "members"):
                     raise OnnxError("--attention shows a PyTorch network's STN: use --backend torch and a .pt model")
                 model, checkpoint = classifier.members[0]
-                print(f"attention: {plot_attention(model, checkpoint, images, device, figures_dir(args) / 'attention.png')}")
+                figure = plot_attention(model, checkpoint, images, device, figures_dir(args) / "attention.png")
+                print(f"attention: {figure}")
             if args.samples:
                 chosen = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:32]
                 predictions = np.asarray(classifier.predict(images[chosen])).argmax(1)

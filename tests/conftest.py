@@ -9,7 +9,7 @@ sys.path.insert(0, str(ROOT))
 
 from deep_emotion.data import prepare as generate_data  # noqa: E402
 from deep_emotion.data.synthetic_faces import SYNTHETIC_CSV, write_synthetic_csv  # noqa: E402
-from deep_emotion.emotions import CLASS_NAMES
+from deep_emotion.emotions import CLASS_NAMES  # noqa: E402
 from deep_emotion.model import DeepEmotion  # noqa: E402
 
 SHARED_FER = ROOT.parent / "shared" / "fer2013" / "fer2013-dev.csv.gz"

@@ -1,8 +1,7 @@
-import torch
-
 """Documented defaults and invariants that no other test would notice changing, and the renamed public names."""
 import inspect
 
+import torch
 from conftest import run_args, shipped
 
 from deep_emotion import face_detectors, visualize
@@ -50,7 +49,8 @@ def test_the_default_recipes_are_the_readmes():
     config = recipe_config()
     assert (config.arch, config.epochs, config.batch_size, config.learning_rate, config.optimizer) == \
         ("deep_emotion", 200, 256, 0.003, "adamw")
-    assert config.teacher == "weights/deep_emotion_vgg.pt" and (config.targets, config.source_weights) == ("label", None)
+    assert config.teacher == "weights/deep_emotion_vgg.pt"
+    assert (config.targets, config.source_weights) == ("label", None)
     vgg = recipe_config("--arch", "deep_emotion_vgg")
     assert (vgg.epochs, vgg.learning_rate, vgg.optimizer, vgg.arch_args) == (60, 0.03, "sgd", {"width": 48})
 

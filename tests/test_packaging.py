@@ -23,7 +23,8 @@ def test_requirements_txt_and_pyproject_name_the_same_packages_and_ranges():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
     # every extra but "pretrained" (dlib's 100 MB network, only to train face_resnet from it)
-    declared = set(project["dependencies"]) | {r for name, extra in extras.items() if name != "pretrained" for r in extra}
+    declared = set(project["dependencies"])
+    declared |= {r for name, extra in extras.items() if name != "pretrained" for r in extra}
     assert requirement_lines((ROOT / "requirements.txt").read_text()) == declared
     assert any(r.startswith("opencv-python") and "<5" in r for r in project["dependencies"])
 
@@ -79,8 +80,8 @@ def test_the_wheel_installs_and_classifies_a_face_from_another_folder(tmp_path):
         shutil.copy(ROOT / name, source / name)
     shutil.copytree(ROOT / "deep_emotion", source / "deep_emotion", ignore=shutil.ignore_patterns("__pycache__"))
     wheels = tmp_path / "wheels"
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", wheels,
-                            source], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                            "-w", wheels, source], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert build.returncode == 0, build.stderr[-2000:]
     wheel = next(wheels.glob("deep_emotion-*.whl"))
     site = tmp_path / "site"

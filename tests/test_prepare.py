@@ -121,7 +121,8 @@ def test_nothing_valid_stops_with_one_line_and_writes_nothing(tmp_path):
 
 @pytest.mark.parametrize("setup, message", [
     (lambda d: None, "no faces found"),
-    (lambda d: write_fer_csv(d / "fer2013.csv", fer_rows(), columns=("emotion", "pixels", "Split")), "lacks the column"),
+    (lambda d: write_fer_csv(d / "fer2013.csv", fer_rows(), columns=("emotion", "pixels", "Split")),
+     "lacks the column"),
     (lambda d: (d / "fer2013.csv.gz").write_bytes(b"\x1f\x8bgarbage"), "cannot read"),
 ])
 def test_bad_sources_raise_data_errors(tmp_path, setup, message):

@@ -34,7 +34,8 @@ def test_smoothing_averages_each_track_over_its_frames(detector, monkeypatch):
     first, second = detector.detect_emotions(frame)[0], detector.detect_emotions(frame)[0]
     assert first["emotions"]["Happy"] == 1.0
     assert (second["emotions"]["Happy"], second["emotions"]["Surprise"]) == (0.5, 0.5)
-    monkeypatch.setattr(detector, "find_faces", lambda frame: [{"box": (70, 70, 20, 20), "landmarks": None}])  # elsewhere: not the same face
+    # elsewhere: not the same face
+    monkeypatch.setattr(detector, "find_faces", lambda frame: [{"box": (70, 70, 20, 20), "landmarks": None}])
     assert detector.detect_emotions(frame)[0]["emotions"]["Surprise"] == 1.0
 
 

@@ -127,8 +127,8 @@ def test_train_throughput(prepared, tmp_path):
 
 def test_gpu_epoch_times_dry_run_on_the_cpu(tmp_path):
     result = subprocess.run(["bash", str(BENCHMARKS / "gpu_epoch_times.sh"), "cpu", "1", "40", "1"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=400, env={"OUT": str(tmp_path), "PATH": "/usr/bin:/bin",
-                                                                             "PYTHON": sys.executable})
+                            capture_output=True, text=True, timeout=400,
+                            env={"OUT": str(tmp_path), "PATH": "/usr/bin:/bin", "PYTHON": sys.executable})
     # the timings (and any traceback) go to stdout and epoch_times.txt; stderr holds the data's progress bars
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-500:]
     text = (tmp_path / "epoch_times.txt").read_text()
@@ -173,7 +173,9 @@ def web_fps_missing():
 
 @pytest.mark.skipif(web_fps_missing() is not None, reason=f"the browser benchmark cannot run: {web_fps_missing()}")
 def test_web_fps_times_the_page(tmp_path):
-    run("-m", "deep_emotion", "export", "--web", "--web_dir", tmp_path / "models", "--model", shipped("deep_emotion.pt"), "--paper_model", "", "--full_model", "")
+    run("-m", "deep_emotion", "export", "--web", "--web_dir", tmp_path / "models",
+        "--model", shipped("deep_emotion.pt"),
+        "--paper_model", "", "--full_model", "")
     out = run(BENCHMARKS / "web_fps.py", "--models", tmp_path / "models", "--frames", "2", "--repeats", "1",
               "--threads", "1", "--model", "default", "--screenshot", tmp_path / "page.png", timeout=300)
     rate = float(re.search(r"default, wasm, 1 thread\(s\): frames/s: median ([\d.]+)", out).group(1))

@@ -202,7 +202,8 @@ def test_output_that_would_replace_the_source_is_refused(checkpoint, prepared, t
     originals = photo_folder(prepared, folder)
     for output in (folder, folder / "annotated"):
         with pytest.raises(visualize.SourceError, match="inside the source folder"):
-            visualize.main(run_args(visualize, "--source", folder, "--no_display", "--output", output, "-m", checkpoint))
+            visualize.main(run_args(visualize, "--source", folder, "--no_display", "--output", output,
+                                    "-m", checkpoint))
     with pytest.raises(visualize.SourceError, match="would overwrite the source"):
         visualize.main(run_args(visualize, "--source", folder / "p0.png", "--no_display", "--output", folder,
                                 "-m", checkpoint))

@@ -124,7 +124,8 @@ def page_session(site, clip=None, query="", camera_allowed=True):
 
 def wait_for_frames(page, count, timeout_s=180):
     """The page's first `count` frame results, once it has them (raises on a page error or a time-out)."""
-    page.wait_for_function(f"window.deepEmotion && (window.deepEmotion.error || window.deepEmotion.frames.length >= {count})",
+    page.wait_for_function("window.deepEmotion && (window.deepEmotion.error "
+                           f"|| window.deepEmotion.frames.length >= {count})",
                            timeout=timeout_s * 1000)
     error = page.evaluate("window.deepEmotion.error")
     if error:
