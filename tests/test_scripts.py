@@ -174,8 +174,7 @@ def web_fps_missing():
 @pytest.mark.skipif(web_fps_missing() is not None, reason=f"the browser benchmark cannot run: {web_fps_missing()}")
 def test_web_fps_times_the_page(tmp_path):
     run("-m", "deep_emotion", "export", "--web", "--web_dir", tmp_path / "models",
-        "--model", shipped("deep_emotion.pt"),
-        "--paper_model", "", "--full_model", "")
+        "--model", shipped("deep_emotion.pt"), "--paper_model", "", "--full_model", "")
     out = run(BENCHMARKS / "web_fps.py", "--models", tmp_path / "models", "--frames", "2", "--repeats", "1",
               "--threads", "1", "--model", "default", "--screenshot", tmp_path / "page.png", timeout=300)
     rate = float(re.search(r"default, wasm, 1 thread\(s\): frames/s: median ([\d.]+)", out).group(1))
