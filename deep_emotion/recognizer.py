@@ -72,9 +72,9 @@ class EmotionRecognizer:
     or about to leave the frame; 1 searches every frame. classify_every=M classifies each
     face on one of its frames in M (a new face at once) and gives it the same probabilities
     in between: expressions change over several frames. Stills are always searched and
-    classified. `tta` ("flip" or "shifts", see
-    `inference.TTA_MODES`) also classifies mirrored (and shifted) copies of each face
-    and averages: 2 or 10 times the classification time. balanced=True divides
+    classified. `tta` ("flip" or "shifts", see `inference.TTA_MODES`) also classifies
+    mirrored (and shifted) copies of each face and averages: 2 or 10 times the
+    classification time. balanced=True divides
     out the training prior (`emotions.balance`); head picks a multi-head checkpoint's
     label set (None: its default, FER+'s sense). backend="onnx" runs the network with
     onnxruntime (see build_classifier).
