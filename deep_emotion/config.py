@@ -49,6 +49,7 @@ class RunConfig:
     sam: float
     teacher: str
     distill_weight: float
+    distill_heads: str
     seed: int
     precision: str
     no_flip: bool

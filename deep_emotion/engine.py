@@ -120,7 +120,7 @@ def make_augment(normalization, photometric=0.0, rotation=10.0, scale=0.1, shift
 
 
 def make_loss(label_smoothing=0.0, logit_adjust=0.0, class_counts=None, soft_targets=None, teacher_probabilities=None,
-              distill_weight=0.5, second_labels=None):
+              distill_weight=0.5, second_labels=None, second_teacher_probabilities=None):
     """The training loss: loss(logits, labels, batch, share, partner) -> scalar, batch the faces' indices.
 
     The hard term is the cross-entropy to the labels (smoothed), or, with soft_targets (N, 7), to each
@@ -131,7 +131,9 @@ def make_loss(label_smoothing=0.0, logit_adjust=0.0, class_counts=None, soft_tar
     partner from mix_batch) mixes its labels and targets by the same share.
 
     With second_labels (N,) the logits are two heads' (B, 14): the first head takes the loss above,
-    the second the cross-entropy to second_labels (smoothed; -1 = no label, left out), added.
+    the second the cross-entropy to second_labels (smoothed; -1 = no label, left out), added; with
+    second_teacher_probabilities (N, 7) the second head's term mixes in the teacher's second head as the
+    first's does, on the same faces.
     """
     adjustment = 0.0
     if logit_adjust > 0:
@@ -148,8 +150,14 @@ def make_loss(label_smoothing=0.0, logit_adjust=0.0, class_counts=None, soft_tar
         logits, second = logits.float().chunk(2, dim=1)
         wanted = second_labels[batch].to(logits.device)
         value = single(logits, labels, batch, share, partner)
-        if (wanted >= 0).any():  # the mean over the faces that have a label: each head weighs the same
-            value = value + F.cross_entropy(second, wanted, ignore_index=-1, label_smoothing=label_smoothing)
+        labelled = wanted >= 0
+        if labelled.any():  # the mean over the faces that have a label: each head weighs the same
+            second_value = F.cross_entropy(second, wanted, ignore_index=-1, label_smoothing=label_smoothing)
+            if second_teacher_probabilities is not None:
+                taught = second_teacher_probabilities[batch].to(logits.device)[labelled]
+                second_value = ((1 - distill_weight) * second_value
+                                + distill_weight * -(taught * second[labelled].log_softmax(1)).sum(1).mean())
+            value = value + second_value
         return value
 
     def single(logits, labels, batch, share, partner):

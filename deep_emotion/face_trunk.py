@@ -52,8 +52,17 @@ class Affine(nn.Module):
         return x * self.weight[:, None, None] + self.bias[:, None, None]
 
 
+def fold_affine(conv, affine):
+    """Folds `affine` into `conv` before it, in place: conv's output is then what affine made of it."""
+    with torch.no_grad():
+        conv.weight.mul_(affine.weight[:, None, None, None])
+        conv.bias.copy_(conv.bias * affine.weight + affine.bias)
+
+
 def add_padded(a, b):
     """a + b as dlib's add_prev adds them: the result has the larger of each size, missing values are zero."""
+    if a.shape == b.shape:  # all but the downsampling blocks: nothing to pad
+        return a + b
     shape = [max(p, q) for p, q in zip(a.shape[1:], b.shape[1:])]  # (C, H, W)
 
     def pad(t):
@@ -75,6 +84,12 @@ class ResidualBlock(nn.Module):
         out = self.affine2(self.conv2(F.relu(self.affine1(self.conv1(x)))))
         shortcut = F.avg_pool2d(x, 2, 2) if self.downsample else x
         return F.relu(add_padded(out, shortcut))
+
+    def fold_affines(self):
+        """Folds both affine layers into their convolutions, in place (inference only: the same answers)."""
+        fold_affine(self.conv1, self.affine1)
+        fold_affine(self.conv2, self.affine2)
+        self.affine1 = self.affine2 = nn.Identity()
 
 
 class DlibResNet(nn.Module):
@@ -100,6 +115,14 @@ class DlibResNet(nn.Module):
     def forward(self, x):
         x = F.max_pool2d(F.relu(self.affine(self.conv(x))), 3, 2)  # (B, 32, 35, 35) at 150
         return self.blocks(x)                                        # (B, 256, 2, 2) at 150
+
+    def fold_affines(self):
+        """Folds every affine layer into the convolution before it, in place: the same answers with a pass
+        over each feature map fewer (inference only; the folded layers no longer train as dlib's)."""
+        fold_affine(self.conv, self.affine)
+        self.affine = nn.Identity()
+        for block in self.blocks:
+            block.fold_affines()
 
     def describe(self, x):
         """dlib's 128-d face descriptor (B, 128); faces of one person lie within 0.6 of each other."""

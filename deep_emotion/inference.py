@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from deep_emotion.data.loaders import normalize
 from deep_emotion.emotions import CLASS_NAMES, SHIFT_ORIGINS, SHIFT_PIXELS, TTA_MODES, balance
 from deep_emotion.face_detectors import equalize_contrast
-from deep_emotion.model import ARCHS, DEFAULT_HEAD, build_model, set_head
+from deep_emotion.model import ARCHS, DEFAULT_HEAD, build_model, fold_for_inference, set_head
 from deep_emotion.utils import atomic_write
 
 
@@ -205,7 +205,8 @@ class Ensemble:
     def __init__(self, paths, device="cpu", tta=None, balanced=False, head=None):
         paths = [paths] if isinstance(paths, (str, bytes)) or not hasattr(paths, "__iter__") else list(paths)
         self.device = torch.device(device)
-        self.members = [load_model(path, self.device) for path in paths]
+        self.members = [(fold_for_inference(model), checkpoint)
+                        for model, checkpoint in (load_model(path, self.device) for path in paths)]
         self.paths = paths
         self.face_input = common_face_input(paths, [model for model, _ in self.members])
         if head is not None:

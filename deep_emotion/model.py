@@ -8,6 +8,7 @@ implementation, so that its `state_dict`s load with `strict=True`.
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from deep_emotion.emotions import CLASS_NAMES, IMAGE_SIZE, FaceInput
 from deep_emotion.face_trunk import DLIB_INPUT_SIZE, DLIB_MIN_INPUT_SIZE, DLIB_STAGES, DlibResNet, standardize_rgb
@@ -240,6 +241,24 @@ def build_model(arch, **arch_args):
     if arch not in ARCHS:
         raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
     return ARCHS[arch](**arch_args)
+
+
+def fold_for_inference(model):
+    """The network, in place, readied to answer faster with the same answers (to float rounding): each batch
+    norm and dlib affine layer folded into the convolution before it, and on a CPU its weights stored
+    channels-last (about 1.5x faster a face on a 2-core CPU: benchmarks/README.md). Returns it in eval mode;
+    not for training: the Ensemble of the API and the live pipeline reads networks this way."""
+    model.eval()
+    for module in list(model.modules()):
+        if isinstance(module, DlibResNet):
+            module.fold_affines()
+        elif isinstance(module, nn.Sequential):
+            for i in range(len(module) - 1):
+                if isinstance(module[i], nn.Conv2d) and isinstance(module[i + 1], nn.BatchNorm2d):
+                    module[i], module[i + 1] = fuse_conv_bn_eval(module[i], module[i + 1]), nn.Identity()
+    if next(model.parameters()).device.type == "cpu":
+        model.to(memory_format=torch.channels_last)
+    return model
 
 
 def count_parameters(model):

@@ -36,11 +36,11 @@ RECIPES = {
 # Flags that, with the recipe's, decide what a run computes: a resumed run takes them from its
 # checkpoint, and refuses a command line that asks for other values. What they are when not given:
 RUN_DEFAULTS = dict(arch="deep_emotion", seed=0, precision="auto", no_flip=False, max_steps=0, init="",
-                    source_weights=None, targets="label", select="auto")
+                    source_weights=None, targets="label", select="auto", distill_heads="first")
 # what main.py did before a key was recorded in config.json, for resuming older runs
 LEGACY_CONFIG = dict(precision="fp32", sharpness=0.0, photometric=0.0, clahe=False, logit_adjust=0.0, ema=0.0,
                      mixup=0.0, cutmix=0.0, sam=0.0, teacher="", distill_weight=0.5, source_weights=None,
-                     targets="label", select="auto")
+                     targets="label", select="auto", distill_heads="first")
 
 
 def recipe_help(key):

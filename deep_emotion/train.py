@@ -37,7 +37,7 @@ from deep_emotion.engine import (
 from deep_emotion.face_detectors import equalize_contrast
 from deep_emotion.face_trunk import load_dlib_weights
 from deep_emotion.inference import CheckpointError, device_arg, load_checkpoint, load_initial_weights, pick_device
-from deep_emotion.model import ALL_HEADS, ARCHS, build_model, count_parameters, face_input_of, set_head
+from deep_emotion.model import ALL_HEADS, ARCHS, FER2013_HEAD, build_model, count_parameters, face_input_of, set_head
 from deep_emotion.recipes import check_resumed_inputs, recipe_help, teachers_sha256
 from deep_emotion.run_folder import (
     checkpoint_state,
@@ -151,6 +151,9 @@ def get_args_parser():
                              "several, comma-separated, are averaged; '' = none)" + recipe_help("teacher"))
     parser.add_argument("--distill_weight", type=float_in(0, 1), default=None,
                         help="share of the loss that follows the teacher" + recipe_help("distill_weight"))
+    parser.add_argument("--distill_heads", choices=["first", "all"], default=None,
+                        help="which heads of a two-head network follow the teacher: its first (FER+'s sense), or "
+                             "all (the fer2013 head the teacher's fer2013 head too) (default: first)")
     parser.add_argument("--no_flip", action="store_true", default=None,
                         help="no random horizontal flips (default: flips on)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
@@ -246,7 +249,11 @@ def load_training_data(config, device, checkpoint, show_bar, resumed_from=None):
                        training_data.select_rule(config.select, sources))
     if checkpoint:  # older runs kept these in their config
         check_resumed_inputs(inputs, checkpoint.get("inputs") or checkpoint["config"], resumed_from, config)
-    teacher_probabilities = None
+    second_labels = training_data.second_head_labels(config.arch_args.get("heads"), sources)
+    if config.distill_heads == "all" and not (config.teacher and second_labels is not None):
+        raise TrainingError("--distill_heads all teaches a two-head network's second head: it needs --teacher "
+                            "and --arch_args with two heads")
+    teacher_probabilities = second_teacher_probabilities = None
     if config.teacher:  # on the faces as they are: a teacher reads them its own way, at its own size and colours
         def faces_for(teacher_input):
             if teacher_input == face_input:
@@ -254,9 +261,14 @@ def load_training_data(config, device, checkpoint, show_bar, resumed_from=None):
             teacher_sources = training_data.load_sources(config.data, config.targets, teacher_input)
             return training_data.union(teacher_sources)[0]
 
-        teacher_probabilities = training_data.teacher_targets(
-            config.teacher, inputs.teacher_sha256, config.data[0], inputs.data_identity, config.precision, faces_for,
-            device, show_bar).to(device)
+        def taught_in(head):
+            return training_data.teacher_targets(
+                config.teacher, inputs.teacher_sha256, config.data[0], inputs.data_identity, config.precision,
+                faces_for, device, show_bar, head).to(device)
+
+        teacher_probabilities = taught_in(None)
+        if config.distill_heads == "all":
+            second_teacher_probabilities = taught_in(FER2013_HEAD)
     if config.clahe:
         images = torch.from_numpy(equalize_contrast(images.numpy()))
         for source in sources:
@@ -276,13 +288,12 @@ def load_training_data(config, device, checkpoint, show_bar, resumed_from=None):
     class_counts = torch.bincount(labels, minlength=len(CLASS_NAMES))  # the class prior
     if device.type == "cuda":  # the whole split fits in GPU memory; batches are gathered there
         images, labels = images.to(device), labels.to(device)
-    second_labels = training_data.second_head_labels(config.arch_args.get("heads"), sources)
     if second_labels is not None:
         if config.mixup or config.cutmix:  # the second head's labels are not mixed with the images
             raise TrainingError("--mixup and --cutmix mix one label set; train a two-head network without them")
         second_labels = second_labels.to(device)
     loss_fn = make_loss(config.label_smoothing, config.logit_adjust, class_counts, soft_targets, teacher_probabilities,
-                        config.distill_weight, second_labels)
+                        config.distill_weight, second_labels, second_teacher_probabilities)
     augment = make_augment(normalization, config.photometric, config.rotation, config.scale, config.shift,
                            not config.no_flip, config.erase_prob, config.sharpness, config.mixup, config.cutmix)
     return SimpleNamespace(sources=sources, sizes=sizes, images=images, labels=labels, class_counts=class_counts,

@@ -46,6 +46,43 @@ def test_the_second_head_learns_fer2013_labels_and_skips_faces_without_them():
     assert torch.allclose(loss(logits, labels, torch.arange(3)), expected)
 
 
+def test_with_distill_heads_all_the_second_head_follows_the_teachers_second_head_too():
+    labels, second = torch.tensor([0, 1, 2]), torch.tensor([3, -1, 5])
+    first_taught, second_taught = torch.rand(3, 7).softmax(1), torch.rand(3, 7).softmax(1)
+    loss = engine.make_loss(teacher_probabilities=first_taught, distill_weight=0.25, second_labels=second,
+                            second_teacher_probabilities=second_taught)
+    logits = torch.randn(3, 14)
+    cross = torch.nn.functional.cross_entropy
+    soft = lambda target, logit: -(target * logit.log_softmax(1)).sum(1).mean()  # noqa: E731
+    expected = (0.75 * cross(logits[:, :7], labels) + 0.25 * soft(first_taught, logits[:, :7])
+                + 0.75 * cross(logits[[0, 2], 7:], torch.tensor([3, 5]))
+                + 0.25 * soft(second_taught[[0, 2]], logits[[0, 2], 7:]))  # the face without a label is left out
+    assert torch.allclose(loss(logits, labels, torch.arange(3)), expected)
+
+
+@pytest.mark.slow
+def test_distill_heads_all_reads_the_teachers_fer2013_head_and_needs_two_heads(voted_folder, tmp_path,
+                                                                                 two_head_checkpoint):
+    common = ["--train", "--data", voted_folder, "--arch", "deep_emotion_vgg", "--epochs", "1", "--max_steps", "1",
+              "--batch_size", "16", "--workers", "1", "--quiet", "--targets", "votes", "--precision", "fp32",
+              "--distill_heads", "all"]
+    with pytest.raises(train.TrainingError, match="needs --teacher and --arch_args with two heads"):
+        train.main(run_args(train, *common, "--teacher", two_head_checkpoint, "--out", tmp_path / "a",
+                            "--arch_args", json.dumps({"width": 4})))
+    train.main(run_args(train, *common, "--teacher", two_head_checkpoint, "--out", tmp_path / "b",
+                        "--arch_args", json.dumps(TINY)))
+    tables = {path.name.split("-")[-1]: torch.load(path, weights_only=True)
+              for path in (voted_folder / "prepared" / "cache").glob("teacher-*.pt")}
+    assert set(tables) == {"fp32.pt", "fer2013.pt"}  # the teacher read in its default head, and in its fer2013 head
+    assert (tables["fp32.pt"].argmax(1) == 6).all() and (tables["fer2013.pt"].argmax(1) == 3).all()
+    one_head = tmp_path / "one_head.pt"
+    torch.save({"model": build_model("deep_emotion_vgg", width=4).state_dict(), "arch": "deep_emotion_vgg",
+                "arch_args": {"width": 4}, "normalization": [0.5, 0.25]}, one_head)
+    with pytest.raises(training_data.DataError, match="has no 'fer2013' head"):
+        train.main(run_args(train, *common, "--teacher", one_head, "--out", tmp_path / "c",
+                            "--arch_args", json.dumps(TINY)))
+
+
 @pytest.fixture
 def voted_folder(prepared, tmp_path):
     """Synthetic FER2013 whose FER+ majority is always neutral: the two label sets disagree on most faces."""

@@ -6,7 +6,8 @@ from conftest import ROOT, shipped
 
 from deep_emotion.emotions import SHIFT_PIXELS
 from deep_emotion.inference import CheckpointError, load_checkpoint, load_model, predict, tta_views
-from deep_emotion.model import ARCHS, DeepEmotion, STNAttention, build_model, count_flops, count_parameters
+from deep_emotion.model import (ARCHS, DeepEmotion, STNAttention, build_model, count_flops, count_parameters,
+                                fold_for_inference)
 
 STN_ARCHS = sorted(name for name, network in ARCHS.items() if issubclass(network, STNAttention))
 
@@ -82,6 +83,34 @@ def test_eval_mode_is_deterministic(arch):
     model = build_model(arch, dropout=0.5).eval()
     x = torch.randn(8, 1, 48, 48)
     assert torch.equal(model(x), model(x))
+
+
+@pytest.mark.parametrize("arch, arch_args", [("deep_emotion", {}), ("deep_emotion_vgg", {"width": 8}),
+                                              ("face_resnet", {"image_size": 112, "in_channels": 3})])
+def test_folding_for_inference_removes_the_norm_layers_and_keeps_the_answers(arch, arch_args):
+    from deep_emotion.face_trunk import Affine
+    torch.manual_seed(0)
+    model = build_model(arch, **arch_args)
+    for module in model.modules():  # trained-looking statistics and scales, so that folding has work to do
+        if isinstance(module, (nn.BatchNorm2d, Affine)):
+            nn.init.uniform_(module.weight, 0.5, 2.0)
+            nn.init.normal_(module.bias, std=0.5)
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.normal_(std=0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    model.eval()
+    size, channels = model.face_input.size, model.face_input.channels
+    x = torch.rand(3, channels, size, size)
+    with torch.no_grad():
+        expected = model(x)
+        folded = fold_for_inference(model)
+        answered = folded(x)
+    left = [type(m).__name__ for m in folded.modules() if isinstance(m, (nn.BatchNorm2d, Affine))]
+    # the paper's network calls its layers by name rather than chaining them: its one norm stays
+    kept = {"deep_emotion": ["BatchNorm2d"]}.get(arch, [])
+    assert left == kept
+    assert torch.allclose(answered, expected, rtol=1e-4, atol=1e-4)
+    assert not torch.equal(answered, torch.zeros_like(answered))
 
 
 def test_original_state_dict_loads_strictly_and_computes_the_same():

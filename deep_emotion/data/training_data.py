@@ -172,7 +172,8 @@ def sources_identity(data_dirs):
     return hashlib.sha256(",".join(identities).encode()).hexdigest()[:16]
 
 
-def teacher_targets(teacher, teacher_sha256, data_dir, data_identity, precision, faces_for, device, show_bar):
+def teacher_targets(teacher, teacher_sha256, data_dir, data_identity, precision, faces_for, device, show_bar,
+                    head=None):
     """The teacher's flip-averaged probabilities (N, 7) on the clean training faces (averaged over teachers).
 
     teacher: --teacher's comma-separated checkpoints. Computed once under the training precision and
@@ -180,14 +181,20 @@ def teacher_targets(teacher, teacher_sha256, data_dir, data_identity, precision,
     (data_identity) hashes, so a second run with the same teacher does not redo them. Each teacher
     reads the faces its own way (its normalisation, its --clahe, its crops: faces_for(face_input)
     gives the training union's faces as a network reading face_input gets them, so a 48x48 grey
-    student may learn from a colour teacher).
+    student may learn from a colour teacher). head: the label set the teachers answer in (None: each one's
+    default); a teacher without it is a DataError.
     """
-    cache = split_dir(data_dir, "") / "cache" / f"teacher-{teacher_sha256[:16]}-{data_identity}-{precision}.pt"
+    in_head = f"-{head}" if head else ""
+    cache = split_dir(data_dir, "") / "cache" / f"teacher-{teacher_sha256[:16]}-{data_identity}-{precision}{in_head}.pt"
     if cache.is_file():
         return torch.load(cache, map_location="cpu", weights_only=True)
     paths = resolve_teachers(teacher)
     probabilities = 0
     teachers = [load_model(path, device) for path in paths]
+    for path, (teacher, _) in zip(paths, teachers) if head is not None else ():
+        if head not in getattr(teacher, "heads", [DEFAULT_HEAD]):
+            raise DataError(f"the teacher {path} has no {head!r} head to teach the student's")
+        set_head(teacher, head)
     faces = {teacher.face_input: faces_for(teacher.face_input) for teacher, _ in teachers}  # one load per input
     with tqdm(total=sum(len(faces[teacher.face_input]) for teacher, _ in teachers), desc="teacher targets",
               unit="face", leave=False, disable=not show_bar) as bar:
