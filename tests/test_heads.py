@@ -8,7 +8,7 @@ import torch
 from conftest import run_args, shipped
 from test_multi_source import add_votes
 
-from deep_emotion import engine, train, visualize
+from deep_emotion import engine, recipes, train, visualize
 from deep_emotion.data import training_data
 from deep_emotion.inference import CheckpointError, Ensemble, load_model
 from deep_emotion.model import ALL_HEADS, DeepEmotionVGG, build_model, set_head
@@ -71,8 +71,9 @@ def test_distill_heads_all_reads_the_teachers_fer2013_head_and_needs_two_heads(v
                             "--arch_args", json.dumps({"width": 4})))
     train.main(run_args(train, *common, "--teacher", two_head_checkpoint, "--out", tmp_path / "b",
                         "--arch_args", json.dumps(TINY)))
+    teacher_sha256 = recipes.teachers_sha256(str(two_head_checkpoint))
     tables = {path.name.split("-")[-1]: torch.load(path, weights_only=True)
-              for path in (voted_folder / "prepared" / "cache").glob("teacher-*.pt")}
+              for path in (voted_folder / "prepared" / "cache").glob(f"teacher-{teacher_sha256[:16]}-*.pt")}
     assert set(tables) == {"fp32.pt", "fer2013.pt"}  # the teacher read in its default head, and in its fer2013 head
     assert (tables["fp32.pt"].argmax(1) == 6).all() and (tables["fer2013.pt"].argmax(1) == 3).all()
     one_head = tmp_path / "one_head.pt"

@@ -22,7 +22,7 @@ from deep_emotion.data.prepared import DataError, load_votes, split_dir
 from deep_emotion.emotions import CLASS_NAMES, FaceInput
 from deep_emotion.engine import autocast_dtype, evaluate
 from deep_emotion.inference import load_model, predict
-from deep_emotion.model import ALL_HEADS, DEFAULT_HEAD, FER2013_HEAD, set_head
+from deep_emotion.model import ALL_HEADS, DEFAULT_HEAD, FER2013_HEAD, fold_for_inference, set_head
 from deep_emotion.recipes import resolve_teachers
 from deep_emotion.utils import atomic_write
 
@@ -190,7 +190,8 @@ def teacher_targets(teacher, teacher_sha256, data_dir, data_identity, precision,
         return torch.load(cache, map_location="cpu", weights_only=True)
     paths = resolve_teachers(teacher)
     probabilities = 0
-    teachers = [load_model(path, device) for path in paths]
+    teachers = [(fold_for_inference(model), checkpoint)  # only read: folded, 1.5x faster on a CPU
+                for model, checkpoint in (load_model(path, device) for path in paths)]
     for path, (teacher, _) in zip(paths, teachers) if head is not None else ():
         if head not in getattr(teacher, "heads", [DEFAULT_HEAD]):
             raise DataError(f"the teacher {path} has no {head!r} head to teach the student's")
