@@ -71,14 +71,14 @@ def main():
     print(f"{args.model} ({face_input.describe()} faces), {args.threads} thread(s)")
     accuracies = {}
     for name, run in backends.items():
-        latency = median_report(f"{name:>17}: one face", [1000 * s for s in timed(lambda: run(one), args.repeats, 50)],
+        latency = median_report(f"{name:>19}: one face", [1000 * s for s in timed(lambda: run(one), args.repeats, 50)],
                                 "ms")
         per_batch = timed(lambda: run(batch), args.repeats, 5)
-        median_report(f"{name:>17}: batch of 64", [64 / s for s in per_batch], "faces/s")
+        median_report(f"{name:>19}: batch of 64", [64 / s for s in per_batch], "faces/s")
         if args.data:
             images, labels, _ = load_split(args.data, "val", face_input=face_input)
             accuracy = (np.asarray(run(images.numpy())).argmax(1) == labels.numpy()).mean()
-            print(f"{name:>17}: PublicTest {100 * accuracy:.2f}% (latency {latency:.2f} ms)")
+            print(f"{name:>19}: PublicTest {100 * accuracy:.2f}% (latency {latency:.2f} ms)")
             accuracies[name] = float(accuracy)
     write_json(args.json, {"publictest_accuracy": accuracies})
 
