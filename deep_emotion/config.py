@@ -149,6 +149,9 @@ def check_values(values):
                             "--data folder(s); give one per folder")
     if weights is not None and (min(weights) < 0 or sum(weights) <= 0):
         raise TrainingError("--source_weights must be non-negative and not all zero")
+    if values["distill_heads"] == "all" and not (values["teacher"] and len(values["arch_args"].get("heads") or []) > 1):
+        raise TrainingError("--distill_heads all teaches a two-head network's second head: it needs --teacher "
+                            "and --arch_args with two heads")
     if values["mixup"] > 0 and values["cutmix"] > 0:
         raise TrainingError("--mixup and --cutmix each mix the whole batch; choose one")
     resolved = [Path(d).resolve() for d in values["data"]]

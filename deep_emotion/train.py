@@ -249,26 +249,14 @@ def load_training_data(config, device, checkpoint, show_bar, resumed_from=None):
                        training_data.select_rule(config.select, sources))
     if checkpoint:  # older runs kept these in their config
         check_resumed_inputs(inputs, checkpoint.get("inputs") or checkpoint["config"], resumed_from, config)
-    second_labels = training_data.second_head_labels(config.arch_args.get("heads"), sources)
-    if config.distill_heads == "all" and not (config.teacher and second_labels is not None):
-        raise TrainingError("--distill_heads all teaches a two-head network's second head: it needs --teacher "
-                            "and --arch_args with two heads")
     teacher_probabilities = second_teacher_probabilities = None
-    if config.teacher:  # on the faces as they are: a teacher reads them its own way, at its own size and colours
-        def faces_for(teacher_input):
-            if teacher_input == face_input:
-                return images
-            teacher_sources = training_data.load_sources(config.data, config.targets, teacher_input)
-            return training_data.union(teacher_sources)[0]
-
-        def taught_in(head):
-            return training_data.teacher_targets(
-                config.teacher, inputs.teacher_sha256, config.data[0], inputs.data_identity, config.precision,
-                faces_for, device, show_bar, head).to(device)
-
-        teacher_probabilities = taught_in(None)
-        if config.distill_heads == "all":
-            second_teacher_probabilities = taught_in(FER2013_HEAD)
+    if config.teacher:  # in the first head, and with --distill_heads all in the fer2013 head too
+        heads = [None] + ([FER2013_HEAD] if config.distill_heads == "all" else [])
+        tables = [table.to(device) for table in training_data.teacher_tables(
+            config.teacher, inputs.teacher_sha256, config.data, config.targets, inputs.data_identity,
+            config.precision, face_input, images, device, show_bar, heads)]
+        teacher_probabilities = tables[0]
+        second_teacher_probabilities = tables[1] if len(tables) > 1 else None
     if config.clahe:
         images = torch.from_numpy(equalize_contrast(images.numpy()))
         for source in sources:
@@ -288,6 +276,7 @@ def load_training_data(config, device, checkpoint, show_bar, resumed_from=None):
     class_counts = torch.bincount(labels, minlength=len(CLASS_NAMES))  # the class prior
     if device.type == "cuda":  # the whole split fits in GPU memory; batches are gathered there
         images, labels = images.to(device), labels.to(device)
+    second_labels = training_data.second_head_labels(config.arch_args.get("heads"), sources)
     if second_labels is not None:
         if config.mixup or config.cutmix:  # the second head's labels are not mixed with the images
             raise TrainingError("--mixup and --cutmix mix one label set; train a two-head network without them")

@@ -212,6 +212,20 @@ def teacher_targets(teacher, teacher_sha256, data_dir, data_identity, precision,
     return probabilities
 
 
+def teacher_tables(teacher, teacher_sha256, data_dirs, targets, data_identity, precision, face_input, images, device,
+                   show_bar, heads):
+    """[teacher_targets in each of heads (None: the teachers' default head)] on the training union's faces,
+    `images` as a network reading face_input gets them: a teacher reads them its own way, at its own size
+    and colours (the union loaded again for it where it reads other faces)."""
+    def faces_for(teacher_input):
+        if teacher_input == face_input:
+            return images
+        return union(load_sources(data_dirs, targets, teacher_input))[0]
+
+    return [teacher_targets(teacher, teacher_sha256, data_dirs[0], data_identity, precision, faces_for, device,
+                            show_bar, head) for head in heads]
+
+
 def evaluate_sources(model, sources, normalization, device):
     """{source name: val loss, accuracy, balanced accuracy (and FER+ majority accuracy where it has votes)}.
 
