@@ -155,8 +155,8 @@ def make_loss(label_smoothing=0.0, logit_adjust=0.0, class_counts=None, soft_tar
             second_value = F.cross_entropy(second, wanted, ignore_index=-1, label_smoothing=label_smoothing)
             if second_teacher_probabilities is not None:
                 taught = second_teacher_probabilities[batch].to(logits.device)[labelled]
-                second_value = ((1 - distill_weight) * second_value
-                                + distill_weight * -(taught * second[labelled].log_softmax(1)).sum(1).mean())
+                taught_value = F.cross_entropy(second[labelled], taught)  # to the teacher's distribution
+                second_value = (1 - distill_weight) * second_value + distill_weight * taught_value
             value = value + second_value
         return value
 
@@ -164,7 +164,7 @@ def make_loss(label_smoothing=0.0, logit_adjust=0.0, class_counts=None, soft_tar
         fitted = logits.float() + (adjustment.to(logits.device) if logit_adjust > 0 else 0.0)
         if soft_targets is not None:
             wanted = mixed(soft_targets, batch, share, partner, logits.device)
-            value = -(wanted * fitted.log_softmax(1)).sum(1).mean()
+            value = F.cross_entropy(fitted, wanted)  # to a distribution: -(wanted * log softmax).sum(1).mean()
         else:
             value = F.cross_entropy(fitted, labels, label_smoothing=label_smoothing)
             if partner is not None:
@@ -172,7 +172,7 @@ def make_loss(label_smoothing=0.0, logit_adjust=0.0, class_counts=None, soft_tar
                                                                       label_smoothing=label_smoothing)
         if teacher_probabilities is not None:
             taught = mixed(teacher_probabilities, batch, share, partner, logits.device)
-            value = (1 - distill_weight) * value + distill_weight * -(taught * fitted.log_softmax(1)).sum(1).mean()
+            value = (1 - distill_weight) * value + distill_weight * F.cross_entropy(fitted, taught)
         return value
     return loss
 

@@ -8,6 +8,7 @@ on its own. Targets (--targets): "label" is each face's label; where a source ha
 "majority" trains on FER+'s majority label instead and "votes" on FER+'s vote distribution (the
 FER+ paper's "probability" scheme), leaving out the faces FER+ gives no FER2013 class.
 """
+import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,10 +193,11 @@ def teacher_targets(teacher, teacher_sha256, data_dir, data_identity, precision,
     probabilities = 0
     teachers = [(fold_for_inference(model), checkpoint)  # only read: folded, 1.5x faster on a CPU
                 for model, checkpoint in (load_model(path, device) for path in paths)]
-    for path, (teacher, _) in zip(paths, teachers) if head is not None else ():
-        if head not in getattr(teacher, "heads", [DEFAULT_HEAD]):
-            raise DataError(f"the teacher {path} has no {head!r} head to teach the student's")
-        set_head(teacher, head)
+    if head is not None:
+        for path, (teacher, _) in zip(paths, teachers):
+            if head not in getattr(teacher, "heads", [DEFAULT_HEAD]):
+                raise DataError(f"the teacher {path} has no {head!r} head to teach the student's")
+            set_head(teacher, head)
     faces = {teacher.face_input: faces_for(teacher.face_input) for teacher, _ in teachers}  # one load per input
     with tqdm(total=sum(len(faces[teacher.face_input]) for teacher, _ in teachers), desc="teacher targets",
               unit="face", leave=False, disable=not show_bar) as bar:
@@ -216,7 +218,8 @@ def teacher_tables(teacher, teacher_sha256, data_dirs, targets, data_identity, p
                    show_bar, heads):
     """[teacher_targets in each of heads (None: the teachers' default head)] on the training union's faces,
     `images` as a network reading face_input gets them: a teacher reads them its own way, at its own size
-    and colours (the union loaded again for it where it reads other faces)."""
+    and colours (the union loaded again for it where it reads other faces, once for all heads)."""
+    @functools.cache
     def faces_for(teacher_input):
         if teacher_input == face_input:
             return images
