@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import add_json_flag, median_report, write_json
+from common import add_json_flag, median_report, run_benchmark, write_json
 
 from deep_emotion.data.loaders import load_split
 from deep_emotion.engine import cpu_has_native_bf16
@@ -84,4 +84,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

@@ -26,7 +26,7 @@ import csv
 import json
 from pathlib import Path
 
-import common  # noqa: F401 (puts the repository on sys.path)
+from common import run_benchmark
 import cv2
 import numpy as np
 import torch
@@ -160,4 +160,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

@@ -18,7 +18,7 @@ import argparse
 
 import cv2
 import numpy as np
-from common import add_json_flag, median_report, write_json
+from common import add_json_flag, median_report, run_benchmark, write_json
 
 from deep_emotion.data.face_sources import labelled_faces
 from deep_emotion.data.loaders import load_split
@@ -115,4 +115,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

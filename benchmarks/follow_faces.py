@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import median_report
+from common import median_report, run_benchmark
 from live_fps import SEGMENT, make_frames
 
 from deep_emotion.data.loaders import load_split
@@ -119,4 +119,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

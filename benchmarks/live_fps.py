@@ -17,7 +17,7 @@ import time
 import cv2
 import numpy as np
 import torch
-from common import ROOT, busy_cores, median_report
+from common import ROOT, busy_cores, median_report, run_benchmark
 
 from deep_emotion.data.loaders import load_split
 from deep_emotion.face_detectors import DEFAULT_DETECTOR, DETECTORS
@@ -129,4 +129,4 @@ def run_once(args, frames, fps, stages, detect_every):
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

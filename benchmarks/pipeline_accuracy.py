@@ -7,7 +7,7 @@ photograph would show it; the pipeline must find it and classify its own crop.
 """
 import argparse
 
-import common  # noqa: F401 (puts the repository on sys.path)
+from common import run_benchmark
 import cv2
 import numpy as np
 
@@ -43,4 +43,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
-from common import add_json_flag, busy_cores, median_report, write_json
+from common import add_json_flag, busy_cores, median_report, run_benchmark, write_json
 from torch.utils.data import DataLoader
 
 from deep_emotion import engine
@@ -118,4 +118,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

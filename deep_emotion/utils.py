@@ -1,5 +1,6 @@
 """Small helpers the scripts share: atomic writes, argparse types, output checks and the command-line wrapper."""
 import argparse
+import contextlib
 import math
 import os
 import sys
@@ -158,8 +159,16 @@ def run_script(get_args_parser, main, errors, argv=None, command_style=None):
     """
     if command_style:
         set_command_style(command_style)
-    try:
+    with one_line_errors(errors):
         main(get_args_parser().parse_args(argv))
+
+
+@contextlib.contextmanager
+def one_line_errors(errors):
+    """Within it, an exception of the classes in `errors` (bad input) is `error: ...` on stderr and exit code 2,
+    and Ctrl-C one line and exit code 130: never a traceback for a user's mistake (run_script, the benchmarks)."""
+    try:
+        yield
     except errors as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

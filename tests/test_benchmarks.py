@@ -69,3 +69,26 @@ def test_cross_table_prints_a_row_per_run(tmp_path, monkeypatch, capsys, brief):
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     assert cells == ["ens", "a+b", "crop, balanced"] + ([] if brief else ["100.0%"]) + ["61.25%", "50.00%"]
     assert ("rafdb found" in header) != brief
+
+
+@pytest.mark.parametrize("script, flags", [
+    ("live_fps", ["--model", "missing.pt", "--data", "nowhere"]),
+    ("backend_speed", ["--model", "missing.pt", "--data", "nowhere"]),
+    ("pipeline_accuracy", ["--model", "missing.pt", "--data", "nowhere"]),
+    ("follow_faces", ["--model", "missing.pt", "--data", "nowhere"]),
+    ("cross_dataset", ["--model", "missing.pt", "--sets", "nowhere"]),
+    ("train_throughput", ["--data", "nowhere", "--arch", "deep_emotion"]),
+    ("face_framing", ["--data", "nowhere"]),
+])
+def test_a_missing_checkpoint_or_data_folder_is_one_line_not_a_traceback(script, flags, tmp_path, monkeypatch, capsys):
+    import importlib
+
+    from common import run_benchmark
+    module = importlib.import_module(script)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [f"{script}.py", *flags])
+    with pytest.raises(SystemExit) as exit_:
+        run_benchmark(module.main)
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and len(err.splitlines()) == 1 and err.startswith("error: ")
+    assert "missing.pt" in err or "nowhere" in err
