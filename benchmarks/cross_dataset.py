@@ -26,10 +26,10 @@ import csv
 import json
 from pathlib import Path
 
-from common import run_benchmark
 import cv2
 import numpy as np
 import torch
+from common import run_benchmark
 from tqdm import tqdm
 
 from deep_emotion.data.face_sources import labelled_faces, majority_class

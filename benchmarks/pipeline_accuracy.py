@@ -7,9 +7,9 @@ photograph would show it; the pipeline must find it and classify its own crop.
 """
 import argparse
 
-from common import run_benchmark
 import cv2
 import numpy as np
+from common import run_benchmark
 
 from deep_emotion.data.loaders import load_split
 from deep_emotion.recognizer import DEFAULT_MODEL, EmotionRecognizer

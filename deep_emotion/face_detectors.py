@@ -166,6 +166,16 @@ def fit_face(face, face_input=FaceInput()):
     return face
 
 
+def fit_faces(faces, face_input):
+    """fit_face of each uint8 face of a batch (N, H, W) or (N, H, W, 3): a batch as face_input reads it; the batch
+    itself when it already is one."""
+    faces = np.asarray(faces)
+    if faces.shape[1:] == face_input.shape(0)[1:]:
+        return faces
+    return np.stack([fit_face(face, face_input) for face in faces]) if len(faces) else np.empty(face_input.shape(0),
+                                                                                                   np.uint8)
+
+
 def read_face_image(path, face_input=FaceInput()):
     """An image file as face_input's pixels (grey or RGB), at its own size; None when unreadable."""
     if not face_input.colour:

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from deep_emotion.data.loaders import normalize
-from deep_emotion.emotions import CLASS_NAMES, SHIFT_ORIGINS, SHIFT_PIXELS, TTA_MODES, balance
-from deep_emotion.face_detectors import equalize_contrast
+from deep_emotion.emotions import CLASS_NAMES, SHIFT_ORIGINS, SHIFT_PIXELS, TTA_MODES, balance, widest_face_input
+from deep_emotion.face_detectors import equalize_contrast, fit_faces
 from deep_emotion.model import ARCHS, DEFAULT_HEAD, build_model, fold_for_inference, set_head
 from deep_emotion.utils import atomic_write
 
@@ -183,23 +183,15 @@ def head_names(model):
     return list(getattr(model, "heads", [DEFAULT_HEAD]))
 
 
-def common_face_input(paths, models):
-    """The FaceInput every one of models reads; raises CheckpointError when they read different faces."""
-    inputs = {model.face_input for model in models}
-    if len(inputs) > 1:
-        raise CheckpointError("these networks read different faces ("
-                              + ", ".join(f"{p}: {m.face_input.describe()}" for p, m in zip(paths, models))
-                              + "); an ensemble needs one crop for all")
-    return inputs.pop()
-
-
 class Ensemble:
     """One or more checkpoints read as one classifier: their class probabilities are averaged.
 
     Each checkpoint's calibration temperature (calibrate.py) is applied to its own logits, and its
     decision rule (prior_exponent) to its own probabilities; balanced=True instead divides the
     members' mean training prior whole out of the average. head: the label set every member
-    answers in (a name from its heads; None = each member's default head).
+    answers in (a name from its heads; None = each member's default head). Members may read different
+    faces (a 48x48 grey network beside a 150x150 colour one): the ensemble reads the widest
+    (widest_face_input), and each member shrinks and greys them to its own.
     """
 
     def __init__(self, paths, device="cpu", tta=None, balanced=False, head=None):
@@ -208,7 +200,7 @@ class Ensemble:
         self.members = [(fold_for_inference(model), checkpoint)
                         for model, checkpoint in (load_model(path, self.device) for path in paths)]
         self.paths = paths
-        self.face_input = common_face_input(paths, [model for model, _ in self.members])
+        self.face_input = widest_face_input(model.face_input for model, _ in self.members)
         if head is not None:
             self.use_head(head)
         self.class_names = list(self.members[0][1].get("class_names", CLASS_NAMES))
@@ -229,10 +221,13 @@ class Ensemble:
     def predict(self, images, batch_size=512):
         """Class probabilities (N, 7) of uint8 faces as self.face_input reads them, a tensor or an array."""
         images = torch.as_tensor(images)
+        as_read = {self.face_input: images}  # the faces as each member reads them, converted once per kind
         total = 0
         for model, checkpoint in self.members:
-            probabilities = predict(model, images, tuple(checkpoint["normalization"]), self.device, batch_size,
-                                    self.tta, temperature=checkpoint.get("temperature", 1.0),
+            if model.face_input not in as_read:
+                as_read[model.face_input] = torch.from_numpy(fit_faces(images.cpu().numpy(), model.face_input))
+            probabilities = predict(model, as_read[model.face_input], tuple(checkpoint["normalization"]), self.device,
+                                    batch_size, self.tta, temperature=checkpoint.get("temperature", 1.0),
                                     clahe=checkpoint.get("clahe", False))
             # the fitted decision rule belongs to the default head; another head answers with its plain argmax
             in_default_head = getattr(model, "head", DEFAULT_HEAD) == head_names(model)[0]

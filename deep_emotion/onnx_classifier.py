@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from deep_emotion.emotions import SHIFT_ORIGINS, SHIFT_PIXELS, FaceInput, balance, standardize
-from deep_emotion.face_detectors import equalize_contrast
+from deep_emotion.emotions import SHIFT_ORIGINS, SHIFT_PIXELS, FaceInput, balance, standardize, widest_face_input
+from deep_emotion.face_detectors import equalize_contrast, fit_faces
 from deep_emotion.utils import atomic_write
 
 OPSET = 18
@@ -72,11 +72,8 @@ class OnnxClassifier:
             self.exponents.append(json.loads(metadata.get("prior_exponent", "0")))  # applied inside the graph
             self.clahe.append(json.loads(metadata.get("clahe", "false")))
             self.sessions.append(session)
-        inputs = {face_input_of(session) for session in self.sessions}
-        if len(inputs) > 1:
-            raise OnnxError(f"these networks read different faces ({', '.join(i.describe() for i in inputs)}); "
-                            "an ensemble needs one crop for all")
-        self.face_input = inputs.pop()
+        self.inputs = [face_input_of(session) for session in self.sessions]
+        self.face_input = widest_face_input(self.inputs)  # each member shrinks and greys these to its own, as Ensemble
         self.tta, self.balanced = tta, balanced
 
     def predict(self, images, batch_size=512):
@@ -85,10 +82,15 @@ class OnnxClassifier:
         probabilities = []
         for start in range(0, len(images), batch_size):
             batch = images[start:start + batch_size]
+            as_read = {self.face_input: batch}
             members = []
-            for session, clahe, prior, exponent in zip(self.sessions, self.clahe, self.priors, self.exponents):
+            for session, face_input, clahe, prior, exponent in zip(self.sessions, self.inputs, self.clahe, self.priors,
+                                                                   self.exponents):
+                if face_input not in as_read:
+                    as_read[face_input] = fit_faces(batch, face_input)
+                faces = as_read[face_input]
                 views = [np.ascontiguousarray(view, dtype=np.float32)  # each member reads the faces its own way
-                         for view in tta_views(equalize_contrast(batch) if clahe else batch, self.tta)]
+                         for view in tta_views(equalize_contrast(faces) if clahe else faces, self.tta)]
                 member = np.mean([session.run(None, {session.get_inputs()[0].name: view})[0] for view in views],
                                  axis=0)
                 if self.balanced and exponent:  # undo the graph's decision rule: balanced divides the mean prior

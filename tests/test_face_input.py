@@ -15,8 +15,8 @@ from deep_emotion.data import prepare, training_data
 from deep_emotion.data.loaders import load_split
 from deep_emotion.data.prepared import DataError
 from deep_emotion.emotions import FaceInput
-from deep_emotion.face_detectors import crop_face, fit_face, frame_pixels
-from deep_emotion.inference import CheckpointError, Ensemble, load_model
+from deep_emotion.face_detectors import crop_face, fit_face, fit_faces, frame_pixels
+from deep_emotion.inference import Ensemble, load_model
 from deep_emotion.recognizer import EmotionRecognizer
 
 COLOUR = FaceInput(32, 3)
@@ -136,8 +136,8 @@ def test_a_colour_network_exports_to_onnx_with_the_same_answers(colour_run, tmp_
 
 
 @pytest.mark.slow
-def test_a_teacher_reads_its_own_crops_and_an_ensemble_needs_one(colour_run, prepared, colour_data, tmp_path,
-                                                                   monkeypatch):
+def test_a_teacher_reads_its_own_crops_and_an_ensemble_the_widest(colour_run, prepared, colour_data, tmp_path,
+                                                                    monkeypatch):
     grey_teacher = train([prepared, colour_data], tmp_path / "grey", "--arch", "deep_emotion_vgg", "--arch_args",
                          '{"width": 4}', "--max_steps", "1")
     shapes = []
@@ -148,5 +148,15 @@ def test_a_teacher_reads_its_own_crops_and_an_ensemble_needs_one(colour_run, pre
                     "--teacher", f"{grey_teacher / 'best.pt'},{colour_run / 'best.pt'}")
     assert load_model(student / "best.pt")[0].face_input == COLOUR
     assert [shape[1:] for shape in shapes] == [(48, 48), (32, 32, 3)] and shapes[0][0] == shapes[1][0]
-    with pytest.raises(CheckpointError, match="read different faces .*48x48 grey.*32x32 RGB"):
-        Ensemble([grey_teacher / "best.pt", colour_run / "best.pt"])
+    # an ensemble of the two reads 48x48 colour faces, from which each member cuts its own
+    pair = Ensemble([grey_teacher / "best.pt", colour_run / "best.pt"])
+    assert pair.face_input == FaceInput(48, 3)
+    faces = np.random.default_rng(1).integers(0, 256, pair.face_input.shape(6), dtype=np.uint8)
+    each = [Ensemble(run / "best.pt").predict(fit_faces(faces, reads)).numpy()
+            for run, reads in [(grey_teacher, FaceInput()), (colour_run, COLOUR)]]
+    assert np.abs(pair.predict(faces).numpy() - np.mean(each, axis=0)).max() < 1e-6
+    exported = [onnx_classifier.export(run / "best.pt", tmp_path / f"{i}.onnx")
+                for i, run in enumerate((grey_teacher, colour_run))]
+    onnx_pair = onnx_classifier.OnnxClassifier(exported)
+    assert onnx_pair.face_input == pair.face_input
+    assert np.abs(onnx_pair.predict(faces) - np.mean(each, axis=0)).max() < 1e-4
