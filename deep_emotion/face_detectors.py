@@ -172,8 +172,10 @@ def fit_faces(faces, face_input):
     faces = np.asarray(faces)
     if faces.shape[1:] == face_input.shape(0)[1:]:
         return faces
-    return np.stack([fit_face(face, face_input) for face in faces]) if len(faces) else np.empty(face_input.shape(0),
-                                                                                                   np.uint8)
+    fitted = np.empty(face_input.shape(len(faces)), np.uint8)
+    for i, face in enumerate(faces):
+        fitted[i] = fit_face(face, face_input)
+    return fitted
 
 
 def read_face_image(path, face_input=FaceInput()):

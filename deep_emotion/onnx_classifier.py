@@ -72,8 +72,8 @@ class OnnxClassifier:
             self.exponents.append(json.loads(metadata.get("prior_exponent", "0")))  # applied inside the graph
             self.clahe.append(json.loads(metadata.get("clahe", "false")))
             self.sessions.append(session)
-        self.inputs = [face_input_of(session) for session in self.sessions]
-        self.face_input = widest_face_input(self.inputs)  # each member shrinks and greys these to its own, as Ensemble
+        self.face_inputs = [face_input_of(session) for session in self.sessions]
+        self.face_input = widest_face_input(self.face_inputs)  # each member shrinks and greys these, as Ensemble's
         self.tta, self.balanced = tta, balanced
 
     def predict(self, images, batch_size=512):
@@ -84,8 +84,8 @@ class OnnxClassifier:
             batch = images[start:start + batch_size]
             as_read = {self.face_input: batch}
             members = []
-            for session, face_input, clahe, prior, exponent in zip(self.sessions, self.inputs, self.clahe, self.priors,
-                                                                   self.exponents):
+            for session, face_input, clahe, prior, exponent in zip(self.sessions, self.face_inputs, self.clahe,
+                                                                   self.priors, self.exponents):
                 if face_input not in as_read:
                     as_read[face_input] = fit_faces(batch, face_input)
                 faces = as_read[face_input]
