@@ -34,10 +34,10 @@ def load_checkpoint(path, map_location="cpu"):
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint {path} does not exist") from None
     except pickle.UnpicklingError as error:
-        if "weights_only" in str(error) or "Weights only load failed" in str(error):
+        if "Unsupported global" in str(error):  # a pickled object: weights_only refused to build it
             raise CheckpointError(f"refused {path}: it holds Python objects besides tensors, and loading it "
                                   "would run code; re-save it as a state_dict or a main.py checkpoint") from None
-        raise CheckpointError(f"{path} is not a PyTorch checkpoint ({str(error).splitlines()[0][:120]})") from None
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint (its bytes are not a pickle of tensors)") from None
     except Exception as error:  # torch raises many kinds for files that are not checkpoints
         raise CheckpointError(f"{path} is not a PyTorch checkpoint ({str(error).splitlines()[0][:120]})") from None
     if isinstance(state, dict) and "model" in state and "arch" in state:
