@@ -6,15 +6,8 @@ from conftest import ROOT, shipped
 
 from deep_emotion.emotions import SHIFT_PIXELS
 from deep_emotion.inference import CheckpointError, load_checkpoint, load_model, predict, tta_views
-from deep_emotion.model import (
-    ARCHS,
-    DeepEmotion,
-    STNAttention,
-    build_model,
-    count_flops,
-    count_parameters,
-    fold_for_inference,
-)
+from deep_emotion.model import (ARCHS, DeepEmotion, STNAttention, build_model, count_flops, count_parameters,
+                                fold_for_inference)
 
 STN_ARCHS = sorted(name for name, network in ARCHS.items() if issubclass(network, STNAttention))
 
