@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from deep_emotion.data.face_sources import labelled_faces, majority_class
 from deep_emotion.data.loaders import load_face_crops, load_split
-from deep_emotion.data.prepared import DataError, load_votes, read_labels_csv, split_dir
+from deep_emotion.data.prepared import load_votes, read_labels_csv, split_dir
 from deep_emotion.emotions import TTA_MODES
 from deep_emotion.face_detectors import DEFAULT_DETECTOR, DETECTORS, bordered, nearest_to_centre
 from deep_emotion.metrics import classification_scores
@@ -127,7 +127,7 @@ def main():
             try:
                 paths, labels = val_part(folder) if name.endswith("_val") and folder in args.val_of \
                     else labelled_faces(folder)
-            except (DataError, OSError) as error:
+            except OSError as error:  # a folder's files; DataError is run_benchmark's one line
                 raise SystemExit(f"error: {error}") from None
             if args.limit:
                 paths, labels = paths[:args.limit], labels[:args.limit]

@@ -44,6 +44,7 @@ def widest_face_input(face_inputs):
     face_inputs = list(face_inputs)
     return FaceInput(max(i.size for i in face_inputs), 3 if any(i.colour for i in face_inputs) else 1)
 
+
 # Test-time augmentation (--tta): "flip" averages each face's probabilities with its
 # mirror image's (2 views); "shifts" also with the face moved SHIFT_PIXELS up, down,
 # left and right, each mirrored too (10 views). Training shifts faces by up to 10%

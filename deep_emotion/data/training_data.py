@@ -22,7 +22,7 @@ from deep_emotion.data.loaders import load_split
 from deep_emotion.data.prepared import DataError, load_votes, split_dir
 from deep_emotion.emotions import CLASS_NAMES, FaceInput
 from deep_emotion.engine import autocast_dtype, evaluate
-from deep_emotion.inference import load_model, predict
+from deep_emotion.inference import head_names, load_model, predict
 from deep_emotion.model import ALL_HEADS, DEFAULT_HEAD, FER2013_HEAD, fold_for_inference, set_head
 from deep_emotion.recipes import resolve_teachers
 from deep_emotion.utils import atomic_write
@@ -195,7 +195,7 @@ def teacher_targets(teacher, teacher_sha256, data_dir, data_identity, precision,
                 for model, checkpoint in (load_model(path, device) for path in paths)]
     if head is not None:
         for path, (teacher, _) in zip(paths, teachers):
-            if head not in getattr(teacher, "heads", [DEFAULT_HEAD]):
+            if head not in head_names(teacher):
                 raise DataError(f"the teacher {path} has no {head!r} head to teach the student's")
             set_head(teacher, head)
     faces = {teacher.face_input: faces_for(teacher.face_input) for teacher, _ in teachers}  # one load per input
