@@ -5,8 +5,8 @@
     python generate_data.py --synthetic --data DIR # write a small synthetic demo set first
     python generate_data.py --data RAF-DB/ --out data/raf   # a labelled face folder, prepared elsewhere
 """
-from deep_emotion.data.prepare import ERRORS, get_args_parser, main
+from deep_emotion.data.prepare import get_args_parser, main
 from deep_emotion.utils import run_script
 
 if __name__ == "__main__":
-    run_script(get_args_parser, main, ERRORS, command_style="scripts")
+    run_script(get_args_parser, main, command_style="scripts")

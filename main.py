@@ -6,8 +6,8 @@
     python main.py --train --resume runs/deep_emotion-0/last.pt
     torchrun --nproc_per_node 2 main.py --train --data data   # DistributedDataParallel
 """
-from deep_emotion.train import ERRORS, get_args_parser, main
+from deep_emotion.train import get_args_parser, main
 from deep_emotion.utils import run_script
 
 if __name__ == "__main__":
-    run_script(get_args_parser, main, ERRORS, command_style="scripts")
+    run_script(get_args_parser, main, command_style="scripts")

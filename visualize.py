@@ -5,7 +5,7 @@
     python visualize.py --source clip.mp4 --no_display --output annotated.mp4 --log faces.csv
 """
 from deep_emotion.utils import run_script
-from deep_emotion.visualize import ERRORS, get_args_parser, main
+from deep_emotion.visualize import get_args_parser, main
 
 if __name__ == "__main__":
-    run_script(get_args_parser, main, ERRORS, command_style="scripts")
+    run_script(get_args_parser, main, command_style="scripts")

@@ -21,7 +21,8 @@ from deep_emotion.data.loaders import load_split
 from deep_emotion.engine import cpu_has_native_bf16
 from deep_emotion.inference import load_model, predict
 from deep_emotion.model import fold_for_inference
-from deep_emotion.onnx_classifier import OnnxClassifier, export
+from deep_emotion.onnx_classifier import OnnxClassifier
+from deep_emotion.onnx_export import export
 from deep_emotion.recognizer import DEFAULT_MODEL
 
 

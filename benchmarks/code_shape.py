@@ -4,7 +4,8 @@
     python benchmarks/code_shape.py --root DIR   # another checkout (e.g. a git worktree of an older commit)
 
 Goals: no Python file over 400 lines; no function over 80 lines (argparse builders, get_args_parser,
-aside); no import cycle among the package's modules; every name imported from the package's module that
+aside); no import cycle among the package's modules; no import that points up the package's layers
+(LAYERS: leaves, face detection, data, networks and engines, pipeline, training, commands); every name imported from the package's module that
 defines it (not one that imports it); the package, its timeline and its onnx_classifier import without
 loading torch.
 """
@@ -16,7 +17,19 @@ import sys
 from pathlib import Path
 
 MAX_FILE_LINES, MAX_FUNCTION_LINES = 400, 80
-TORCH_FREE = ("deep_emotion", "deep_emotion.timeline", "deep_emotion.onnx_classifier", "deep_emotion.data.prepare")
+# The package's layers, lowest first: a module may import modules of its own layer and the layers below, never
+# one above (a "data.*" entry covers the data package). A module in no layer is a goal missed: place it.
+LAYERS = [
+    ("leaves", ["utils", "emotions", "metrics", "tracking"]),
+    ("face detection", ["face_detectors"]),
+    ("data", ["data.*"]),
+    ("networks and engines", ["face_trunk", "model", "inference", "onnx_classifier", "onnx_export"]),
+    ("pipeline", ["recognizer", "timeline", "corpus", "live"]),
+    ("training", ["engine", "distillation", "recipes", "config", "run_folder", "calibrate", "train"]),
+    ("commands", ["visualize", "export_onnx", "analyze", "serve", "cli", "__main__"]),
+]
+TORCH_FREE = ("deep_emotion", "deep_emotion.timeline", "deep_emotion.onnx_classifier", "deep_emotion.onnx_export",
+              "deep_emotion.data.prepare", "deep_emotion.analyze")
 PACKAGE = "deep_emotion"
 ARGPARSE_BUILDERS = ("get_args_parser",)
 
@@ -91,6 +104,26 @@ def import_cycles(graph):
     return cycles
 
 
+def layer_of(module):
+    """The index in LAYERS of a package module ("data.loaders", "train"), None when no layer names it."""
+    for index, (_, members) in enumerate(LAYERS):
+        if module in members or any(m.endswith(".*") and module.startswith(m[:-1]) for m in members):
+            return index
+    return None
+
+
+def layer_violations(graph):
+    """["a (layer) imports b (a higher layer)"] of every import that points up LAYERS, and every module in no
+    layer."""
+    found = [f"{module} is in no layer of LAYERS" for module in sorted(graph) if layer_of(module) is None]
+    for module, imported in sorted(graph.items()):
+        for other in sorted(imported):
+            low, high = layer_of(module), layer_of(other)
+            if low is not None and high is not None and high > low:
+                found.append(f"{module} ({LAYERS[low][0]}) imports {other} ({LAYERS[high][0]})")
+    return found
+
+
 def top_level_names(path):
     """The names a module defines at its top level (functions, classes, assignments)."""
     names = set()
@@ -136,7 +169,8 @@ def shape(root):
                       if name.split(".")[-1] not in ARGPARSE_BUILDERS]
     return {"files": sorted(files, key=lambda f: -f[1]), "functions": sorted(functions, key=lambda f: -f[2]),
             "torch": {m: loads_torch(root, m) for m in TORCH_FREE},
-            "cycles": import_cycles(package_imports(root)), "elsewhere": imported_from_elsewhere(root)}
+            "cycles": import_cycles(package_imports(root)), "layers": layer_violations(package_imports(root)),
+            "elsewhere": imported_from_elsewhere(root)}
 
 
 def main():
@@ -155,12 +189,15 @@ def main():
     for module, loaded in result["torch"].items():
         print(f"import {module}: {'loads torch' if loaded else 'no torch'}")
     print(f"import cycles: {len(result['cycles'])}" + "".join(f"\n  {' -> '.join(c)}" for c in result["cycles"]))
+    print(f"imports that point up the layers: {len(result['layers'])}"
+          + "".join(f"\n  {line}" for line in result["layers"]))
     print(f"names imported from a module that does not define them: {len(result['elsewhere'])}"
           + "".join(f"\n  {line}" for line in result["elsewhere"]))
     missed = ([f"{p} has {n} lines" for p, n in result["files"] if n > MAX_FILE_LINES]
               + [f"{p}:{name} has {n} lines" for p, name, n in result["functions"] if n > MAX_FUNCTION_LINES]
               + [f"{m} loads torch" for m, loaded in result["torch"].items() if loaded]
               + [f"import cycle {' -> '.join(c)}" for c in result["cycles"]]
+              + result["layers"]
               + [f"{line}, not where it is defined" for line in result["elsewhere"]])
     print("goals met" if not missed else "goals missed: " + "; ".join(missed))
     if args.json:

@@ -49,10 +49,6 @@ def run_benchmark(main):
     """A benchmark's `if __name__ == "__main__"` body: main(), with a user's mistake (a checkpoint, data folder,
     detector or output that is missing or wrong) one line and exit code 2, as the deep-emotion commands answer
     it, not a traceback."""
-    from deep_emotion.data.prepared import DataError
-    from deep_emotion.face_detectors import DetectorError
-    from deep_emotion.inference import CheckpointError
-    from deep_emotion.onnx_classifier import OnnxError
-    from deep_emotion.utils import OutputError, one_line_errors
-    with one_line_errors((DataError, CheckpointError, DetectorError, OnnxError, OutputError)):
+    from deep_emotion.utils import one_line_errors
+    with one_line_errors():
         main()

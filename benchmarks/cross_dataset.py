@@ -35,10 +35,9 @@ from tqdm import tqdm
 from deep_emotion.data.face_sources import labelled_faces, majority_class
 from deep_emotion.data.loaders import load_face_crops, load_split
 from deep_emotion.data.prepared import load_votes, read_labels_csv, split_dir
-from deep_emotion.emotions import TTA_MODES
+from deep_emotion.emotions import FER2013_HEAD, TTA_MODES
 from deep_emotion.face_detectors import DEFAULT_DETECTOR, DETECTORS, bordered, nearest_to_centre
 from deep_emotion.metrics import classification_scores
-from deep_emotion.model import FER2013_HEAD
 from deep_emotion.recognizer import DEFAULT_MODEL, EmotionRecognizer
 
 
@@ -56,7 +55,7 @@ def scores(predictions, labels):
 
 def predict_crops(recognizer, images):
     """Predicted classes of uint8 faces as the recognizer's network reads them (recognizer.face_input)."""
-    return recognizer.classifier.predict(torch.from_numpy(images)).argmax(1).numpy()
+    return recognizer.classifier.predict(images).argmax(1)
 
 
 def predict_pipeline(recognizer, images):
@@ -110,7 +109,7 @@ def main():
                                    align=args.align, balanced=args.balanced, stills=True)
     # FER2013's own labels are scored with the checkpoints' fer2013 head where every one has it
     classifier = recognizer.classifier
-    has_fer2013_head = hasattr(classifier, "common_heads") and FER2013_HEAD in classifier.common_heads()
+    has_fer2013_head = FER2013_HEAD in classifier.heads
     results = {"model": args.model, "mode": args.mode, "tta": args.tta, "balanced": args.balanced,
                "detector": args.detector if args.mode == "pipeline" else None,
                "aligned": args.align if args.mode == "pipeline" and args.detector == "yunet" else None,

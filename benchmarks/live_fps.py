@@ -69,11 +69,13 @@ def main():
                         help="face detector (default: yunet, shipped)")
     parser.add_argument("--detector_model", default=None,
                         help="another YuNet .onnx file (default: $DEEP_EMOTION_YUNET, else the package's)")
-    parser.add_argument("--backend", choices=BACKENDS, default="torch", help="classifier backend (default: torch)")
+    parser.add_argument("--backend", choices=BACKENDS, default="auto",
+                        help="classifier engine: auto (onnxruntime where installed), onnx, torch (default: auto)")
     parser.add_argument("--busy", type=int, default=0,
                         help="processes kept spinning beside the pipeline, as another program would (default: 0)")
     parser.add_argument("--threads", type=int, default=LIVE_TORCH_THREADS,
-                        help=f"torch threads, as visualize.py's live mode uses (default: {LIVE_TORCH_THREADS})")
+                        help=f"inference threads (PyTorch's or onnxruntime's), as the live mode uses "
+                             f"(default: {LIVE_TORCH_THREADS})")
     parser.add_argument("--overlap", type=int, default=1, choices=[0, 1],
                         help="1 = find the next frame's faces while classifying this one's, as visualize.py does "
                              "(EmotionRecognizer.stream); 0 = one stage after the other (default: 1)")
@@ -113,7 +115,7 @@ def run_once(args, frames, fps, stages, detect_every):
     faces_found = 0
     recognizer = EmotionRecognizer(args.model, detector=args.detector, detector_model=args.detector_model,
                                    backend=args.backend, detect_every=detect_every,
-                                   classify_every=args.classify_every or detect_every)
+                                   classify_every=args.classify_every or detect_every, threads=args.threads)
     draw_seconds, start = 0.0, time.perf_counter()
     stream = recognizer.stream((None, frame) for frame in frames) if args.overlap else (
         (None, frame, recognizer.detect_emotions(frame)) for frame in frames)

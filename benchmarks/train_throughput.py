@@ -20,36 +20,33 @@ from common import add_json_flag, busy_cores, median_report, run_benchmark, writ
 from torch.utils.data import DataLoader
 
 from deep_emotion import engine
+from deep_emotion.config import build_config
 from deep_emotion.data.loaders import FER2013, load_split
 from deep_emotion.inference import device_arg, pick_device
-from deep_emotion.model import build_model
-from deep_emotion.recipes import RECIPES
+from deep_emotion.model import build_model, face_input_of
 
 FER2013_TRAIN_FACES = 28_709
 
 
 def ours(args, device):
     """Images per second of engine.train_one_epoch with the --arch recipe's loss and augmentation."""
-    recipe = SimpleNamespace(**RECIPES[args.arch])
-    if args.batch_size:
-        recipe.batch_size = args.batch_size
-    arch_args = json.loads(args.arch_args) if args.arch_args else recipe.arch_args
-    images, labels, _ = load_split(args.data, "train")
-    normalization = ((images.float() / 255).mean().item(), (images.float() / 255).std().item())
+    # the run configuration main.py builds for these flags; no teacher: its targets are computed once, before training
+    flags = {"arch": args.arch, "arch_args": json.loads(args.arch_args) if args.arch_args else None,
+             "batch_size": args.batch_size or None, "max_steps": args.steps, "precision": args.precision,
+             "teacher": "", "data": [args.data]}
+    config = build_config(flags, device)
+    images, labels, _ = load_split(args.data, "train", face_input=face_input_of(config.arch_args))
+    loss_fn, augment = engine.training_objective(config, engine.input_normalization(config, images),
+                                                 torch.bincount(labels, minlength=7))
     if device.type == "cuda":
         images, labels = images.to(device), labels.to(device)
-    model = engine.to_fast_layout(build_model(args.arch, **arch_args), device)
-    optimizer = engine.make_optimizer(model, recipe.optimizer, recipe.learning_rate, recipe.weight_decay,
-                                      recipe.loc_lr_scale)
+    model = engine.to_fast_layout(build_model(config.arch, **config.arch_args), device)
+    optimizer = engine.make_optimizer(model, config.optimizer, config.learning_rate, config.weight_decay,
+                                      config.loc_lr_scale)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    loss = engine.make_loss(recipe.label_smoothing)  # no teacher: its targets are computed once, before training
-    augment = engine.make_augment(normalization, recipe.photometric, recipe.rotation, recipe.scale, recipe.shift,
-                                  True, recipe.erase_prob, recipe.sharpness)
-    metrics = engine.train_one_epoch(model, images, labels, optimizer, scheduler, loss, augment, epoch=0, seed=0,
-                                     batch_size=recipe.batch_size, device=device, max_steps=args.steps,
-                                     clip_grad=recipe.clip_grad, show_bar=False,
-                                     autocast_dtype=engine.autocast_dtype(
-                                         engine.pick_precision(args.precision, device)))
+    data = SimpleNamespace(images=images, labels=labels, loss_fn=loss_fn, augment=augment, draw=None)
+    metrics = engine.train_one_epoch(model, data, optimizer, scheduler, config, epoch=0, device=device,
+                                     show_bar=False)
     return metrics["images_per_s"]
 
 

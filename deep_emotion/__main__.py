@@ -1,4 +1,5 @@
 """`python -m deep_emotion <command>`: the same as the `deep-emotion` command."""
 from deep_emotion.cli import main
 
-main()
+if __name__ == "__main__":
+    main()

@@ -26,14 +26,11 @@ import torch
 
 from deep_emotion.data.face_sources import labelled_faces, majority_class
 from deep_emotion.data.loaders import load_face_crops, load_split
-from deep_emotion.data.prepared import DataError, load_votes
+from deep_emotion.data.prepared import load_votes
 from deep_emotion.emotions import balance
-from deep_emotion.inference import CheckpointError, class_prior, load_checkpoint, load_model, pick_device, predict
+from deep_emotion.inference import class_prior, load_checkpoint, load_model, pick_device, predict
 from deep_emotion.metrics import classification_scores
-from deep_emotion.utils import ArgumentParser, OutputError, atomic_write, check_writable_folder
-
-# what main() raises for bad input: one line and exit code 2, no traceback
-ERRORS = (DataError, CheckpointError, OutputError)
+from deep_emotion.utils import ArgumentParser, atomic_write, check_writable_folder
 
 ECE_BINS = 15
 

@@ -8,6 +8,7 @@
     deep-emotion export --web                     # = python export_onnx.py --web
     deep-emotion calibrate --data data --model m.pt --write
     deep-emotion timeline faces.csv --out timeline.png
+    deep-emotion analyze videos/ --out results/      # a corpus: a table per input, a summary, every core
 """
 import difflib
 import importlib
@@ -16,20 +17,24 @@ import sys
 from deep_emotion import __version__
 from deep_emotion.utils import run_script
 
-# command -> (module with get_args_parser/main/ERRORS, flags put before the user's, one line of help,
+# command -> (module with get_args_parser/main, flags put before the user's, one line of help,
 # keyword arguments of its get_args_parser: the groups of flags its --help shows)
 COMMANDS = {
     "prepare": ("deep_emotion.data.prepare", [], "convert FER2013 or a labelled face set into prepared splits", {}),
-    "train": ("deep_emotion.train", ["--train"], "train a network on prepared data (main.py --train)", {}),
-    "resume": ("deep_emotion.train", ["--train"], "continue a run: deep-emotion resume RUN/last.pt", {}),
+    "train": ("deep_emotion.train", ["--train"], "train a network on prepared data (main.py --train)",
+              {"command": "train"}),
+    "resume": ("deep_emotion.train", ["--train"], "continue a run: deep-emotion resume RUN/last.pt",
+               {"command": "resume"}),
     "test": ("deep_emotion.visualize", ["--test_cc"], "test accuracy of a checkpoint (visualize.py --test_cc)",
-             {"sections": ("model", "accuracy", "figures")}),
+             {"sections": ("model", "accuracy", "figures"), "command": "test"}),
     "live": ("deep_emotion.visualize", [], "classify faces live: --cam, --source VIDEO, or photos",
              {"sections": ("model", "live inference")}),
     "export": ("deep_emotion.export_onnx", [], "export a checkpoint to ONNX, or the browser page's models (--web)",
                {}),
     "calibrate": ("deep_emotion.calibrate", [], "fit a checkpoint's temperature on its validation data", {}),
     "timeline": ("deep_emotion.timeline", [], "plot emotion over time per face from a --log CSV", {}),
+    "serve": ("deep_emotion.serve", [], "serve the browser page (web/) on localhost", {}),
+    "analyze": ("deep_emotion.analyze", [], "analyse a corpus of videos and photos on every core, resumably", {}),
 }
 
 
@@ -70,7 +75,7 @@ def main(argv=None):
             built.usage = "deep-emotion resume RUN/last.pt [--epochs N] [--workers N] [--quiet] ..."
         return built
 
-    run_script(parser, module.main, module.ERRORS, fixed + rest, command_style="deep-emotion")
+    run_script(parser, module.main, fixed + rest, command_style="deep-emotion")
 
 
 def resume_flags(rest):

@@ -1,7 +1,7 @@
 """What the networks, the ONNX runtime, the detectors and the plots share, with no PyTorch or OpenCV import.
 
 The class names in FER2013's label order, what a network reads (FaceInput), how pixels are standardised, the
-views test-time augmentation averages, and the division by the training prior. Each function
+views test-time augmentation averages, the division by the training prior and an ensemble's decision. Each function
 works on numpy arrays and torch tensors alike, so model.py and onnx_classifier.py share one rule.
 """
 from dataclasses import dataclass
@@ -61,6 +61,17 @@ def standardize(pixels, mean, std):
     return (pixels / 255.0 - mean) / std
 
 
+def channels_first(images):
+    """A batch of faces (a tensor), grey (B, H, W) or RGB (B, H, W, 3) -> (B, C, H, W), as the networks read it."""
+    return images.permute(0, 3, 1, 2) if images.ndim == 4 else images.unsqueeze(1)
+
+
+def normalize(images, mean, std):
+    """uint8 faces (a tensor) (B, H, W) or (B, H, W, 3) -> float (B, C, H, W), standardised with the training
+    statistics."""
+    return standardize(channels_first(images).float(), mean, std)
+
+
 def balance(probabilities, prior, exponent=1.0):
     """Post-hoc logit adjustment (Menon et al. 2021): p(class | face) / p(class)^exponent, renormalised; (N, 7).
 
@@ -70,3 +81,23 @@ def balance(probabilities, prior, exponent=1.0):
     """
     adjusted = probabilities / prior ** exponent
     return adjusted / adjusted.sum(1)[:, None]
+
+
+def decide(members, balanced=False):
+    """An ensemble's answer (N, 7), the one decision rule of both engines (inference.Ensemble, OnnxClassifier).
+
+    members: (probabilities (N, 7) with the member's temperature applied, its training prior (7,), the prior
+    exponent of its decision rule: 0 in a head other than its default, whose rule was fitted on no data).
+    Each member's rule divides its own prior out of its own probabilities, then they are averaged;
+    balanced=True instead divides the members' mean prior whole out of the plain average.
+    """
+    if balanced:
+        average = sum(p for p, _, _ in members) / len(members)
+        return balance(average, sum(prior for _, prior, _ in members) / len(members))
+    return sum(balance(p, prior, exponent) if exponent else p for p, prior, exponent in members) / len(members)
+
+
+# a network's heads: label sets it answers in (model.DeepEmotionHeads)
+DEFAULT_HEAD = "default"  # the one head of a network trained on one label set
+ALL_HEADS = "all"         # forward() answers with every head, concatenated (training)
+FER2013_HEAD = "fer2013"  # the head that answers in FER2013's own labels (the paper's benchmark)

@@ -13,15 +13,11 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from deep_emotion.data.augment import augment_batch, degrade_batch, mix_batch
-from deep_emotion.data.loaders import channels_first
-from deep_emotion.emotions import CLASS_NAMES
-from deep_emotion.inference import predict
+from deep_emotion.emotions import ALL_HEADS, CLASS_NAMES, DEFAULT_HEAD, FER2013_HEAD, channels_first
+from deep_emotion.inference import load_checkpoint, predict
 from deep_emotion.metrics import classification_scores
-
-
-class TrainingError(Exception):
-    """A problem that stops training, reported as one line (exit code 2)."""
-
+from deep_emotion.model import ARCHS, set_head
+from deep_emotion.utils import TrainingError
 
 NUM_CLASSES = len(CLASS_NAMES)
 CHANNELS_LAST_DEVICES = ("cpu", "cuda")  # where to_fast_layout() pays; MPS support for it is patchy
@@ -68,12 +64,12 @@ def autocast_dtype(precision):
     return torch.bfloat16 if precision == "bf16" else None
 
 
-def lr_factor(step, total_steps, warmup_steps):
-    """Linear warm-up, then cosine decay to zero."""
+def lr_factor(step, total_steps, warmup_steps, final=0.0):
+    """Linear warm-up, then cosine decay from 1 to `final` (the schedule's floor, a share of the peak)."""
     if step < warmup_steps:
         return (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return final + (1 - final) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
 def make_optimizer(model, optimizer, learning_rate, weight_decay, loc_lr_scale=1.0):
@@ -177,18 +173,46 @@ def make_loss(label_smoothing=0.0, logit_adjust=0.0, class_counts=None, soft_tar
     return loss
 
 
-def train_one_epoch(model, images, labels, optimizer, scheduler, loss_fn, augment, *, epoch, seed, batch_size, device,
-                    draw=None, max_steps=0, rank=0, world_size=1, autocast_dtype=None, average=None, sam=0.0,
-                    clip_grad=0.0, show_bar=True, total_epochs=None):
+def training_objective(config, normalization, class_counts=None, soft_targets=None, teacher_probabilities=None,
+                       second_labels=None, second_teacher_probabilities=None):
+    """(loss_fn, augment) of a run's configuration (config.RunConfig): the one place that builds them, for
+    training, the tests and benchmarks/train_throughput.py. The other arguments are what the run's data give
+    (make_loss: the class counts, FER+'s vote targets, the teachers' tables, a second head's labels)."""
+    loss_fn = make_loss(config.label_smoothing, config.logit_adjust, class_counts, soft_targets, teacher_probabilities,
+                        config.distill_weight, second_labels, second_teacher_probabilities)
+    augment = make_augment(normalization, config.photometric, config.rotation, config.scale, config.shift,
+                           not config.no_flip, config.erase_prob, config.sharpness, config.mixup, config.cutmix)
+    return loss_fn, augment
+
+
+def input_normalization(config, images, resumed=None):
+    """(mean, std) that standardise a run's faces (0..1): a resumed run's own, the --init weights' run's, a
+    pretrained trunk's (its class's INPUT_NORMALIZATION), else the training images' (uint8 tensor)."""
+    if resumed is not None:
+        return tuple(resumed["normalization"])
+    if config.init:  # the initial weights read faces standardised as their own run did
+        return tuple(load_checkpoint(config.init, "cpu")["normalization"])
+    network = ARCHS[config.arch]
+    if hasattr(network, "INPUT_NORMALIZATION"):  # a pretrained trunk standardises as it learnt to
+        return network.INPUT_NORMALIZATION
+    pixels = images.float() / 255
+    return pixels.mean().item(), pixels.std().item()
+
+
+def train_one_epoch(model, data, optimizer, scheduler, config, *, epoch, device, rank=0, world_size=1, average=None,
+                    show_bar=True):
     """One pass over the training split; returns {"loss", "accuracy", "images_per_s"} over all processes.
 
-    loss_fn and augment come from make_loss and make_augment. The batch order and the augmentation
-    come from generators seeded by (seed, epoch, rank), so an epoch is the same whether or not the run
-    was resumed. draw(generator) -> the epoch's indices (training_data.epoch_draws); None = each face
-    once, shuffled. average: a torch.optim.swa_utils.AveragedModel (--ema) updated after every step.
-    autocast_dtype (e.g. torch.bfloat16) runs the forward pass under autocast; None = fp32. sam = rho > 0
-    follows the sharpness-aware gradient; clip_grad > 0 clips the gradient norm.
+    data: the run's training data: images and labels (tensors), loss_fn and augment (training_objective) and
+    draw(generator) -> the epoch's indices (training_data.epoch_draws; None = each face once, shuffled).
+    config: the run's RunConfig (seed, batch_size, max_steps, precision, sam, clip_grad, epochs). The batch order
+    and the augmentation come from generators seeded by (seed, epoch, rank), so an epoch is the same whether or
+    not the run was resumed. average: a torch.optim.swa_utils.AveragedModel (--ema) updated after every step.
     """
+    images, labels, loss_fn, augment, draw = data.images, data.labels, data.loss_fn, data.augment, data.draw
+    seed, batch_size, max_steps, sam, clip_grad = (config.seed, config.batch_size, config.max_steps, config.sam,
+                                                   config.clip_grad)
+    dtype = autocast_dtype(config.precision)
     model.train()
     order_seed, augment_seed = epoch_seeds(seed, epoch, rank)
     order_generator = torch.Generator().manual_seed(order_seed)
@@ -201,7 +225,7 @@ def train_one_epoch(model, images, labels, optimizer, scheduler, loss_fn, augmen
         steps = min(steps, max_steps)
     totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, seen
     start = time.perf_counter()
-    bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{total_epochs or '?'}", leave=False, disable=not show_bar)
+    bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=not show_bar)
     for step in bar:
         batch = order[step * batch_size:(step + 1) * batch_size][rank * per_rank:(rank + 1) * per_rank]
         x = channels_first(images[batch].to(device, non_blocking=True)).float() / 255  # (B, C, H, W) in [0, 1]
@@ -211,8 +235,7 @@ def train_one_epoch(model, images, labels, optimizer, scheduler, loss_fn, augmen
             x = x.contiguous(memory_format=torch.channels_last)
 
         def batch_loss():
-            with torch.autocast(device.type, dtype=autocast_dtype or torch.bfloat16,
-                                enabled=autocast_dtype is not None):
+            with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
                 logits = model(x)
             return loss_fn(logits, y, batch, share, partner), logits
 
@@ -279,3 +302,27 @@ def evaluate(model, images, labels, normalization, device, batch_size=512, tta=N
     loss = F.nll_loss(probabilities.clamp_min(1e-12).log(), labels).item()
     return {"loss": loss, "accuracy": scores["accuracy"], "balanced_accuracy": scores["balanced_accuracy"],
             "correct": scores["correct"], "total": scores["total"]}, predictions
+
+
+def evaluate_sources(model, sources, normalization, device):
+    """{source name: val loss, accuracy, balanced accuracy (and FER+ majority accuracy where it has votes)}.
+
+    A network with a fer2013 head is scored on a FER2013 folder's own labels with that head, and on
+    FER+'s majority (and every other folder) with its default head, as it is used.
+    """
+    heads = getattr(model, "heads", [DEFAULT_HEAD])
+    results = {}
+    for source in sources:
+        label_head = FER2013_HEAD if FER2013_HEAD in heads and source.val_majority is not None else heads[0]
+        set_head(model, label_head)
+        val, predictions = evaluate(model, source.val_images, source.val_labels, normalization, device)
+        result = {k: val[k] for k in ("loss", "accuracy", "balanced_accuracy")}
+        if source.val_majority is not None:
+            set_head(model, heads[0])
+            if label_head != heads[0]:
+                predictions = evaluate(model, source.val_images, source.val_labels, normalization, device)[1]
+            voted = source.val_majority >= 0
+            result["ferplus_accuracy"] = (predictions[voted] == source.val_majority[voted]).float().mean().item()
+        results[source.name] = result
+    set_head(model, ALL_HEADS)
+    return results

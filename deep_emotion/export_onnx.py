@@ -19,10 +19,10 @@ models.json naming them.
 import json
 from pathlib import Path
 
-from deep_emotion.face_detectors import DetectorError, yunet_model_path
-from deep_emotion.inference import CheckpointError, load_checkpoint
+from deep_emotion.face_detectors import yunet_model_path
+from deep_emotion.inference import load_checkpoint
 from deep_emotion.model import face_input_of
-from deep_emotion.onnx_classifier import OnnxError, export
+from deep_emotion.onnx_export import export
 from deep_emotion.recognizer import (
     CLASSIFY_EVERY,
     DEFAULT_MODEL,
@@ -31,16 +31,13 @@ from deep_emotion.recognizer import (
     PAPER_MODEL,
     pipeline_settings,
 )
+from deep_emotion.serve import PAGE_FILES
 from deep_emotion.utils import (
     ArgumentParser,
-    OutputError,
     check_writable_file,
     check_writable_folder,
     write_text_atomic,
 )
-
-# what main() raises for bad input: one line and exit code 2, no traceback
-ERRORS = (CheckpointError, OutputError, OnnxError, DetectorError)
 
 
 def default_web_dir(cwd=None):
@@ -127,8 +124,12 @@ def main(args):
         models = {"default": args.model or str(LIGHT_MODEL), "full": args.full_model, "paper": args.paper_model}
         web_dir = Path(args.web_dir) if args.web_dir else default_web_dir()
         manifest = export_web(models, args.detector_model, web_dir)
+        page = web_dir.parent if all((web_dir.parent / name).is_file() for name in PAGE_FILES) else None
+        serve = ("serve the page with `deep-emotion serve`" if page else
+                 "the page's files come with the repository's web/: copy these into its web/models/ and run "
+                 "`deep-emotion serve` in the clone")
         print(f"wrote {', '.join(c['file'] for c in manifest['classifiers'].values())}, yunet.onnx and models.json "
-              f"to {web_dir}; serve the page with `python web/serve.py`")
+              f"to {web_dir}; {serve}")
         return web_dir
     model = args.model or str(DEFAULT_MODEL)
     out = Path(args.out or Path(model).with_suffix(".onnx").name)

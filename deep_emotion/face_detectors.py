@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from deep_emotion.emotions import IMAGE_SIZE, FaceInput
+from deep_emotion.utils import UserError
 
 HAAR_CASCADE = "haarcascade_frontalface_default.xml"
 HAAR_WINDOW = 24  # the cascade's smallest face, in pixels of the image it searches
@@ -40,7 +41,7 @@ DEFAULT_DETECTOR = "yunet"
 VIDEO_WIDTH, PHOTO_WIDTH, VIDEO_MIN_FACE, PHOTO_MIN_FACE = 320, 1280, 16, 24
 
 
-class DetectorError(Exception):
+class DetectorError(UserError):
     """A face detector that cannot be set up, reported as one line (exit code 2)."""
 
 

@@ -27,6 +27,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from deep_emotion.utils import UserError
+
 # dlib's input_rgb_image_sized<150>: RGB minus these means, divided by 256
 DLIB_MEAN_RGB = (122.782, 117.001, 104.298)
 DLIB_SCALE = 256.0
@@ -135,7 +137,7 @@ def standardize_rgb(rgb):
     return (rgb - mean) / DLIB_SCALE
 
 
-class DlibFormatError(Exception):
+class DlibFormatError(UserError):
     """A file that is not dlib's face-recognition network, reported as one line."""
 
 

@@ -4,17 +4,26 @@ views, class probabilities (`predict`), the class-balanced decision and ensemble
 import argparse
 import pickle
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from deep_emotion.data.loaders import normalize
-from deep_emotion.emotions import CLASS_NAMES, SHIFT_ORIGINS, SHIFT_PIXELS, TTA_MODES, balance, widest_face_input
+from deep_emotion.emotions import (
+    CLASS_NAMES,
+    DEFAULT_HEAD,
+    SHIFT_ORIGINS,
+    SHIFT_PIXELS,
+    TTA_MODES,
+    decide,
+    normalize,
+    widest_face_input,
+)
 from deep_emotion.face_detectors import equalize_contrast, fit_faces
-from deep_emotion.model import ARCHS, DEFAULT_HEAD, build_model, fold_for_inference, set_head
-from deep_emotion.utils import atomic_write
+from deep_emotion.model import ARCHS, build_model, fold_for_inference, set_head
+from deep_emotion.utils import UserError, atomic_write
 
 
-class CheckpointError(Exception):
+class CheckpointError(UserError):
     """A file that is not a usable checkpoint, reported as one line (exit code 2)."""
 
 
@@ -184,15 +193,20 @@ def head_names(model):
 
 
 class Ensemble:
-    """One or more checkpoints read as one classifier: their class probabilities are averaged.
+    """One or more checkpoints read as one classifier, with PyTorch: their class probabilities are averaged.
 
-    Each checkpoint's calibration temperature (calibrate.py) is applied to its own logits, and its
-    decision rule (prior_exponent) to its own probabilities; balanced=True instead divides the
-    members' mean training prior whole out of the average. head: the label set every member
-    answers in (a name from its heads; None = each member's default head). Members may read different
-    faces (a 48x48 grey network beside a 150x150 colour one): the ensemble reads the widest
-    (widest_face_input), and each member shrinks and greys them to its own.
+    The interface both engines share (onnx_classifier.OnnxClassifier is the other): predict(faces) -> numpy
+    (N, 7); class_names (the first member's); heads (the label sets every member has, the default first) and
+    use_head(name); face_input (the faces it reads); backend ("torch"). Each checkpoint's calibration
+    temperature (calibrate.py) is applied to its own logits, and the decision rule is emotions.decide:
+    each member's fitted prior_exponent on its own probabilities, or with balanced=True the members' mean
+    training prior divided whole out of the average. head: the label set every member answers in (None =
+    each member's default head). Members may read different faces (a 48x48 grey network beside a 150x150
+    colour one): the ensemble reads the widest (widest_face_input), and each member shrinks and greys them
+    to its own.
     """
+
+    backend = "torch"
 
     def __init__(self, paths, device="cpu", tta=None, balanced=False, head=None):
         paths = [paths] if isinstance(paths, (str, bytes)) or not hasattr(paths, "__iter__") else list(paths)
@@ -204,12 +218,8 @@ class Ensemble:
         if head is not None:
             self.use_head(head)
         self.class_names = list(self.members[0][1].get("class_names", CLASS_NAMES))
-        self.prior = torch.stack([class_prior(checkpoint) for _, checkpoint in self.members]).mean(0)
+        self.heads = [h for h in head_names(self.members[0][0]) if all(h in head_names(m) for m, _ in self.members)]
         self.tta, self.balanced = tta, balanced
-
-    def common_heads(self):
-        """The heads every member has, in the first member's order."""
-        return [h for h in head_names(self.members[0][0]) if all(h in head_names(m) for m, _ in self.members)]
 
     def use_head(self, head):
         """Makes every member answer in head (None: each member's default head); raises CheckpointError."""
@@ -219,19 +229,20 @@ class Ensemble:
             set_head(model, head or head_names(model)[0])
 
     def predict(self, images, batch_size=512):
-        """Class probabilities (N, 7) of uint8 faces as self.face_input reads them, a tensor or an array."""
-        images = torch.as_tensor(images)
-        as_read = {self.face_input: images}  # the faces as each member reads them, converted once per kind
-        total = 0
+        """Class probabilities (N, 7), a float32 numpy array, of uint8 faces (an array or a tensor): as
+        self.face_input reads them, or of any other size and colour, which each member enlarges or shrinks and
+        greys to its own (face_detectors.fit_faces)."""
+        images = images.cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+        as_read = {}  # the faces as each member reads them, converted once per kind (as given when they fit)
+        members = []
         for model, checkpoint in self.members:
             if model.face_input not in as_read:
-                as_read[model.face_input] = torch.from_numpy(fit_faces(images.cpu().numpy(), model.face_input))
+                as_read[model.face_input] = torch.from_numpy(fit_faces(images, model.face_input))
             probabilities = predict(model, as_read[model.face_input], tuple(checkpoint["normalization"]), self.device,
                                     batch_size, self.tta, temperature=checkpoint.get("temperature", 1.0),
                                     clahe=checkpoint.get("clahe", False))
             # the fitted decision rule belongs to the default head; another head answers with its plain argmax
             in_default_head = getattr(model, "head", DEFAULT_HEAD) == head_names(model)[0]
-            exponent = prior_exponent(checkpoint) if in_default_head and not self.balanced else 0.0
-            total = total + (balance(probabilities, class_prior(checkpoint), exponent) if exponent else probabilities)
-        average = total / len(self.members)
-        return balance(average, self.prior) if self.balanced else average
+            members.append((probabilities.numpy(), class_prior(checkpoint).numpy(),
+                            prior_exponent(checkpoint) if in_default_head else 0.0))
+        return decide(members, self.balanced).astype(np.float32)

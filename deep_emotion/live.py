@@ -11,17 +11,17 @@ from pathlib import Path
 import cv2
 import torch
 
-from deep_emotion.recognizer import EmotionRecognizer, draw
+from deep_emotion.recognizer import RECENT_FRAMES, EmotionRecognizer, draw
 from deep_emotion.timeline import LOG_COLUMNS, write_timeline
-from deep_emotion.utils import IMAGE_SUFFIXES, OutputError, atomic_write
+from deep_emotion.utils import IMAGE_SUFFIXES, OutputError, UserError, atomic_write
 
-# One torch thread for live inference: a batch of 1-3 faces gains little from two, and two threads stall
-# on each other as soon as another program takes a core (benchmarks/live_fps.py --busy 1 --threads 1 / 2;
-# the figures are in benchmarks/README.md).
+# One inference thread for live inference (PyTorch's, or onnxruntime's): a batch of 1-3 faces gains little from
+# two, and two threads stall on each other as soon as another program takes a core (benchmarks/live_fps.py
+# --busy 1 --threads 1 / 2; the figures are in benchmarks/README.md).
 LIVE_TORCH_THREADS = 1
 
 
-class SourceError(Exception):
+class SourceError(UserError):
     """A camera or file that cannot be opened, or an output that would destroy it, as one line (exit code 2)."""
 
 
@@ -100,7 +100,6 @@ def frame_rate(source):
 
 # what an annotated video may be called: cv2.VideoWriter picks its container by the suffix
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
-FPS_WINDOW = 30  # the overlay's frame rate is over the last this many frames
 
 
 def write_image(path, frame):
@@ -126,7 +125,8 @@ def run_live(args, device):
     recognizer = EmotionRecognizer(args.model, device, smooth=args.smooth, tta=args.tta, detector=args.detector,
                                detector_model=args.detector_model, align=args.align, balanced=args.balanced,
                                stills=stills, backend=args.backend, head=None if args.head == "auto" else args.head,
-                               detect_every=args.detect_every, classify_every=args.classify_every)
+                               detect_every=args.detect_every, classify_every=args.classify_every,
+                               threads=LIVE_TORCH_THREADS)
     show = not args.no_display and display_available()
     if not args.no_display and not show:
         print("no display found: running headless (as with --no_display)")
@@ -139,7 +139,7 @@ def run_live(args, device):
     source_fps = None if stills or str(source).isdigit() else frame_rate(source)
     rows = []  # what --log holds, kept for --timeline
     count, start = 0, time.perf_counter()
-    frame_ends = collections.deque([start], maxlen=FPS_WINDOW + 1)  # when each of the last frames was done
+    frame_ends = collections.deque([start], maxlen=RECENT_FRAMES + 1)  # when each of the last frames was done
     try:
         for count, (name, frame, results) in enumerate(recognizer.stream(frames), start=1):
             # the summary's definition, over the last frames: frames done per second of wall time, reading,
@@ -186,8 +186,9 @@ def run_live(args, device):
     if args.timeline:
         write_timeline(rows, args.timeline)
     seconds = time.perf_counter() - start
-    print(f"{count} frame(s) from {source} in {seconds:.1f} s ({count / max(seconds, 1e-9):.1f} frames/s, "
-          "reading, detection, classification, drawing and writing included)"
+    print(f"{count} frame(s) from {source} in {seconds:.1f} s ({count / max(seconds, 1e-9):.1f} frames/s over the "
+          f"whole run, the first frames' warm-up, reading, detection, classification, drawing and writing included; "
+          f"the overlay's figure is over the last {RECENT_FRAMES})"
           + (f"; annotated output: {args.output}" if args.output else "")
           + (f"; faces: {args.log}" if args.log else ""))
     return count

@@ -10,12 +10,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from deep_emotion.emotions import CLASS_NAMES, IMAGE_SIZE, FaceInput
+from deep_emotion.emotions import ALL_HEADS, CLASS_NAMES, DEFAULT_HEAD, IMAGE_SIZE, FaceInput
 from deep_emotion.face_trunk import DLIB_INPUT_SIZE, DLIB_MIN_INPUT_SIZE, DLIB_STAGES, DlibResNet, standardize_rgb
-
-DEFAULT_HEAD = "default"  # the one head of a network trained on one label set
-ALL_HEADS = "all"         # forward() answers with every head, concatenated (training)
-FER2013_HEAD = "fer2013"  # the head that answers in FER2013's own labels (the paper's benchmark)
 
 
 def _flat_size(module, channels, size):

@@ -5,28 +5,32 @@
     probabilities = classifier.predict(faces)    # uint8 (N, 48, 48) -> (N, 7)
 
 The graph takes faces as its network reads them (classifier.face_input), float32 in 0..255: grey
-(N, 48, 48) for most, RGB (N, S, S, 3) for a colour network; it returns probabilities:
-the input normalisation and the calibration temperature are inside it. Its metadata holds
-the class names, the training prior, the normalisation and the temperature, for reference,
-and whether the faces' contrast is equalised first (CLAHE, for checkpoints trained with --clahe:
+(N, 48, 48) for most, RGB (N, S, S, 3) for a colour network, with the input normalisation inside.
+It answers `probabilities` (N, 7) in the default head, temperature and decision rule inside (what the
+browser page reads), and `logits` (N, heads, 7) of every head, from which OnnxClassifier computes
+its answer with the rule inference.Ensemble uses (emotions.decide). Its metadata holds the class names,
+the heads, the training prior, the normalisation, the temperature and the prior exponent, and whether
+the faces' contrast is equalised first (CLAHE, for checkpoints trained with --clahe:
 ONNX has no such operator, so OnnxClassifier does it with OpenCV before the graph).
 """
-import hashlib
 import json
 import os
-import tempfile
-from pathlib import Path
 
 import numpy as np
 
-from deep_emotion.emotions import SHIFT_ORIGINS, SHIFT_PIXELS, FaceInput, balance, standardize, widest_face_input
+from deep_emotion.emotions import (
+    SHIFT_ORIGINS,
+    SHIFT_PIXELS,
+    FaceInput,
+    balance,
+    decide,
+    widest_face_input,
+)
 from deep_emotion.face_detectors import equalize_contrast, fit_faces
-from deep_emotion.utils import atomic_write
-
-OPSET = 18
+from deep_emotion.utils import UserError
 
 
-class OnnxError(Exception):
+class OnnxError(UserError):
     """An ONNX file or runtime that cannot be used, reported as one line (exit code 2)."""
 
 
@@ -44,11 +48,49 @@ def tta_views(faces, tta):
     return views
 
 
-class OnnxClassifier:
-    """The ONNX counterpart of inference.Ensemble: one or more exported checkpoints, their probabilities averaged.
+class OnnxMember:
+    """One exported graph and what its metadata says: heads, temperature, training prior, decision rule, CLAHE."""
 
-    balanced=True divides out the training prior stored in the files' metadata.
+    def __init__(self, path, session):
+        metadata = session.get_modelmeta().custom_metadata_map
+        if "class_names" not in metadata:
+            raise OnnxError(f"{path} was not written by export_onnx.py (no class_names in its metadata)")
+        self.path, self.session = path, session
+        self.class_names = json.loads(metadata["class_names"])
+        self.heads = json.loads(metadata.get("heads", '["default"]'))
+        self.temperature = float(json.loads(metadata.get("temperature", "1.0")))
+        self.prior = np.asarray(json.loads(metadata["class_prior"]), np.float32)
+        self.exponent = float(json.loads(metadata.get("prior_exponent", "0")))
+        self.clahe = json.loads(metadata.get("clahe", "false"))
+        self.face_input = face_input_of(session)
+        # graphs exported before version 2 answer in their default head alone, its decision rule inside
+        self.has_logits = "logits" in [output.name for output in session.get_outputs()]
+
+    def probabilities(self, faces, tta, head):
+        """(probabilities (N, 7) in head (None: the default), temperature applied, averaged over the views of
+        tta; the prior exponent of the decision rule that emotions.decide applies to them)."""
+        views = [np.ascontiguousarray(view, dtype=np.float32)
+                 for view in tta_views(equalize_contrast(faces) if self.clahe else faces, tta)]
+        feed = self.session.get_inputs()[0].name
+        if not self.has_logits:
+            answer = np.mean([self.session.run(["probabilities"], {feed: view})[0] for view in views], axis=0)
+            # undo the rule the graph applied, so that decide() applies it as it does for every member
+            return (balance(answer, self.prior, -self.exponent) if self.exponent else answer), self.exponent
+        index = self.heads.index(head) if head is not None else 0
+        answer = np.mean([softmax(self.session.run(["logits"], {feed: view})[0][:, index] / self.temperature)
+                          for view in views], axis=0)
+        return answer, self.exponent if index == 0 else 0.0  # the fitted rule belongs to the default head
+
+
+class OnnxClassifier:
+    """The ONNX engine: one or more exported checkpoints, their probabilities averaged, with the interface of
+    inference.Ensemble: predict(faces) -> numpy (N, 7); class_names (the first member's); heads and
+    use_head(name); face_input; backend ("onnx"). The temperature is applied to each member's logits and the
+    decision rule is emotions.decide, as in Ensemble; balanced=True divides the members' mean training prior
+    out of the average. threads: onnxruntime's intra-op threads (0: its own choice).
     """
+
+    backend = "onnx"
 
     def __init__(self, paths, tta=None, balanced=False, threads=0):
         try:
@@ -57,113 +99,56 @@ class OnnxClassifier:
             raise OnnxError("the ONNX backend needs onnxruntime: pip install onnxruntime") from None
         paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads  # 0 = onnxruntime's own choice
-        self.sessions, self.clahe, self.priors, self.exponents = [], [], [], []
+        options.intra_op_num_threads = threads
+        self.members = []
         for path in paths:
             try:
                 session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
             except Exception as error:  # onnxruntime raises its own kinds for missing and malformed files
                 raise OnnxError(f"onnxruntime cannot load {path}: {str(error).strip().splitlines()[0][:160]}") from None
-            metadata = session.get_modelmeta().custom_metadata_map
-            if "class_names" not in metadata:
-                raise OnnxError(f"{path} was not written by export_onnx.py (no class_names in its metadata)")
-            self.class_names = json.loads(metadata["class_names"])
-            self.priors.append(np.asarray(json.loads(metadata["class_prior"]), np.float32))
-            self.exponents.append(json.loads(metadata.get("prior_exponent", "0")))  # applied inside the graph
-            self.clahe.append(json.loads(metadata.get("clahe", "false")))
-            self.sessions.append(session)
-        self.face_inputs = [face_input_of(session) for session in self.sessions]
-        self.face_input = widest_face_input(self.face_inputs)  # each member shrinks and greys these, as Ensemble's
-        self.tta, self.balanced = tta, balanced
+            self.members.append(OnnxMember(path, session))
+        self.class_names = self.members[0].class_names
+        self.heads = [h for h in self.members[0].heads if all(h in m.heads for m in self.members)]
+        self.face_input = widest_face_input(m.face_input for m in self.members)  # each member shrinks and greys these
+        self.tta, self.balanced, self.head = tta, balanced, None
+
+    def use_head(self, head):
+        """Makes every member answer in head (None: each member's default head); raises OnnxError."""
+        for member in self.members:
+            if head is not None and head not in member.heads:
+                raise OnnxError(f"{member.path} has no head {head!r}; it has {', '.join(member.heads)}")
+            if head not in (None, member.heads[0]) and not member.has_logits:
+                raise OnnxError(f"{member.path} answers in its default head only (exported by an older version): "
+                                "export it again with deep-emotion export")
+        self.head = head
 
     def predict(self, images, batch_size=512):
-        """Class probabilities (N, 7) of uint8 faces as self.face_input reads them, as a numpy array."""
+        """Class probabilities (N, 7), a float32 numpy array, of uint8 faces: as self.face_input reads them, or of any
+        other size and colour, which each member enlarges or shrinks and greys to its own (face_detectors.fit_faces)."""
         images = np.asarray(images)
         probabilities = []
         for start in range(0, len(images), batch_size):
             batch = images[start:start + batch_size]
-            as_read = {self.face_input: batch}
+            as_read = {}  # the faces as each member reads them, converted once per kind (as given when they fit)
             members = []
-            for session, face_input, clahe, prior, exponent in zip(self.sessions, self.face_inputs, self.clahe,
-                                                                   self.priors, self.exponents):
-                if face_input not in as_read:
-                    as_read[face_input] = fit_faces(batch, face_input)
-                faces = as_read[face_input]
-                views = [np.ascontiguousarray(view, dtype=np.float32)  # each member reads the faces its own way
-                         for view in tta_views(equalize_contrast(faces) if clahe else faces, self.tta)]
-                member = np.mean([session.run(None, {session.get_inputs()[0].name: view})[0] for view in views],
-                                 axis=0)
-                if self.balanced and exponent:  # undo the graph's decision rule: balanced divides the mean prior
-                    member = balance(member, prior, -exponent)
-                members.append(member)
-            probabilities.append(np.mean(members, axis=0))
-        result = np.concatenate(probabilities) if probabilities else np.zeros((0, len(self.class_names)), np.float32)
-        return balance(result, np.mean(self.priors, axis=0)) if self.balanced else result
+            for member in self.members:
+                if member.face_input not in as_read:
+                    as_read[member.face_input] = fit_faces(batch, member.face_input)
+                answer, exponent = member.probabilities(as_read[member.face_input], self.tta, self.head)
+                members.append((answer, member.prior, exponent))
+            probabilities.append(decide(members, self.balanced))
+        if not probabilities:
+            return np.zeros((0, len(self.class_names)), np.float32)
+        return np.concatenate(probabilities).astype(np.float32)
+
+
+def softmax(logits):
+    """Softmax over the last axis of a numpy array, computed stably."""
+    exponentials = np.exp(logits - logits.max(-1, keepdims=True))
+    return exponentials / exponentials.sum(-1, keepdims=True)
 
 
 def face_input_of(session):
     """The FaceInput an exported graph reads, from its input's shape: (batch, S, S) grey, (batch, S, S, 3) RGB."""
     shape = session.get_inputs()[0].shape
     return FaceInput(int(shape[1]), 3 if len(shape) == 4 else 1)
-
-
-def export(checkpoint_path, out_path, int8=False):
-    """Writes a checkpoint as ONNX (atomically), normalisation and temperature inside; returns out_path.
-
-    int8=True quantises the weights to 8 bits (onnxruntime's dynamic quantisation). Needs
-    PyTorch, onnx and onnxscript, unlike running the file.
-    """
-    import torch
-
-    from deep_emotion.data.loaders import channels_first
-    from deep_emotion.inference import class_prior, load_model, prior_exponent
-
-    class Deployable(torch.nn.Module):
-        """The network with its input normalisation and temperature: 0..255 faces in, probabilities out."""
-
-        def __init__(self, model, normalization, temperature, prior, exponent):
-            super().__init__()
-            self.model, self.temperature = model, float(temperature)
-            self.mean, self.std = (float(v) for v in normalization)
-            self.register_buffer("prior", prior)
-            self.exponent = float(exponent)
-
-        def forward(self, faces):  # (B, S, S) grey or (B, S, S, 3) RGB, in 0..255
-            x = standardize(channels_first(faces), self.mean, self.std)
-            probabilities = (self.model(x) / self.temperature).softmax(1)
-            return balance(probabilities, self.prior, self.exponent) if self.exponent else probabilities
-
-    model, checkpoint = load_model(checkpoint_path, "cpu")  # in its default head, as the live pipeline reads faces
-    exponent = prior_exponent(checkpoint)
-    deployable = Deployable(model, checkpoint["normalization"], checkpoint.get("temperature", 1.0),
-                            class_prior(checkpoint), exponent).eval()
-    example = torch.rand(model.face_input.shape(2)) * 255
-    with tempfile.TemporaryDirectory() as folder:
-        raw = Path(folder) / "model.onnx"
-        program = torch.onnx.export(deployable, (example,), dynamo=True, opset_version=OPSET,
-                                    input_names=["faces"], output_names=["probabilities"],
-                                    dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)
-        program.save(str(raw))
-        import onnx
-        graph = onnx.load(str(raw))
-        metadata = {"class_names": json.dumps(list(checkpoint.get("class_names", []))),
-                    "class_prior": json.dumps(class_prior(checkpoint).tolist()),
-                    "normalization": json.dumps(list(checkpoint["normalization"])),
-                    "temperature": json.dumps(checkpoint.get("temperature", 1.0)),
-                    "prior_exponent": json.dumps(exponent),
-                    "heads": json.dumps(getattr(model, "heads", ["default"])),
-                    "clahe": json.dumps(bool(checkpoint.get("clahe", False))),
-                    "arch": checkpoint["arch"],
-                    "input": f"faces: float32 {model.face_input.shape('batch')} {model.face_input.describe()} 0..255",
-                    "source_sha256": hashlib.sha256(Path(checkpoint_path).read_bytes()).hexdigest()}
-        for key, value in metadata.items():
-            entry = graph.metadata_props.add()
-            entry.key, entry.value = key, value
-        onnx.save(graph, str(raw))
-        if int8:
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-            quantized = Path(folder) / "int8.onnx"
-            quantize_dynamic(str(raw), str(quantized), weight_type=QuantType.QInt8)
-            raw = quantized
-        atomic_write(out_path, lambda tmp: os.replace(raw, tmp))
-    return Path(out_path)

@@ -1,12 +1,12 @@
-"""The training recipes behind the shipped checkpoints, the run flags' defaults, and the teacher files' hashes.
+"""The training recipes behind the shipped checkpoints, and the teacher files' hashes.
 
-config.py builds a run's configuration from these (a flag left unset becomes the --arch recipe's
+config.py builds a run's configuration from these (a recipe option left unset becomes the --arch recipe's
 value); a resumed run keeps its own, and its inputs (data, teacher) are checked here.
 """
 import hashlib
 from pathlib import Path
 
-from deep_emotion.engine import TrainingError
+from deep_emotion.utils import TrainingError
 
 REPO = Path(__file__).resolve().parent.parent  # the checkout, where weights/ and web/ live
 
@@ -31,21 +31,6 @@ RECIPES = {
                         arch_args={"input_size": 150, "frozen_stages": 2, "heads": ["ferplus", "fer2013"]},
                         teacher="", distill_weight=0.5),
 }
-
-
-# Flags that, with the recipe's, decide what a run computes: a resumed run takes them from its
-# checkpoint, and refuses a command line that asks for other values. What they are when not given:
-RUN_DEFAULTS = dict(arch="deep_emotion", seed=0, precision="auto", no_flip=False, max_steps=0, init="",
-                    source_weights=None, targets="label", select="auto", distill_heads="first")
-# what main.py did before a key was recorded in config.json, for resuming older runs
-LEGACY_CONFIG = dict(precision="fp32", sharpness=0.0, photometric=0.0, clahe=False, logit_adjust=0.0, ema=0.0,
-                     mixup=0.0, cutmix=0.0, sam=0.0, teacher="", distill_weight=0.5, source_weights=None,
-                     targets="label", select="auto", distill_heads="first")
-
-
-def recipe_help(key):
-    """The per-architecture defaults of a recipe flag, spelled out for its help text."""
-    return " (default: " + "; ".join(f"{arch} {r[key]}" for arch, r in RECIPES.items()) + ")"
 
 
 def file_sha256(path):

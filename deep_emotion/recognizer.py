@@ -5,8 +5,8 @@
     for face in recognizer.detect_emotions(frame):   # frame: BGR uint8 (H, W, 3)
         print(face["box"], face["label"], face["confidence"], face["emotions"])
 """
+import importlib.util
 import os
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,7 +19,8 @@ from deep_emotion.emotions import CLASS_NAMES
 from deep_emotion.face_detectors import DEFAULT_DETECTOR, build_detector, crop_face, frame_pixels
 from deep_emotion.tracking import Tracker, iou
 
-BACKENDS = ("torch", "onnx")
+# the engines that run the classifier; "auto" is onnxruntime where it can run the model (pick_backend)
+BACKENDS = ("auto", "onnx", "torch")
 # faces are searched for on one frame in DETECT_EVERY and followed (tracking.Tracker.follow) in between:
 # chosen with benchmarks/follow_faces.py, speed against boxes and labels (benchmarks/README.md); each face is
 # classified on one frame in CLASSIFY_EVERY of its frames and keeps its probabilities in between
@@ -34,25 +35,39 @@ PAPER_MODEL = PACKAGE_WEIGHTS / "deep_emotion.pt"  # the paper's network, traine
 LIGHT_MODEL = PACKAGE_WEIGHTS / "deep_emotion_light.pt"
 
 
-def build_classifier(model_paths, device="cpu", tta=None, balanced=False, backend="torch", head=None):
-    """The classifier of one or more checkpoints: inference.Ensemble (PyTorch), or OnnxClassifier (onnxruntime).
+def pick_backend(backend, model_paths, device="cpu"):
+    """The engine "auto" means: onnxruntime (the faster on a CPU: benchmarks/README.md) where it is installed, the
+    device is the CPU and every model is an .onnx file or can be exported (onnx and onnxscript installed);
+    PyTorch otherwise. An .onnx model always runs on onnxruntime; "torch" and "onnx" are taken as they are."""
+    paths = [model_paths] if isinstance(model_paths, (str, os.PathLike)) else list(model_paths)
+    if backend != "auto":
+        return "onnx" if any(str(p).endswith(".onnx") for p in paths) else backend
+    if any(str(p).endswith(".onnx") for p in paths):
+        return "onnx"
+    installed = [importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnx", "onnxscript")]
+    return "onnx" if str(device) == "cpu" and all(installed) else "torch"
 
-    The ONNX backend takes .onnx files as they are, and exports .pt checkpoints to a temporary
-    folder first; given only .onnx files it runs without PyTorch installed. An exported file
-    answers in its checkpoint's default head only; head (a multi-head checkpoint's label set,
-    None = its default) is for the PyTorch backend.
+
+def build_classifier(model_paths, device="cpu", tta=None, balanced=False, backend="auto", head=None, threads=0):
+    """The classifier of one or more checkpoints, on the engine `backend` picks (pick_backend): OnnxClassifier
+    (onnxruntime) or inference.Ensemble (PyTorch), which answer alike (numpy probabilities, heads, use_head).
+
+    The ONNX engine takes .onnx files as they are, and .pt checkpoints as exported once into the user's cache
+    (onnx_export.exported); given only .onnx files, or checkpoints already cached, it runs without PyTorch.
+    head: a multi-head checkpoint's label set (None = its default). threads: onnxruntime's threads (0: its own
+    choice; PyTorch's are the process's, torch.set_num_threads).
     """
     paths = [model_paths] if isinstance(model_paths, (str, os.PathLike)) else list(model_paths)
-    if backend == "onnx" or any(str(p).endswith(".onnx") for p in paths):
+    if pick_backend(backend, paths, device) == "onnx":
+        from deep_emotion.onnx_classifier import OnnxClassifier
+        if any(not str(p).endswith(".onnx") for p in paths):
+            from deep_emotion.onnx_export import exported  # PyTorch only to export a graph not cached yet
+            paths = [p if str(p).endswith(".onnx") else exported(p) for p in paths]
+        classifier = OnnxClassifier(paths, tta, balanced, threads)
         if head is not None:
-            from deep_emotion.onnx_classifier import OnnxError
-            raise OnnxError(f"an ONNX model answers in its default head only; --head {head} needs --backend torch")
-        from deep_emotion.onnx_classifier import OnnxClassifier, export
-        with tempfile.TemporaryDirectory(prefix="deep-emotion-onnx-") as exported:  # sessions load the files
-            paths = [p if str(p).endswith(".onnx") else export(p, Path(exported) / f"{i}.onnx")
-                     for i, p in enumerate(paths)]
-            return OnnxClassifier(paths, tta, balanced)
-    from deep_emotion.inference import Ensemble  # here, so that the ONNX backend never imports PyTorch
+            classifier.use_head(head)
+        return classifier
+    from deep_emotion.inference import Ensemble  # here, so that the ONNX engine never imports PyTorch
     return Ensemble(paths, device, tta, balanced, head)
 
 
@@ -76,17 +91,17 @@ class EmotionRecognizer:
     mirrored (and shifted) copies of each face and averages: 2 or 10 times the
     classification time. balanced=True divides
     out the training prior (`emotions.balance`); head picks a multi-head checkpoint's
-    label set (None: its default, FER+'s sense). backend="onnx" runs the network with
-    onnxruntime (see build_classifier).
+    label set (None: its default, FER+'s sense). backend: "auto" (onnxruntime where installed, else PyTorch),
+    "onnx" or "torch" (see pick_backend), with `threads` threads for onnxruntime (0: its choice).
     """
 
     def __init__(self, model_path=DEFAULT_MODEL, device="cpu", smooth=0.0, min_face=None, tta=None,
                  detector=DEFAULT_DETECTOR, detector_model=None, align=False, balanced=False, stills=False,
-                 backend="torch", head=None, detect_every=DETECT_EVERY, classify_every=CLASSIFY_EVERY):
+                 backend="auto", head=None, detect_every=DETECT_EVERY, classify_every=CLASSIFY_EVERY, threads=0):
         if detect_every < 1 or classify_every < 1:
             raise ValueError("detect_every and classify_every must be at least 1, "
                              f"not {detect_every}, {classify_every}")
-        self.classifier = build_classifier(model_path, device, tta, balanced, backend, head)
+        self.classifier = build_classifier(model_path, device, tta, balanced, backend, head, threads)
         self.class_names = self.classifier.class_names
         self.face_input = self.classifier.face_input  # each face is cropped at the network's size and colours
         self.detector = build_detector(detector, detector_model, min_face, stills=stills)
@@ -97,13 +112,18 @@ class EmotionRecognizer:
         self.since_search = 0  # frames since the last search
         self.timings = {"detect": 0.0, "crop": 0.0, "classify": 0.0}
 
+    def reset(self):
+        """Forgets every face followed so far, as before a new, unrelated video: ids start again from 0."""
+        self.tracker.reset()
+        self.since_search = 0
+
     def find_faces(self, frame):
         """The faces of a frame, largest first: {"box": (x, y, w, h), "landmarks": (5, 2) or None, "score"}."""
         return self.detector.detect(frame)
 
     def classify(self, faces):
         """Probabilities (N, 7) for uint8 faces as self.face_input reads them ((N, 48, 48) grey for most)."""
-        return np.asarray(self.classifier.predict(np.stack(faces)))
+        return self.classifier.predict(np.stack(faces))
 
     def _find_and_crop(self, frame):
         """(faces, crops) of every face in a BGR frame, searched for; faces are find_faces' dicts."""
@@ -138,7 +158,7 @@ class EmotionRecognizer:
         self.since_search = 0
         tracks = self.tracker.update([face["box"] for face in found])
         for track, face in zip(tracks, found):
-            track.landmarks = face["landmarks"]
+            track.landmarks, track.score = face["landmarks"], face.get("score")
         return tracks
 
     def _classify(self, tracks, crops, how):
@@ -163,17 +183,18 @@ class EmotionRecognizer:
             k = int(p.argmax())
             results.append({"box": shown_box(track.box), "face": track.id, "label": self.class_names[k],
                             "confidence": float(p[k]), "emotions": dict(zip(self.class_names, map(float, p))),
-                            "found": how})
+                            "found": how, "score": track.score})
         return results
 
     def detect_emotions(self, frame):
         """Every face in a BGR frame: a list of {"box": (x, y, w, h), "face", "label", "confidence", "emotions",
-        "found"}.
+        "found", "score"}.
 
         "face" is the face's track id, the same number for the same face from frame to frame;
         "emotions" maps each class name to its probability, as the `fer` package does; "found" says
         whether the box came from a face search ("search") or was followed from earlier frames
-        ("followed", see detect_every).
+        ("followed", see detect_every); "score" is the detector's confidence in the face, from the
+        search that last found it (1.0 from the Haar cascade, which gives none).
         """
         frame = as_bgr(frame)
         followed = self._follow_and_crop(frame)
@@ -258,7 +279,8 @@ def bar_chart_origin(box, others, frame_width, frame_height):
 
 
 def draw(frame, results, fps=None):
-    """Draws each face's box, label, confidence and a bar chart of the 7 probabilities, in place."""
+    """Draws each face's box, label, confidence and a bar chart of the 7 probabilities, in place; fps, when given,
+    is the frame rate over the last RECENT_FRAMES frames, shown under that name."""
     boxes = [face["box"] for face in results]
     for face in results:
         x, y, w, h = face["box"]
@@ -274,8 +296,16 @@ def draw(frame, results, fps=None):
             cv2.putText(frame, name[:3], (bar_x, top + 9), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 255), 1,
                         cv2.LINE_AA)
     if fps is not None:
-        cv2.putText(frame, f"{fps:.1f} FPS", (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 255, 255), 2, cv2.LINE_AA)
+        cv2.putText(frame, fps_label(fps), (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 255, 255), 2, cv2.LINE_AA)
     return frame
+
+
+RECENT_FRAMES = 30  # the overlay's frame rate is over the last this many frames
+
+
+def fps_label(fps):
+    """The overlay's frame rate, named as what it is: over the recent frames, not the run's average."""
+    return f"{fps:.1f} frames/s (last {RECENT_FRAMES})"
 
 
 # The class's name until it was renamed: "detector" now means the face detector alone

@@ -15,18 +15,21 @@ from pathlib import Path
 import numpy as np
 
 from deep_emotion.emotions import CLASS_NAMES
-from deep_emotion.utils import ArgumentParser, OutputError, atomic_write, check_writable_file, write_text_atomic
+from deep_emotion.utils import (
+    ArgumentParser,
+    UserError,
+    atomic_write,
+    check_writable_file,
+    write_text_atomic,
+)
 
 # found: "search" (the box came from a face search) or "followed" (moved along its track; --detect_every)
 LOG_COLUMNS = ["source", "frame", "time_s", "face", "x", "y", "w", "h", "label", "confidence", *CLASS_NAMES, "found"]
 
 
-class LogError(Exception):
+class LogError(UserError):
     """A --log CSV that cannot be read, reported as one line (exit code 2)."""
 
-
-# what main() raises for bad input: one line and exit code 2, no traceback
-ERRORS = (LogError, OutputError)
 
 
 def read_log(path):
@@ -39,6 +42,7 @@ def read_log(path):
     missing = [c for c in ("frame", "face", "label", *CLASS_NAMES) if rows and c not in rows[0]]
     if missing:
         raise LogError(f"{path} is not a visualize.py --log CSV (no {', '.join(missing)} column)")
+    rows = [row for row in rows if row["face"] != ""]  # an analyze table's frames with no face (success 0)
     for row in rows:
         row["frame"], row["face"] = int(row["frame"]), int(row["face"])
         row["time_s"] = float(row["time_s"]) if row.get("time_s") not in (None, "") else None
@@ -87,10 +91,38 @@ def plot_timeline(rows, path):
                     marker="o" if len(seen) < 5 else None, ms=3)  # a track of a frame or two is dots, not lines
         ax.set(ylim=(0, 1), ylabel="probability", title=f"face #{face}")
         ax.grid(alpha=0.3)
-    axes[0, 0].legend(ncol=7, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 1.45))
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, ncol=7, fontsize=8, loc="upper center")  # above the panels, clear of their titles
     axes[-1, 0].set_xlabel("seconds" if seconds else "frame")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100))
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_shares(summary_rows, path, most=40):
+    """A bar per input of `deep-emotion analyze`'s summary: the share of its face-frames in each emotion; the `most`
+    inputs with the most face-frames when there are more."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    shown = sorted((row for row in summary_rows if row["status"] == "ok" and int(row["faces"])),
+                   key=lambda row: -int(row["faces"]))[:most][::-1]
+    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.32 * max(1, len(shown))))
+    colours = plt.get_cmap("tab10")
+    left = np.zeros(len(shown))
+    for k, name in enumerate(CLASS_NAMES):
+        shares = np.array([float(row[f"share_{name}"]) for row in shown])
+        ax.barh(range(len(shown)), shares, left=left, color=colours(k), label=name)
+        left += shares
+    ax.set_yticks(range(len(shown)), [Path(row["path"]).name for row in shown], fontsize=8)
+    ax.set(xlim=(0, 1), xlabel="share of the input's face-frames")
+    hidden = sum(1 for row in summary_rows if row["status"] == "ok" and int(row["faces"])) - len(shown)
+    ax.set_title(f"emotion per input ({hidden} more with fewer faces not shown)" if hidden > 0 else
+                 "emotion per input")
+    ax.legend(ncol=7, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.6 / fig.get_figheight() - 0.05))
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, bbox_inches="tight"))
     plt.close(fig)
     return Path(path)
 

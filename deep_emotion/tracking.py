@@ -45,6 +45,7 @@ class Track:
         self.missed = self.followed = 0
         self.seen = 1
         self.landmarks = None  # the last search's landmarks (YuNet), moved with the box while followed
+        self.score = None  # the detector's confidence in the face at the last search that found it
         self.since_classified = 0  # frames since its probabilities were last computed (EmotionRecognizer)
 
     def predicted(self):

@@ -20,25 +20,24 @@ from types import SimpleNamespace
 import torch
 import torch.distributed as dist
 
-from deep_emotion.config import CONFIG_KEYS, build_config
+from deep_emotion import distillation, engine
+from deep_emotion.config import CONFIG_KEYS, add_run_options, build_config
 from deep_emotion.data import prepare, training_data
-from deep_emotion.data.prepared import DataError, check_prepared
-from deep_emotion.emotions import CLASS_NAMES
+from deep_emotion.data.prepared import check_prepared
+from deep_emotion.emotions import ALL_HEADS, CLASS_NAMES, FER2013_HEAD
 from deep_emotion.engine import (
-    TrainingError,
-    autocast_dtype,
+    input_normalization,
     lr_factor,
-    make_augment,
-    make_loss,
     make_optimizer,
     to_fast_layout,
     train_one_epoch,
+    training_objective,
 )
 from deep_emotion.face_detectors import equalize_contrast
 from deep_emotion.face_trunk import load_dlib_weights
-from deep_emotion.inference import CheckpointError, device_arg, load_checkpoint, load_initial_weights, pick_device
-from deep_emotion.model import ALL_HEADS, ARCHS, FER2013_HEAD, build_model, count_parameters, face_input_of, set_head
-from deep_emotion.recipes import check_resumed_inputs, recipe_help, teachers_sha256
+from deep_emotion.inference import device_arg, load_checkpoint, load_initial_weights, pick_device
+from deep_emotion.model import build_model, count_parameters, face_input_of, set_head
+from deep_emotion.recipes import check_resumed_inputs, teachers_sha256
 from deep_emotion.run_folder import (
     checkpoint_state,
     epoch_record,
@@ -53,128 +52,40 @@ from deep_emotion.utils import (
     BOOL_FLAG,
     ArgumentParser,
     OutputError,
+    TrainingError,
     check_writable_folder,
-    float_in,
+    command_hint,
     int_at_least,
-    str2bool,
     write_text_atomic,
 )
 
-# what main() raises for bad input: one line and exit code 2, no traceback
-ERRORS = (DataError, TrainingError, CheckpointError)
 
-
-def get_args_parser():
-    parser = ArgumentParser(description="Train Deep-Emotion on FER2013 prepared by generate_data.py.")
-    positive = float_in(0, None, low_open=True)
-    nonnegative = float_in(0, None)
+def get_args_parser(command=None):
+    """main.py's parser; command "train" or "resume" shows that `deep-emotion` subcommand's flags alone."""
+    description = ("Continue a training run from its last.pt, exactly as it would have run: its configuration is "
+                   "the run's own (flags that differ are refused; --epochs may grow)." if command == "resume" else
+                   "Train Deep-Emotion on FER2013 prepared by generate_data.py.")
+    parser = ArgumentParser(description=description)
     parser.add_argument("-s", "--setup", **BOOL_FLAG, help="convert the FER2013 in --data first (default: off)")
     parser.add_argument("-t", "--train", **BOOL_FLAG, help="train (default: off)")
-    parser.add_argument("-d", "--data", nargs="+", default=None,
-                        help="prepared data folder(s); several train on the union of their train splits "
-                             "(default: data, or the resumed run's)")
-    parser.add_argument("--source_weights", type=float_in(0, None), nargs="+", default=None,
-                        help="each --data folder's share of an epoch's draws, e.g. 1 1 (default: none = the plain "
-                             "union, each face once)")
-    parser.add_argument("--targets", choices=training_data.TARGETS, default=None,
-                        help="what the loss follows where a folder has FER+ votes: label (its FER2013 label), "
-                             "majority (FER+'s majority label), votes (FER+'s vote distribution) (default: label)")
-    parser.add_argument("--select", choices=training_data.SELECT_RULES, default=None,
-                        help="the val score best.pt is chosen on: accuracy (the first folder's), mean (the first "
-                             "folder's accuracy with the others' balanced accuracies); auto = accuracy for one "
-                             "folder, mean for several (default: auto)")
     parser.add_argument("-hparams", "--hparams", "--hyperparams", dest="hyperparams", **BOOL_FLAG,
                         help="accepted for the original's command lines; given values always win (default: off)")
-    parser.add_argument("--arch", default=None, choices=sorted(ARCHS), help="network (default: deep_emotion)")
-    parser.add_argument("--arch_args", type=json.loads, default=None,
-                        help='JSON keyword arguments of the network, e.g. \'{"width": 64}\'' + recipe_help("arch_args"))
-
-    parser.add_argument("-e", "--epochs", type=int_at_least(1), default=None,
-                        help="total epochs, also when resuming" + recipe_help("epochs"))
-    parser.add_argument("--schedule_epochs", type=int_at_least(1), default=None,
-                        help="epochs the warm-up + cosine schedule spans; --epochs may stop earlier, and stopping, "
-                             "resuming or extending never changes an epoch's learning rate "
-                             "(default: the recipe's epochs, or --epochs if larger)")
-    parser.add_argument("-lr", "--learning_rate", type=positive, default=None,
-                        help="peak learning rate" + recipe_help("learning_rate"))
-    parser.add_argument("-bs", "--batch_size", type=int_at_least(1), default=None,
-                        help="global batch size" + recipe_help("batch_size"))
-    parser.add_argument("--optimizer", choices=["sgd", "adamw"], default=None,
-                        help="optimizer" + recipe_help("optimizer"))
-    parser.add_argument("--weight_decay", type=nonnegative, default=None,
-                        help="weight decay" + recipe_help("weight_decay"))
-    parser.add_argument("--warmup_epochs", type=nonnegative, default=None,
-                        help="linear warm-up before the cosine decay" + recipe_help("warmup_epochs"))
-    parser.add_argument("--label_smoothing", type=float_in(0, 1, high_open=True), default=None,
-                        help="label smoothing" + recipe_help("label_smoothing"))
-    parser.add_argument("--loc_lr_scale", type=nonnegative, default=None,
-                        help="learning-rate factor of the STN localization branch (face_resnet: of the pretrained "
-                             "trunk)" + recipe_help("loc_lr_scale"))
-    parser.add_argument("--clip_grad", type=nonnegative, default=None,
-                        help="gradient-norm clip, 0 = off" + recipe_help("clip_grad"))
-    parser.add_argument("--rotation", type=float_in(0, 180), default=None,
-                        help="max random rotation, degrees" + recipe_help("rotation"))
-    parser.add_argument("--scale", type=float_in(0, 1, high_open=True), default=None,
-                        help="max random zoom, fraction" + recipe_help("scale"))
-    parser.add_argument("--shift", type=float_in(0, 1), default=None,
-                        help="max random shift, fraction of the size" + recipe_help("shift"))
-    parser.add_argument("--erase_prob", type=float_in(0, 1), default=None,
-                        help="random-erasing probability" + recipe_help("erase_prob"))
-    parser.add_argument("--sharpness", type=nonnegative, default=None,
-                        help="random sharpening: factor in [1, 1 + s] of torchvision's adjust_sharpness, 0 = off"
-                             + recipe_help("sharpness"))
-    parser.add_argument("--photometric", type=float_in(0, 2), default=None,
-                        help="strength of random camera-like degradations (contrast, brightness, gamma, low "
-                             "resolution, noise; augment.degrade_batch), 0 = off" + recipe_help("photometric"))
-    parser.add_argument("--clahe", type=str2bool, nargs="?", const=True, default=None,
-                        help="equalise each face's contrast (CLAHE) in training and, recorded in the checkpoint, "
-                             "at inference" + recipe_help("clahe"))
-    parser.add_argument("--logit_adjust", type=nonnegative, default=None,
-                        help="logit-adjusted loss (Menon et al. 2021): the loss sees logits + tau * log(class prior), "
-                             "so the network's own logits are those of a class-balanced training set; tau "
-                             + recipe_help("logit_adjust")[1:])
-    parser.add_argument("--ema", type=float_in(0, 1, high_open=True), default=None,
-                        help="decay of an exponential moving average of the weights, updated every step; the average "
-                             "is what is evaluated and saved as the model, 0 = off" + recipe_help("ema"))
-    parser.add_argument("--mixup", type=nonnegative, default=None,
-                        help="mixup: each batch is blended with itself shuffled, by a Beta(a, a) share, labels and "
-                             "teacher targets alike; a, 0 = off" + recipe_help("mixup"))
-    parser.add_argument("--cutmix", type=nonnegative, default=None,
-                        help="CutMix: a rectangle of each face's shuffled partner is pasted in, its area ~ Beta(a, a), "
-                             "labels and teacher targets mixed by area; a, 0 = off; not with --mixup"
-                             + recipe_help("cutmix"))
-    parser.add_argument("--sam", type=nonnegative, default=None,
-                        help="sharpness-aware minimisation (Foret et al. 2021): radius rho of the weight step the "
-                             "gradient is taken at; each step costs two, 0 = off" + recipe_help("sam"))
-    parser.add_argument("--teacher", default=None,
-                        help="checkpoint(s) whose predictions the network also learns from (knowledge distillation; "
-                             "several, comma-separated, are averaged; '' = none)" + recipe_help("teacher"))
-    parser.add_argument("--distill_weight", type=float_in(0, 1), default=None,
-                        help="share of the loss that follows the teacher" + recipe_help("distill_weight"))
-    parser.add_argument("--distill_heads", choices=["first", "all"], default=None,
-                        help="which heads of a two-head network follow the teacher: its first (FER+'s sense), or "
-                             "all (the fer2013 head the teacher's fer2013 head too) (default: first)")
-    parser.add_argument("--no_flip", action="store_true", default=None,
-                        help="no random horizontal flips (default: flips on)")
-    parser.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
     parser.add_argument("--device", type=device_arg, default="auto",
                         help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps (default: auto)")
-    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=None,
-                        help="training math: bf16 autocast or fp32; auto = bf16 on CUDA GPUs of compute capability "
-                             "8.0 or more and on CPUs with native bf16 (AVX512-BF16 or AMX), else fp32 (default: auto)")
     parser.add_argument("--resume", default="", help="last.pt to continue from, in its own run folder (default: none)")
     parser.add_argument("--config", default=None,
                         help="start from a saved config.json (a run's, e.g. runs/x/config.json): its values are the "
                              "defaults, flags given here override them (default: none = the --arch recipe)")
-    parser.add_argument("--init", default=None,
-                        help="start from these weights with a fresh optimizer and schedule, i.e. fine-tune "
-                             "(default: none)")
     parser.add_argument("--out", default="runs", help="folder that gets one subfolder per run (default: runs)")
     parser.add_argument("--workers", type=int_at_least(1), default=os.cpu_count(),
                         help="threads decoding images and running the CPU math (default: all cores)")
-    parser.add_argument("--max_steps", type=int_at_least(0), default=None,
-                        help="stop each epoch after this many steps, for smoke tests (default: 0 = whole epoch)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars (default: bars on)")
+    add_run_options(parser)
+    if command == "train":  # `deep-emotion train` is main.py --train
+        parser.hide("train", "hyperparams", "resume")
+    elif command == "resume":  # `deep-emotion resume RUN/last.pt`: what a resumed run may still be told
+        parser.hide(*[a.dest for a in parser._actions if a.dest not in ("help", "epochs", "data", "device",
+                                                                        "workers", "quiet")])
     return parser
 
 
@@ -194,7 +105,8 @@ def build_training(config, device, steps_per_epoch, world_size):
                                config.loc_lr_scale)
     total_steps = config.schedule_epochs * steps_per_epoch
     warmup_steps = int(config.warmup_epochs * steps_per_epoch)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total_steps, warmup_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, total_steps, warmup_steps, config.final_lr))
     return model, optimizer, scheduler
 
 
@@ -252,7 +164,7 @@ def load_training_data(config, device, checkpoint, show_bar, resumed_from=None):
     teacher_probabilities = second_teacher_probabilities = None
     if config.teacher:  # in the first head, and with --distill_heads all in the fer2013 head too
         heads = [None] + ([FER2013_HEAD] if config.distill_heads == "all" else [])
-        tables = [table.to(device) for table in training_data.teacher_tables(
+        tables = [table.to(device) for table in distillation.teacher_tables(
             config.teacher, inputs.teacher_sha256, config.data, config.targets, inputs.data_identity,
             config.precision, face_input, images, device, show_bar, heads)]
         teacher_probabilities = tables[0]
@@ -261,15 +173,7 @@ def load_training_data(config, device, checkpoint, show_bar, resumed_from=None):
         images = torch.from_numpy(equalize_contrast(images.numpy()))
         for source in sources:
             source.val_images = torch.from_numpy(equalize_contrast(source.val_images.numpy()))
-    if checkpoint:
-        normalization = tuple(checkpoint["normalization"])
-    elif config.init:  # the initial weights read faces standardised as their own run did
-        normalization = tuple(load_checkpoint(config.init, "cpu")["normalization"])
-    elif hasattr(ARCHS[config.arch], "INPUT_NORMALIZATION"):  # a pretrained trunk standardises as it learnt to
-        normalization = ARCHS[config.arch].INPUT_NORMALIZATION
-    else:
-        pixels = images.float() / 255
-        normalization = (pixels.mean().item(), pixels.std().item())
+    normalization = input_normalization(config, images, checkpoint)
     draw = None
     if len(sources) > 1 or config.source_weights is not None:
         draw = lambda generator: training_data.epoch_draws(sizes, config.source_weights, generator)  # noqa: E731
@@ -281,10 +185,8 @@ def load_training_data(config, device, checkpoint, show_bar, resumed_from=None):
         if config.mixup or config.cutmix:  # the second head's labels are not mixed with the images
             raise TrainingError("--mixup and --cutmix mix one label set; train a two-head network without them")
         second_labels = second_labels.to(device)
-    loss_fn = make_loss(config.label_smoothing, config.logit_adjust, class_counts, soft_targets, teacher_probabilities,
-                        config.distill_weight, second_labels, second_teacher_probabilities)
-    augment = make_augment(normalization, config.photometric, config.rotation, config.scale, config.shift,
-                           not config.no_flip, config.erase_prob, config.sharpness, config.mixup, config.cutmix)
+    loss_fn, augment = training_objective(config, normalization, class_counts, soft_targets, teacher_probabilities,
+                                          second_labels, second_teacher_probabilities)
     return SimpleNamespace(sources=sources, sizes=sizes, images=images, labels=labels, class_counts=class_counts,
                            normalization=normalization, draw=draw, loss_fn=loss_fn, augment=augment, inputs=inputs)
 
@@ -299,6 +201,12 @@ def run_config(args, device, world_size):
     flags = {key: getattr(args, key, None) for key in CONFIG_KEYS}
     config = build_config(flags, device, saved=checkpoint["config"] if checkpoint else None, config_file=args.config,
                           resumed_from=args.resume)
+    if checkpoint is not None and checkpoint["epoch"] >= config.epochs:
+        done = f"{args.resume} is already at epoch {checkpoint['epoch']} of {config.epochs}: nothing to train"
+        if checkpoint["epoch"] < config.schedule_epochs:
+            raise TrainingError(f"{done}; ask for more with --epochs N, up to its schedule's {config.schedule_epochs}")
+        raise TrainingError(f"{done}, and its {config.schedule_epochs}-epoch learning-rate schedule is over; to train "
+                            f"on, start a new run from its weights: {command_hint('train', f'--init {args.resume}')}")
     if config.batch_size % world_size:
         raise TrainingError(f"--batch_size {config.batch_size} is not divisible by {world_size} processes")
     for folder in config.data:  # before anything is written: a run folder is made only for inputs that are there
@@ -354,16 +262,12 @@ def train(args):
     try:
         for epoch in range(start_epoch, config.epochs):
             epoch_start = time.perf_counter()
-            metrics = train_one_epoch(
-                net, data.images, data.labels, optimizer, scheduler, data.loss_fn, data.augment, epoch=epoch,
-                seed=config.seed, batch_size=config.batch_size, device=device, draw=data.draw,
-                max_steps=config.max_steps, rank=rank, world_size=world_size,
-                autocast_dtype=autocast_dtype(config.precision), average=average, sam=config.sam,
-                clip_grad=config.clip_grad, show_bar=rank == 0 and not args.quiet, total_epochs=config.epochs)
+            metrics = train_one_epoch(net, data, optimizer, scheduler, config, epoch=epoch, device=device, rank=rank,
+                                      world_size=world_size, average=average, show_bar=rank == 0 and not args.quiet)
             if rank != 0:
                 continue
             evaluated = average.module if average is not None else model  # what is saved as the model
-            per_source = training_data.evaluate_sources(evaluated, data.sources, data.normalization, device)
+            per_source = engine.evaluate_sources(evaluated, data.sources, data.normalization, device)
             row = epoch_record(data.inputs.select_rule, epoch, metrics, per_source, optimizer.param_groups[0]["lr"],
                                time.perf_counter() - epoch_start)
             history.append(row)

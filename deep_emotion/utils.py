@@ -10,8 +10,18 @@ from pathlib import Path
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
 
-class OutputError(Exception):
+class UserError(Exception):
+    """The base of every error that means a user's mistake or a bad input (a missing file, a wrong flag, an output
+    that cannot be written): the commands print it as one line, `error: ...`, with exit code 2, never a traceback
+    (run_script and one_line_errors catch this class, so a new error subclasses it and is caught everywhere)."""
+
+
+class OutputError(UserError):
     """An output that cannot be written, reported as one line (exit code 2)."""
+
+
+class TrainingError(UserError):
+    """A run's flags, configuration, checkpoint or data that do not fit, reported as one line (exit code 2)."""
 
 
 def atomic_write(path, write):
@@ -150,26 +160,34 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
+    def hide(self, *dests):
+        """Leaves the flags that set these destinations out of --help and the usage line; they still parse (a
+        `deep-emotion` subcommand shows its own flags, the classic script that shares its parser all of them)."""
+        for action in self._actions:
+            if action.dest in dests:
+                action.help = argparse.SUPPRESS
+        return self
 
-def run_script(get_args_parser, main, errors, argv=None, command_style=None):
-    """The `if __name__ == "__main__"` body of every script: run main(args), one line for a known error.
 
-    errors: the exception classes that mean bad input (exit 2). Ctrl-C exits 130 with one line.
-    argv: the flags (default: the command line's). command_style: what hints name (set_command_style).
+def run_script(get_args_parser, main, argv=None, command_style=None):
+    """The `if __name__ == "__main__"` body of every script: run main(args), one line for a UserError (exit 2).
+
+    Ctrl-C exits 130 with one line. argv: the flags (default: the command line's). command_style: what hints
+    name (set_command_style).
     """
     if command_style:
         set_command_style(command_style)
-    with one_line_errors(errors):
+    with one_line_errors():
         main(get_args_parser().parse_args(argv))
 
 
 @contextlib.contextmanager
-def one_line_errors(errors):
-    """Within it, an exception of the classes in `errors` (bad input) is `error: ...` on stderr and exit code 2,
-    and Ctrl-C one line and exit code 130: never a traceback for a user's mistake (run_script, the benchmarks)."""
+def one_line_errors():
+    """Within it, a UserError (bad input) is `error: ...` on stderr and exit code 2, and Ctrl-C one line and exit
+    code 130: never a traceback for a user's mistake (run_script, the benchmarks)."""
     try:
         yield
-    except errors as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:

@@ -17,12 +17,11 @@ import torch
 from deep_emotion.data.face_sources import majority_class
 from deep_emotion.data.loaders import load_split
 from deep_emotion.data.prepared import DataError, labels_are_fer2013, load_votes
-from deep_emotion.emotions import SHIFT_PIXELS, TTA_MODES
-from deep_emotion.face_detectors import DEFAULT_DETECTOR, DETECTORS, YUNET_ENV, DetectorError, equalize_contrast
-from deep_emotion.inference import CheckpointError, device_arg, pick_device
+from deep_emotion.emotions import FER2013_HEAD, SHIFT_PIXELS, TTA_MODES
+from deep_emotion.face_detectors import DEFAULT_DETECTOR, DETECTORS, YUNET_ENV, equalize_contrast
+from deep_emotion.inference import device_arg, pick_device
 from deep_emotion.live import VIDEO_SUFFIXES, SourceError, run_live
 from deep_emotion.metrics import classification_scores
-from deep_emotion.model import FER2013_HEAD
 from deep_emotion.onnx_classifier import OnnxError
 from deep_emotion.recognizer import BACKENDS, CLASSIFY_EVERY, DEFAULT_MODEL, DETECT_EVERY, LIGHT_MODEL, build_classifier
 from deep_emotion.utils import (
@@ -39,9 +38,6 @@ from deep_emotion.utils import (
     write_text_atomic,
 )
 
-# what main() raises for bad input: one line and exit code 2, no traceback
-ERRORS = (DataError, CheckpointError, SourceError, OutputError, DetectorError, OnnxError)
-
 MAX_SMOOTH = 0.95
 
 
@@ -49,8 +45,9 @@ MAX_SMOOTH = 0.95
 SECTIONS = ("model", "accuracy", "figures", "live inference")
 
 
-def get_args_parser(sections=SECTIONS):
-    """The parser; flags outside `sections` are still accepted, with their defaults, but left out of --help."""
+def get_args_parser(sections=SECTIONS, command=None):
+    """The parser; flags outside `sections` are still accepted, with their defaults, but left out of --help, and so
+    are the mode switches of `deep-emotion test` and `live` (command), which choose the mode themselves."""
     parser = ArgumentParser(description="Test accuracy, figures and live inference for Deep-Emotion.")
     model = parser.add_argument_group("model")
     model.add_argument("-m", "--model", nargs="+", default=[str(DEFAULT_MODEL)],
@@ -71,9 +68,11 @@ def get_args_parser(sections=SECTIONS):
                             f"shifts = also the face moved {SHIFT_PIXELS} pixels each way (10 views); --tta alone = "
                             "flip (default: off)")
     model.add_argument("--device", type=device_arg, default="auto", help="auto, cpu, cuda, mps (default: auto)")
-    model.add_argument("--backend", choices=BACKENDS, default="torch",
-                       help="run the network with PyTorch or onnxruntime (.pt checkpoints are exported on the fly; "
-                            "an .onnx --model always runs on onnxruntime) (default: torch)")
+    model.add_argument("--backend", choices=BACKENDS, default="auto",
+                       help="the classifier's engine: auto = onnxruntime where it is installed (a .pt checkpoint is "
+                            "exported once into the user's cache, ~/.cache/deep-emotion), else PyTorch; onnx; torch "
+                            "(training's engine; --attention uses it); an .onnx --model always runs on onnxruntime "
+                            "(default: auto)")
 
     accuracy = parser.add_argument_group("accuracy")
     accuracy.add_argument("-t", "--test_cc", "--test_acc", dest="test_cc", **BOOL_FLAG,
@@ -131,6 +130,8 @@ def get_args_parser(sections=SECTIONS):
         if group.title in SECTIONS and group.title not in sections:
             for action in group._group_actions:  # argparse leaves a group of hidden flags out of --help
                 action.help = argparse.SUPPRESS
+    if command == "test":
+        parser.hide("test_cc")
     return parser
 
 
@@ -236,12 +237,11 @@ def plot_confusion(metrics, path, title):
 
 def scoring_head(args, classifier):
     """The head the checkpoints answer in (None = each one's default): --head, or for auto the fer2013 head
-    where --test_cc scores FER2013's own labels and every checkpoint has one (PyTorch only)."""
+    where --test_cc scores FER2013's own labels and every checkpoint has one."""
     if args.head != "auto":
         return args.head
     fer2013_split = args.test_cc and args.data and labels_are_fer2013(args.data)
-    has_head = hasattr(classifier, "common_heads") and FER2013_HEAD in classifier.common_heads()
-    return FER2013_HEAD if fer2013_split and has_head else None
+    return FER2013_HEAD if fer2013_split and FER2013_HEAD in classifier.heads else None
 
 
 def test_accuracy(args, classifier, head=None):
@@ -251,7 +251,7 @@ def test_accuracy(args, classifier, head=None):
     checkpoints' default head (FER+'s sense) is also scored against FER+'s majority.
     """
     images, labels, _ = load_split(args.data, args.split, face_input=classifier.face_input)
-    probabilities = np.asarray(classifier.predict(images, args.batch_size))
+    probabilities = classifier.predict(images, args.batch_size)
     metrics = classification_scores(probabilities.argmax(1), labels.numpy())
     metrics.update({"split": args.split, "model": [str(m) for m in args.model], "tta": args.tta,
                     "balanced": args.balanced, "head": head or "default"})
@@ -265,7 +265,7 @@ def test_accuracy(args, classifier, head=None):
         voted = majority >= 0
         if head is not None:
             classifier.use_head(None)
-            probabilities = np.asarray(classifier.predict(images, args.batch_size))
+            probabilities = classifier.predict(images, args.batch_size)
             classifier.use_head(head)
         metrics["ferplus"] = classification_scores(probabilities.argmax(1)[voted], majority[voted])
         print(f"against FER+'s majority labels ({int(voted.sum())} faces FER+ gives a FER2013 class): "
@@ -326,7 +326,8 @@ def main(args):
     device = pick_device(args.device)
     metrics = None
     if args.test_cc or args.attention or args.samples:
-        classifier = build_classifier(args.model, device, args.tta, args.balanced, args.backend,
+        backend = "torch" if args.attention and args.backend == "auto" else args.backend  # the STN is PyTorch's
+        classifier = build_classifier(args.model, device, args.tta, args.balanced, backend,
                                       None if args.head == "auto" else args.head)
         head = scoring_head(args, classifier)
         if head is not None and args.head == "auto":
@@ -336,14 +337,14 @@ def main(args):
         if args.attention or args.samples:
             images, labels, _ = load_split(args.data, args.split, face_input=classifier.face_input)
             if args.attention:  # the first model's STN
-                if not hasattr(classifier, "members"):
+                if classifier.backend != "torch":
                     raise OnnxError("--attention shows a PyTorch network's STN: use --backend torch and a .pt model")
                 model, checkpoint = classifier.members[0]
                 figure = plot_attention(model, checkpoint, images, device, figures_dir(args) / "attention.png")
                 print(f"attention: {figure}")
             if args.samples:
                 chosen = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:32]
-                predictions = np.asarray(classifier.predict(images[chosen])).argmax(1)
+                predictions = classifier.predict(images[chosen]).argmax(1)
                 path = plot_samples(images[chosen], labels[chosen].tolist(), predictions.tolist(),
                                     classifier.class_names, figures_dir(args) / "samples.png")
                 print(f"samples: {path}")

@@ -1,4 +1,6 @@
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,8 @@ PACKAGE_WEIGHTS, WEIGHTS = ROOT / "deep_emotion" / "weights", ROOT / "weights"
 
 
 def pytest_configure(config):
+    # the ONNX engine's exported graphs go to a folder of this run, not the user's cache (subprocesses inherit it)
+    os.environ["DEEP_EMOTION_CACHE"] = tempfile.mkdtemp(prefix="deep-emotion-test-cache-")
     config.addinivalue_line("markers", "slow: a training run, a subprocess or a browser: `pytest -m \"not slow\"` "
                                        "leaves them out (the fast tier); CI runs everything")
 
@@ -57,3 +61,21 @@ def assert_one_line_usage_error(module, argv, message, capsys):
         run_args(module, *argv)
     err = capsys.readouterr().err
     assert stop.value.code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+ASTRONAUT = ROOT / "deep_emotion" / "assets" / "astronaut.jpg"  # scikit-image's astronaut photo (public domain), one face
+
+
+def write_face_clip(path, frames, fps=25, size=(320, 240), fourcc="mp4v", step=2):
+    """A video of the astronaut's face sliding `step` pixels a frame across a grey background; returns path."""
+    import cv2
+    import numpy as np
+    face = cv2.resize(cv2.imread(str(ASTRONAUT))[20:260, 120:360], (150, 150))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+    for i in range(frames):
+        frame = np.full((size[1], size[0], 3), 90, np.uint8)
+        x = 10 + (step * i) % (size[0] - 160)
+        frame[40:190, x:x + 150] = face
+        writer.write(frame)
+    writer.release()
+    return Path(path)

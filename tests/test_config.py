@@ -7,9 +7,9 @@ import torch
 from conftest import run_args
 
 from deep_emotion import train
-from deep_emotion.config import CONFIG_KEYS, RunConfig, build_config, upgrade
-from deep_emotion.engine import TrainingError
-from deep_emotion.recipes import LEGACY_CONFIG, RECIPES
+from deep_emotion.config import CONFIG_KEYS, LEGACY_CONFIG, RunConfig, build_config, upgrade
+from deep_emotion.recipes import RECIPES
+from deep_emotion.utils import TrainingError
 
 CPU = torch.device("cpu")
 

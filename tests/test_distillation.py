@@ -5,9 +5,8 @@ import pytest
 import torch
 from test_train import train, weights_of
 
-from deep_emotion import recipes
+from deep_emotion import distillation, recipes
 from deep_emotion import train as main
-from deep_emotion.data import training_data
 from deep_emotion.data.loaders import load_split
 from deep_emotion.inference import load_model, predict
 
@@ -27,7 +26,7 @@ def test_distillation_from_a_teacher_changes_the_loss(prepared, tmp_path):
 def test_distillation_targets_line_up_with_the_images(prepared, tmp_path, monkeypatch):
     # a teacher that gives each face its own true label, at full weight, must train exactly as the labels do
     images, labels, _ = load_split(prepared, "train")
-    monkeypatch.setattr(training_data, "teacher_targets",
+    monkeypatch.setattr(distillation, "teacher_targets",
                         lambda *a, **k: torch.nn.functional.one_hot(labels, 7).float())
     checkpoint = train(prepared, tmp_path / "t", "--epochs", "1", "--max_steps", "1") / "last.pt"
     common = ["--epochs", "1", "--max_steps", "3", "--label_smoothing", "0", "--precision", "fp32"]
@@ -41,8 +40,8 @@ def test_distillation_targets_line_up_with_the_images(prepared, tmp_path, monkey
 def test_teacher_targets_are_cached_per_teacher(prepared, tmp_path, monkeypatch):
     teacher = train(prepared, tmp_path / "t", "--epochs", "1", "--max_steps", "1") / "last.pt"
     loads = []
-    real_load_model = training_data.load_model
-    monkeypatch.setattr(training_data, "load_model", lambda *a, **k: loads.append(a[0]) or real_load_model(*a, **k))
+    real_load_model = distillation.load_model
+    monkeypatch.setattr(distillation, "load_model", lambda *a, **k: loads.append(a[0]) or real_load_model(*a, **k))
     first = train(prepared, tmp_path / "a", "--epochs", "1", "--max_steps", "1", "--teacher", teacher)
     second = train(prepared, tmp_path / "b", "--epochs", "1", "--max_steps", "1", "--teacher", teacher)
     assert len(loads) == 1  # the second run read the cache
@@ -57,7 +56,7 @@ def test_several_teachers_are_averaged(prepared, tmp_path):
     b = train(prepared, tmp_path / "b", "--epochs", "1", "--max_steps", "1", "--seed", "1", "--clahe") / "last.pt"
     images, _, _ = load_split(prepared, "train")
     teacher = f"{a},{b}"
-    both = training_data.teacher_targets(teacher, recipes.teachers_sha256(teacher), prepared, "test", "fp32",
+    both = distillation.teacher_targets(teacher, recipes.teachers_sha256(teacher), prepared, "test", "fp32",
                                          lambda face_input: images, torch.device("cpu"), show_bar=False)
     singles = []
     for path in (a, b):  # each teacher reads the faces its own way (b equalises them)

@@ -64,10 +64,10 @@ def test_the_try_block_runs_as_written_on_the_shipped_photo(tmp_path):
     commands = [line.split("#")[0].split() for line in readme_blocks()["try"].splitlines()
                 if line.startswith("deep-emotion ")]
     assert commands, "the try block runs deep-emotion on something shipped"
-    (tmp_path / "imgs").mkdir()
     for command in commands:  # from a folder holding what the block names, as a fresh clone does
         for word in command:
             if (ROOT / word).is_file():
+                (tmp_path / word).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy(ROOT / word, tmp_path / word)
         installed = shutil.which("deep-emotion")
         argv = [installed] if installed else [sys.executable, "-m", "deep_emotion"]
@@ -76,3 +76,37 @@ def test_the_try_block_runs_as_written_on_the_shipped_photo(tmp_path):
         assert result.returncode == 0, result.stderr[-2000:]
         output = tmp_path / command[command.index("--output") + 1]
         assert output.stat().st_size > 10_000 and re.search(r"face 0 Happy \d+%", result.stdout), result.stdout
+
+
+@pytest.mark.slow
+def test_the_readmes_python_api_snippet_runs_from_any_folder(tmp_path):
+    """The snippet under "Python API" says it works from any folder: run it from an empty one."""
+    readme = (ROOT / "README.md").read_text()
+    snippet = re.search(r"### Python API\n\n```python\n(.*?)```", readme, re.S)
+    assert snippet, "the README's Python API snippet moved"
+    result = subprocess.run([sys.executable, "-c", snippet.group(1)], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1 and "Happy" in lines[0]  # the astronaut's one face, smiling
+
+
+@pytest.mark.slow
+def test_the_short_synthetic_run_reaches_what_the_readme_says_on_each_split(tmp_path):
+    """The README's short run on data/synthetic: about 89% on val (where best.pt is chosen), about 84% on test."""
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"```bash\n(deep-emotion train --setup --data data/synthetic[^\n]*)\n(deep-emotion test [^\n]*)",
+                      readme)
+    prose = " ".join(readme.split())
+    assert block and "about 89% on their val split" in prose and "about 84% on their test split" in prose
+    shutil.copytree(ROOT / "data" / "synthetic", tmp_path / "data" / "synthetic")
+    outputs = []
+    for line in block.groups():
+        argv = [sys.executable, "-m", "deep_emotion", *[w.strip("'") for w in line.split("#")[0].split()[1:]]]
+        result = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                                env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert result.returncode == 0, result.stderr[-2000:]
+        outputs.append(result.stdout)
+    val = float(re.search(r"val accuracy of synthetic ([\d.]+)%", outputs[0]).group(1))
+    test = float(re.search(r"on test: \d+/\d+ = ([\d.]+)%", outputs[1]).group(1))
+    assert abs(val - 89) <= 8 and abs(test - 84) <= 8, (val, test)

@@ -1,4 +1,6 @@
 """engine.py's pieces alone: the loss, the augmentation and the epoch, without main.py's command line."""
+from types import SimpleNamespace
+
 import pytest
 import torch
 from conftest import run_args
@@ -12,13 +14,11 @@ def run_epoch(model, images, labels, optimizer, scheduler, epoch, argv, normaliz
     """One epoch with the loss and augmentation main.py builds for these flags (the deep_emotion recipe)."""
     args = run_args(main, *argv)
     config = build_config({key: getattr(args, key) for key in CONFIG_KEYS}, torch.device("cpu"))
-    loss = engine.make_loss(config.label_smoothing, config.logit_adjust, torch.bincount(labels, minlength=7), None,
-                            teacher, config.distill_weight)
-    augment = engine.make_augment(normalization, config.photometric, config.rotation, config.scale, config.shift,
-                                  not config.no_flip, config.erase_prob, config.sharpness, config.mixup, config.cutmix)
-    return engine.train_one_epoch(model, images, labels, optimizer, scheduler, loss, augment, epoch=epoch,
-                                  seed=config.seed, batch_size=config.batch_size, device=torch.device("cpu"),
-                                  sam=config.sam, clip_grad=config.clip_grad, show_bar=False)
+    loss_fn, augment = engine.training_objective(config, normalization, torch.bincount(labels, minlength=7),
+                                                 teacher_probabilities=teacher)
+    data = SimpleNamespace(images=images, labels=labels, loss_fn=loss_fn, augment=augment, draw=None)
+    return engine.train_one_epoch(model, data, optimizer, scheduler, config, epoch=epoch, device=torch.device("cpu"),
+                                  show_bar=False)
 
 
 class PriorOnly(torch.nn.Module):

@@ -9,9 +9,9 @@ import pytest
 from conftest import run_args
 from test_train import FAST
 
-from deep_emotion import onnx_classifier, visualize
+from deep_emotion import distillation, onnx_classifier, onnx_export, visualize
 from deep_emotion import train as main
-from deep_emotion.data import prepare, training_data
+from deep_emotion.data import prepare
 from deep_emotion.data.loaders import load_split
 from deep_emotion.data.prepared import DataError
 from deep_emotion.emotions import FaceInput
@@ -102,13 +102,15 @@ def test_a_colour_network_trains_on_grey_and_colour_folders_and_its_checkpoint_s
 
 
 @pytest.mark.slow
-def test_test_scores_a_colour_network_on_its_own_crops(colour_run, prepared, tmp_path, monkeypatch):
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_test_scores_a_colour_network_on_its_own_crops(colour_run, prepared, tmp_path, monkeypatch, backend):
     seen = []
-    real_predict = Ensemble.predict
-    monkeypatch.setattr(Ensemble, "predict", lambda self, faces, *a: seen.append(faces.shape) or
+    engine = {"torch": Ensemble, "onnx": onnx_classifier.OnnxClassifier}[backend]
+    real_predict = engine.predict
+    monkeypatch.setattr(engine, "predict", lambda self, faces, *a: seen.append(faces.shape) or
                         real_predict(self, faces, *a))
     metrics = visualize.main(run_args(visualize, "--test_cc", "--data", prepared, "-m", colour_run / "best.pt",
-                                      "--figures", tmp_path / "figures"))
+                                      "--figures", tmp_path / "figures", "--backend", backend))
     assert seen[0][1:] == (32, 32, 3) and metrics["total"] == seen[0][0]
 
 
@@ -128,10 +130,10 @@ def test_the_live_crop_follows_the_network(colour_run, monkeypatch):
 @pytest.mark.slow
 def test_a_colour_network_exports_to_onnx_with_the_same_answers(colour_run, tmp_path):
     faces = np.random.default_rng(0).integers(0, 256, COLOUR.shape(4), dtype=np.uint8)
-    path = onnx_classifier.export(colour_run / "best.pt", tmp_path / "colour.onnx")
+    path = onnx_export.export(colour_run / "best.pt", tmp_path / "colour.onnx")
     exported = onnx_classifier.OnnxClassifier(path, tta="shifts")
     assert exported.face_input == COLOUR
-    expected = Ensemble(colour_run / "best.pt", tta="shifts").predict(faces).numpy()
+    expected = Ensemble(colour_run / "best.pt", tta="shifts").predict(faces)
     assert np.abs(exported.predict(faces) - expected).max() < 1e-4
 
 
@@ -141,8 +143,8 @@ def test_a_teacher_reads_its_own_crops_and_an_ensemble_the_widest(colour_run, pr
     grey_teacher = train([prepared, colour_data], tmp_path / "grey", "--arch", "deep_emotion_vgg", "--arch_args",
                          '{"width": 4}', "--max_steps", "1")
     shapes = []
-    real_predict = training_data.predict
-    monkeypatch.setattr(training_data, "predict", lambda model, faces, *a, **k: shapes.append(tuple(faces.shape))
+    real_predict = distillation.predict
+    monkeypatch.setattr(distillation, "predict", lambda model, faces, *a, **k: shapes.append(tuple(faces.shape))
                         or real_predict(model, faces, *a, **k))
     student = train([prepared, colour_data], tmp_path / "student", *COLOUR_VGG, "--max_steps", "1",
                     "--teacher", f"{grey_teacher / 'best.pt'},{colour_run / 'best.pt'}")
@@ -152,10 +154,10 @@ def test_a_teacher_reads_its_own_crops_and_an_ensemble_the_widest(colour_run, pr
     pair = Ensemble([grey_teacher / "best.pt", colour_run / "best.pt"])
     assert pair.face_input == FaceInput(48, 3)
     faces = np.random.default_rng(1).integers(0, 256, pair.face_input.shape(6), dtype=np.uint8)
-    each = [Ensemble(run / "best.pt").predict(fit_faces(faces, reads)).numpy()
+    each = [Ensemble(run / "best.pt").predict(fit_faces(faces, reads))
             for run, reads in [(grey_teacher, FaceInput()), (colour_run, COLOUR)]]
-    assert np.abs(pair.predict(faces).numpy() - np.mean(each, axis=0)).max() < 1e-6
-    exported = [onnx_classifier.export(run / "best.pt", tmp_path / f"{i}.onnx")
+    assert np.abs(pair.predict(faces) - np.mean(each, axis=0)).max() < 1e-6
+    exported = [onnx_export.export(run / "best.pt", tmp_path / f"{i}.onnx")
                 for i, run in enumerate((grey_teacher, colour_run))]
     onnx_pair = onnx_classifier.OnnxClassifier(exported)
     assert onnx_pair.face_input == pair.face_input

@@ -8,8 +8,8 @@ import pytest
 import torch
 from conftest import ROOT
 
-from deep_emotion import face_trunk, onnx_classifier
-from deep_emotion.emotions import CLASS_NAMES
+from deep_emotion import face_trunk, onnx_classifier, onnx_export
+from deep_emotion.emotions import ALL_HEADS, CLASS_NAMES
 from deep_emotion.face_trunk import (
     DLIB_INPUT_SIZE,
     DLIB_MIN_INPUT_SIZE,
@@ -19,7 +19,7 @@ from deep_emotion.face_trunk import (
     standardize_rgb,
 )
 from deep_emotion.inference import Ensemble, load_model
-from deep_emotion.model import ALL_HEADS, FaceResNet, build_model, set_head
+from deep_emotion.model import FaceResNet, build_model, set_head
 
 HAS_DLIB_WEIGHTS = importlib.util.find_spec(face_trunk.PACKAGE_NAME) is not None
 SHARED_RAFDB = ROOT.parent / "shared" / "rafdb"
@@ -184,7 +184,7 @@ def test_a_face_resnet_checkpoint_loads_and_exports_to_onnx_with_the_same_answer
     model, checkpoint = load_model(face_resnet_checkpoint)
     assert isinstance(model, FaceResNet) and model.input_size == 112
     faces = np.random.default_rng(0).integers(0, 256, (5, 48, 48), dtype=np.uint8)
-    expected = Ensemble(face_resnet_checkpoint).predict(faces).numpy()
-    onnx_path = onnx_classifier.export(face_resnet_checkpoint, tmp_path / "face_resnet.onnx")
+    expected = Ensemble(face_resnet_checkpoint).predict(faces)
+    onnx_path = onnx_export.export(face_resnet_checkpoint, tmp_path / "face_resnet.onnx")
     got = onnx_classifier.OnnxClassifier(onnx_path).predict(faces)
     assert got.shape == (5, 7) and np.abs(got - expected).max() < 1e-4

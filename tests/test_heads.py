@@ -10,8 +10,9 @@ from test_multi_source import add_votes
 
 from deep_emotion import engine, recipes, train, visualize
 from deep_emotion.data import training_data
+from deep_emotion.emotions import ALL_HEADS
 from deep_emotion.inference import CheckpointError, Ensemble, load_model
-from deep_emotion.model import ALL_HEADS, DeepEmotionVGG, build_model, set_head
+from deep_emotion.model import DeepEmotionVGG, build_model, set_head
 from deep_emotion.recognizer import build_classifier
 
 HEADS = ["ferplus", "fer2013"]
@@ -150,16 +151,20 @@ def test_a_face_set_that_is_not_fer2013_is_scored_with_the_default_head(two_head
 
 
 @pytest.mark.slow
-def test_the_api_and_onnx_answer_in_the_default_head(two_head_checkpoint, tmp_path):
+def test_both_engines_answer_in_the_default_head_or_the_one_asked_for(two_head_checkpoint, tmp_path):
     pytest.importorskip("onnxruntime")
     from deep_emotion.onnx_classifier import OnnxError
     faces = torch.randint(0, 256, (4, 48, 48), dtype=torch.uint8)
-    assert Ensemble(two_head_checkpoint).predict(faces).argmax(1).tolist() == [6] * 4
-    assert Ensemble(two_head_checkpoint, head="fer2013").predict(faces).argmax(1).tolist() == [3] * 4
-    onnx = build_classifier(two_head_checkpoint, backend="onnx").predict(faces.numpy())
-    assert onnx.argmax(1).tolist() == [6] * 4
-    with pytest.raises(OnnxError, match="default head only"):
-        build_classifier(two_head_checkpoint, backend="onnx", head="fer2013")
+    for backend in ("torch", "onnx"):
+        classifier = build_classifier(two_head_checkpoint, backend=backend)
+        assert classifier.backend == backend and classifier.heads == ["ferplus", "fer2013"]
+        assert classifier.predict(faces.numpy()).argmax(1).tolist() == [6] * 4
+        classifier.use_head("fer2013")
+        assert classifier.predict(faces).argmax(1).tolist() == [3] * 4
+        assert build_classifier(two_head_checkpoint, backend=backend, head="fer2013").predict(faces).argmax(1).tolist() \
+            == [3] * 4
+    with pytest.raises(OnnxError, match="has no head 'fer2013'"):
+        build_classifier(shipped("deep_emotion.pt"), backend="onnx", head="fer2013")
     with pytest.raises(CheckpointError, match="has no head 'fer2013'"):
         Ensemble(shipped("deep_emotion.pt"), head="fer2013")
 

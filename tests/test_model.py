@@ -6,8 +6,15 @@ from conftest import ROOT, shipped
 
 from deep_emotion.emotions import SHIFT_PIXELS
 from deep_emotion.inference import CheckpointError, load_checkpoint, load_model, predict, tta_views
-from deep_emotion.model import (ARCHS, DeepEmotion, STNAttention, build_model, count_flops, count_parameters,
-                                fold_for_inference)
+from deep_emotion.model import (
+    ARCHS,
+    DeepEmotion,
+    STNAttention,
+    build_model,
+    count_flops,
+    count_parameters,
+    fold_for_inference,
+)
 
 STN_ARCHS = sorted(name for name, network in ARCHS.items() if issubclass(network, STNAttention))
 
@@ -241,11 +248,11 @@ def test_ensemble_averages_its_members_and_balance_divides_out_the_prior(tmp_pat
         torch.save({"model": network.state_dict(), "arch": "deep_emotion_vgg", "arch_args": {"width": 8},
                     "normalization": [0.5, 0.25]}, paths[-1])
     faces = torch.randint(0, 256, (6, 48, 48), dtype=torch.uint8)
-    members = [Ensemble(path).predict(faces) for path in paths]
-    both = Ensemble(paths).predict(faces)
+    members = [torch.from_numpy(Ensemble(path).predict(faces)) for path in paths]
+    both = torch.from_numpy(Ensemble(paths).predict(faces))
     assert torch.allclose(both, (members[0] + members[1]) / 2, atol=1e-6)
     prior = torch.tensor(FER2013_TRAIN_COUNTS, dtype=torch.float32) / sum(FER2013_TRAIN_COUNTS)
-    balanced = Ensemble(paths, balanced=True).predict(faces)
+    balanced = torch.from_numpy(Ensemble(paths, balanced=True).predict(faces))
     by_hand = both / prior / (both / prior).sum(1, keepdim=True)
     assert torch.allclose(balanced, by_hand, atol=1e-6) and torch.allclose(balanced.sum(1), torch.ones(6))
     # a flat prediction becomes a vote for the rarest class once FER2013's prior is divided out

@@ -9,10 +9,11 @@ import torch
 from conftest import run_args
 from test_train import FAST, weights_of
 
+from deep_emotion import engine
 from deep_emotion import train as main
 from deep_emotion.data import training_data
 from deep_emotion.data.prepared import split_dir
-from deep_emotion.engine import TrainingError
+from deep_emotion.utils import TrainingError
 
 
 def train(data_dirs, out, *extra):
@@ -100,7 +101,7 @@ def test_not_a_face_votes_leave_the_face_out(prepared, tmp_path):
 @pytest.mark.slow
 def test_two_sources_log_each_and_pick_best_on_the_declared_score(prepared, voted, tmp_path, monkeypatch):
     scripted = iter([{"voted": 0.5, "b": 0.2}, {"voted": 0.4, "b": 0.6}, {"voted": 0.6, "b": 0.1}])
-    real = training_data.evaluate_sources
+    real = engine.evaluate_sources
 
     def fake(*args):
         results = real(*args)
@@ -111,7 +112,7 @@ def test_two_sources_log_each_and_pick_best_on_the_declared_score(prepared, vote
 
     other = tmp_path / "b"
     shutil.copytree(prepared, other)
-    monkeypatch.setattr(training_data, "evaluate_sources", fake)
+    monkeypatch.setattr(engine, "evaluate_sources", fake)
     run_dir = train([voted, other], tmp_path / "run", "--epochs", "3", "--max_steps", "1", "--targets", "votes",
                     "--source_weights", "2", "1")
     rows = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]

@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import ROOT, SHARED_FER, run_args, shipped
 
-from deep_emotion import onnx_classifier, visualize
+from deep_emotion import onnx_classifier, onnx_export, visualize
 from deep_emotion.data.loaders import load_split
 from deep_emotion.inference import Ensemble, tta_views
 
@@ -16,7 +16,7 @@ from deep_emotion.inference import Ensemble, tta_views
 def exported(tmp_path_factory):
     """The shipped checkpoints as ONNX files: {name: path}."""
     folder = tmp_path_factory.mktemp("onnx")
-    return {name: onnx_classifier.export(shipped(f"{name}.pt"), folder / f"{name}.onnx")
+    return {name: onnx_export.export(shipped(f"{name}.pt"), folder / f"{name}.onnx")
             for name in ("deep_emotion", "deep_emotion_vgg")}
 
 
@@ -34,7 +34,7 @@ def real_faces(prepared):
 @pytest.mark.parametrize("name", ["deep_emotion", "deep_emotion_vgg"])
 def test_onnxruntime_matches_pytorch_on_faces(exported, prepared, name):
     faces = real_faces(prepared)
-    expected = Ensemble(shipped(f"{name}.pt")).predict(faces).numpy()  # temperature included
+    expected = Ensemble(shipped(f"{name}.pt")).predict(faces)  # temperature included
     got = onnx_classifier.OnnxClassifier(exported[name]).predict(faces)
     assert got.shape == expected.shape and np.abs(got - expected).max() < 1e-4
     # any batch size: the batch dimension is dynamic
@@ -81,12 +81,12 @@ def test_a_clahe_checkpoint_equalises_before_the_onnx_graph(checkpoint, prepared
     # ONNX has no CLAHE operator: the runtime equalises the faces itself when the metadata says so
     equalised = tmp_path / "clahe.pt"
     torch.save({**torch.load(checkpoint, weights_only=True), "clahe": True}, equalised)
-    path = onnx_classifier.export(equalised, tmp_path / "clahe.onnx")
+    path = onnx_export.export(equalised, tmp_path / "clahe.onnx")
     faces = real_faces(prepared)
     alone = onnx_classifier.OnnxClassifier(path).predict(faces)
-    assert np.abs(alone - Ensemble(equalised).predict(faces).numpy()).max() < 1e-4
-    assert np.abs(alone - Ensemble(checkpoint).predict(faces).numpy()).max() > 1e-3  # equalising changed the input
+    assert np.abs(alone - Ensemble(equalised).predict(faces)).max() < 1e-4
+    assert np.abs(alone - Ensemble(checkpoint).predict(faces)).max() > 1e-3  # equalising changed the input
     # beside a plain member, each equalises or not on its own, with test-time views too
-    mixed = onnx_classifier.OnnxClassifier([path, onnx_classifier.export(checkpoint, tmp_path / "plain.onnx")],
+    mixed = onnx_classifier.OnnxClassifier([path, onnx_export.export(checkpoint, tmp_path / "plain.onnx")],
                                            tta="flip").predict(faces)
-    assert np.abs(mixed - Ensemble([equalised, checkpoint], tta="flip").predict(faces).numpy()).max() < 1e-4
+    assert np.abs(mixed - Ensemble([equalised, checkpoint], tta="flip").predict(faces)).max() < 1e-4

@@ -22,9 +22,10 @@ def requirement_lines(text):
 def test_requirements_txt_and_pyproject_name_the_same_packages_and_ranges():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    # every extra but "pretrained" (dlib's 100 MB network, only to train face_resnet from it)
+    # every extra but "pretrained" (dlib's 100 MB network, only to train face_resnet from it) and the analyze
+    # command's options (Ray, pyarrow), which the classic scripts never use
     declared = set(project["dependencies"])
-    declared |= {r for name, extra in extras.items() if name != "pretrained" for r in extra}
+    declared |= {r for name, extra in extras.items() if name not in ("pretrained", "cluster", "parquet") for r in extra}
     assert requirement_lines((ROOT / "requirements.txt").read_text()) == declared
     assert any(r.startswith("opencv-python") and "<5" in r for r in project["dependencies"])
 
@@ -34,12 +35,29 @@ def test_the_top_level_holds_the_classic_scripts_and_no_library_module():
 
 
 def test_the_classic_scripts_and_the_command_share_one_parser_per_command():
-    for command in ("prepare", "train", "test", "export", "calibrate", "timeline"):
-        module = __import__(cli.COMMANDS[command][0], fromlist=["get_args_parser"])
-        assert callable(module.get_args_parser) and module.ERRORS
-    for script, module in (("main.py", "deep_emotion.train"), ("generate_data.py", "deep_emotion.data.prepare"),
-                           ("visualize.py", "deep_emotion.visualize")):
-        assert f"from {module} import ERRORS, get_args_parser, main" in (ROOT / script).read_text()
+    import importlib
+    for command in cli.COMMANDS:
+        module = importlib.import_module(cli.COMMANDS[command][0])
+        assert callable(module.get_args_parser) and callable(module.main)
+    for script, module in (("main", "deep_emotion.train"), ("generate_data", "deep_emotion.data.prepare"),
+                           ("visualize", "deep_emotion.visualize")):
+        script, module = importlib.import_module(script), importlib.import_module(module)
+        assert script.get_args_parser is module.get_args_parser and script.main is module.main
+
+
+def test_every_error_class_of_the_package_is_a_user_error_caught_in_one_place():
+    import importlib
+    import pkgutil
+
+    import deep_emotion
+    from deep_emotion.utils import UserError
+    names = [m.name for m in pkgutil.walk_packages(deep_emotion.__path__, "deep_emotion.") if m.name != "deep_emotion.__main__"]
+    errors = {(cls.__module__, cls.__name__) for name in names for cls in vars(importlib.import_module(name)).values()
+              if isinstance(cls, type) and issubclass(cls, Exception) and cls.__module__.startswith("deep_emotion")}
+    assert len(errors) >= 10, errors
+    not_user = [name for module, name in errors
+                if not issubclass(getattr(importlib.import_module(module), name), UserError) and name != "InputFailed"]
+    assert not_user == [], not_user
 
 
 def deep_emotion_command(*argv, cwd=ROOT, env=None):

@@ -30,11 +30,12 @@ def run(*argv, timeout=240, cwd=ROOT):
 
 
 def test_every_benchmark_script_has_a_smoke_test():
-    tested = {"ablation_table", "backend_speed", "code_shape", "cross_dataset", "cross_table", "face_framing",
-              "live_fps", "pipeline_accuracy", "setup_speed", "train_throughput", "web_fps", "gpu_epoch_times",
-              "gpu_face_trunk", "follow_faces"}
-    scripts = {p.stem for p in BENCHMARKS.iterdir() if p.suffix in (".py", ".sh")} - {"common"}
-    assert scripts <= tested, scripts - tested  # a new script needs its smoke test below
+    """Each script in benchmarks/ is run by a test: named by its file in a test module, or imported by one."""
+    suite = "\n".join(p.read_text() for p in (ROOT / "tests").glob("test_*.py"))
+    scripts = {p.name for p in BENCHMARKS.iterdir() if p.suffix in (".py", ".sh")} - {"common.py"}
+    untested = sorted(name for name in scripts
+                      if f'"{name}"' not in suite and f"import {name.removesuffix('.py')}" not in suite)
+    assert untested == []  # a new script needs its smoke test here
 
 
 def test_ablation_table_reads_the_committed_logs():
@@ -59,8 +60,8 @@ def test_code_shape_goals_are_met(tmp_path):
     run(BENCHMARKS / "code_shape.py", "--json", tmp_path / "shape.json")
     shape = json.loads((tmp_path / "shape.json").read_text())
     assert shape["missed"] == [] and shape["cycles"] == [] and shape["elsewhere"] == []
-    assert shape["torch"] == {"deep_emotion": False, "deep_emotion.timeline": False,
-                              "deep_emotion.onnx_classifier": False, "deep_emotion.data.prepare": False}
+    assert shape["layers"] == [] and set(shape["torch"]) >= {"deep_emotion", "deep_emotion.onnx_classifier"}
+    assert not any(shape["torch"].values())
 
 
 def test_code_shape_finds_an_import_cycle():
@@ -68,6 +69,25 @@ def test_code_shape_finds_an_import_cycle():
     import code_shape
     assert code_shape.import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c", "a"]]
     assert code_shape.import_cycles({"model": {"emotions"}, "inference": {"model"}}) == []
+
+
+def test_code_shape_finds_an_import_that_points_up_the_layers():
+    sys.path.insert(0, str(BENCHMARKS))
+    import code_shape
+    assert code_shape.layer_violations({"data.training_data": {"engine", "emotions"}, "engine": {"data.loaders"},
+                                        "emotions": set()}) == [
+        "data.training_data (data) imports engine (training)"]
+    assert code_shape.layer_violations({"newcomer": set()}) == ["newcomer is in no layer of LAYERS"]
+
+
+@pytest.mark.slow
+def test_corpus_speed_times_whole_commands(tmp_path):
+    run(BENCHMARKS / "corpus_speed.py", "--clips", "2", "--clip_seconds", "1", "--repeats", "1", "--ray", "0",
+        "--long_minutes", "0.05", "--json", tmp_path / "c.json", timeout=400)
+    result = json.loads((tmp_path / "c.json").read_text())
+    assert result["video_seconds"] == 2 and set(result["factors"]) == {
+        "1 worker, every frame", "2 workers, every frame", "1 worker, --sample_fps 1", "2 workers, --sample_fps 1"}
+    assert all(factor > 0 for factor in result["factors"].values()) and result["memory_ratio"] > 0
 
 
 @pytest.mark.slow
@@ -200,12 +220,10 @@ def test_export_onnx_web_with_a_wrong_yunet_is_one_line(checkpoint, tmp_path):
     assert "yunet.onnx is not the YuNet model" in result.stderr and not list(tmp_path.glob("*.json"))
 
 
-@pytest.mark.slow
-def test_serve_py_sends_the_isolation_headers(tmp_path):
-    sys.path.insert(0, str(ROOT / "web"))
+def test_serve_sends_the_isolation_headers(tmp_path):
     import threading
 
-    from serve import serve
+    from deep_emotion.serve import serve
     (tmp_path / "index.html").write_text("<p>hello</p>")
     server = serve(tmp_path, port=0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -217,6 +235,16 @@ def test_serve_py_sends_the_isolation_headers(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_serve_finds_the_page_from_inside_the_checkout_and_says_in_one_line_where_there_is_none(tmp_path):
+    from deep_emotion import serve
+    assert serve.page_folder(ROOT / "deep_emotion" / "data") == ROOT / "web"
+    assert serve.page_folder(tmp_path) is None
+    result = subprocess.run([sys.executable, "-m", "deep_emotion", "serve"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "the page comes with the repository's web/" in result.stderr
 
 
 @pytest.mark.slow

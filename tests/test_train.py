@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ from deep_emotion import engine
 from deep_emotion import train as main
 from deep_emotion.data import training_data
 from deep_emotion.data.loaders import load_split
+from deep_emotion.data.prepared import DataError
 from deep_emotion.data.synthetic_faces import SYNTHETIC_CSV, write_synthetic_csv
 from deep_emotion.face_detectors import equalize_contrast
 from deep_emotion.inference import Ensemble, load_model, predict
@@ -49,6 +51,28 @@ def test_resume_gives_identical_weights(prepared, tmp_path):
     assert b["epoch"] == 2 and len(b["history"]) == 2
     for key, value in a["model"].items():
         assert torch.equal(value, b["model"][key]), key
+    # a run already at its --epochs trains nothing, and says so instead of printing the old summary
+    with pytest.raises(main.TrainingError, match=r"already at epoch 2 of 2: nothing to train; ask for more with "
+                                                 r"--epochs N, up to its schedule's \d+"):
+        train(prepared, tmp_path / "c", "--epochs", "2", "--resume", resumed / "last.pt")
+
+
+def test_a_finished_schedule_is_resumed_as_a_new_run_from_its_weights(prepared, tmp_path):
+    done = train(prepared, tmp_path / "a", "--epochs", "1", "--schedule_epochs", "1", "--max_steps", "1")
+    with pytest.raises(main.TrainingError, match=r"1-epoch learning-rate schedule is over; .*--init .*last.pt"):
+        train(prepared, tmp_path / "a", "--epochs", "1", "--resume", done / "last.pt")
+
+
+def test_final_lr_is_the_floor_the_cosine_schedule_ends_at():
+    from deep_emotion.config import LEGACY_CONFIG, OPTION, RunConfig, add_run_options
+    from deep_emotion.utils import ArgumentParser
+    assert engine.lr_factor(100, 100, 10) == pytest.approx(0.0)
+    assert engine.lr_factor(100, 100, 10, final=0.1) == pytest.approx(0.1)
+    assert engine.lr_factor(10, 100, 10, final=0.1) == pytest.approx(1.0)
+    # one line of OPTIONS made the flag, its help with its default, the config field and the old runs' value
+    flags = add_run_options(ArgumentParser()).parse_args(["--final_lr", "0.2"])
+    assert flags.final_lr == 0.2 and "final_lr" in {field.name for field in dataclasses.fields(RunConfig)}
+    assert LEGACY_CONFIG["final_lr"] == 0.0 and "(default: 0.0)" in OPTION["final_lr"].help_text()
 
 
 @pytest.mark.slow
@@ -175,7 +199,7 @@ def test_empty_split_is_refused(prepared, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(prepared, data)
     (data / "prepared" / "val" / "labels.csv").write_text("file,label,origin\n")
-    with pytest.raises(main.DataError, match="'val' split .* is empty"):
+    with pytest.raises(DataError, match="'val' split .* is empty"):
         train(data, tmp_path / "runs", "--epochs", "1")
 
 
@@ -233,13 +257,13 @@ def test_resuming_a_config_from_an_older_main_py(prepared, tmp_path):
 @pytest.mark.slow
 def test_best_is_chosen_on_val_and_written_before_last(prepared, tmp_path, monkeypatch):
     accuracies = iter([0.0, 0.5, 0.4])
-    real_evaluate = training_data.evaluate
+    real_evaluate = engine.evaluate
 
     def scripted(*args, **kwargs):
         metrics, predictions = real_evaluate(*args, **kwargs)
         return dict(metrics, accuracy=next(accuracies)), predictions
 
-    monkeypatch.setattr(training_data, "evaluate", scripted)
+    monkeypatch.setattr(engine, "evaluate", scripted)
     run_dir = train(prepared, tmp_path, "--epochs", "3", "--max_steps", "1")
     assert torch.load(run_dir / "best.pt", weights_only=True)["epoch"] == 2
     # a crash while last.pt is written must not lose the epoch's best.pt
@@ -331,7 +355,7 @@ def test_clahe_run_trains_and_predicts_on_equalised_faces(prepared, tmp_path):
     assert checkpoint["normalization"] == pytest.approx([pixels.mean().item(), pixels.std().item()], rel=1e-5)
     # every reader of the checkpoint equalises first: Ensemble on raw faces = the network on equalised ones
     val, _, _ = load_split(prepared, "val")
-    read = Ensemble([run_dir / "last.pt"]).predict(val)
+    read = torch.from_numpy(Ensemble([run_dir / "last.pt"]).predict(val))
     direct = predict(model, torch.from_numpy(equalize_contrast(val.numpy())),
                           tuple(checkpoint["normalization"]), "cpu")
     assert torch.allclose(read, direct, atol=1e-6)

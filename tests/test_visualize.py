@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import ROOT, SHARED_FER, assert_one_line_usage_error, run_args, shipped
 
-from deep_emotion import live, timeline, visualize
+from deep_emotion import live, recognizer, timeline, visualize
 from deep_emotion.data import prepare as generate_data
 from deep_emotion.data.loaders import load_split
 from deep_emotion.data.prepared import DataError
@@ -335,7 +335,10 @@ def test_the_overlays_frame_rate_is_the_summarys(checkpoint, prepared, tmp_path,
     monkeypatch.setattr(live, "draw", lambda frame, results, fps=None: shown.append(fps) or frame)
     visualize.main(run_args(visualize, "--source", clip, "--no_display", "-m", checkpoint, "--output",
                             tmp_path / "out.avi"))
-    summary = float(re.search(r"\(([\d.]+) frames/s", capsys.readouterr().out).group(1))
+    out = capsys.readouterr().out
+    summary = float(re.search(r"\(([\d.]+) frames/s over the whole run", out).group(1))
+    assert "the overlay's figure is over the last 30" in out  # two figures, each named for what it counts
+    assert recognizer.fps_label(129.71) == "129.7 frames/s (last 30)"
     assert shown[0] is None and len(shown) == 12  # no rate before a frame is done
     # frames done per second of wall time, everything included, as the summary counts them (not one stage's)
     assert 0.6 * summary <= shown[-1] <= 1.6 * summary

@@ -136,3 +136,19 @@ def test_a_video_the_browser_cannot_decode_is_a_message_on_the_page(models, tmp_
         page.set_input_files("#file", str(broken))
         message = error_text(page)
     assert "cannot decode" in message and "broken.mp4" in message
+
+
+def test_the_page_names_the_engine_that_runs_and_asks_for_nothing_missing(models, tmp_path):
+    """Headless Chromium knows WebGPU (`"gpu" in navigator`) but has no adapter: the models run on WASM, and the
+    page must say so; and no file it asks for is missing (the browser's /favicon.ico included)."""
+    site = harness.make_site(tmp_path / "site", models)
+    with harness.page_session(site, None, "camera=0") as page:
+        missing = []
+        page.on("response", lambda response: missing.append(response.url) if response.status == 404 else None)
+        page.reload()
+        page.wait_for_function("window.deepEmotion && (window.deepEmotion.ready || window.deepEmotion.error)")
+        assert page.evaluate("'gpu' in navigator")  # the case the page used to call WebGPU
+        has_adapter = page.evaluate("navigator.gpu.requestAdapter().then(a => a !== null)")
+        shown = page.inner_text("#backend")
+    assert shown.startswith("WebGPU" if has_adapter else "WASM"), shown
+    assert missing == []

@@ -9,7 +9,6 @@ ships (Eileen Collins, a NASA photo in the public domain), moved a little from f
 """
 import base64
 import contextlib
-import importlib.util
 import os
 import shutil
 import threading
@@ -18,18 +17,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from deep_emotion.serve import serve
+
 WEB = Path(__file__).resolve().parent.parent / "web"
 
 
-def _load_serve():
-    """web/serve.py's serve(), the page's own server, loaded from its file (web/ is the served folder, no package)."""
-    spec = importlib.util.spec_from_file_location("web_serve", WEB / "serve.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.serve
-
-
-serve = _load_serve()
 PAGE_FILES = ("index.html", "app.js", "pipeline.js", "style.css")
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 

@@ -53,7 +53,10 @@ async function loadModels() {
   if (!faceInput) throw new Error(`models.json lacks the classifier's input: run \`deep-emotion export --web\` again`);
   configure(manifest.pipeline); // the pipeline's numbers, from their Python definitions
   tracker = new Tracker();
-  const webgpu = "gpu" in navigator && params.get("backend") !== "wasm";
+  // "gpu" in navigator says only that the browser knows WebGPU: without an adapter (no GPU, or one it blocks)
+  // onnxruntime-web runs the models on WASM, so the page asks for one before it says WebGPU
+  const adapter = "gpu" in navigator && params.get("backend") !== "wasm" ? await navigator.gpu.requestAdapter().catch(() => null) : null;
+  const webgpu = adapter !== null;
   state.threads = Math.max(1, Number(params.get("threads") || 1));
   ort.env.wasm.numThreads = self.crossOriginIsolated ? state.threads : 1;
   if (!self.crossOriginIsolated) state.threads = 1;

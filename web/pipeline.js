@@ -5,7 +5,7 @@
 
 // The numbers the Python pipeline defines (YuNet's thresholds, the framing, the search sizes, the tracker's
 // and the bar chart's), as `deep-emotion export --web` writes them into models.json's "pipeline" from their
-// Python definitions (export_onnx.pipeline_settings). configure() takes them before anything runs.
+// Python definitions (recognizer.pipeline_settings). configure() takes them before anything runs.
 export const settings = {};
 const SETTING_NAMES = ["yunet_score_threshold", "yunet_nms_threshold", "yunet_top_k", "yunet_crop_scale", "video_width",
   "photo_width", "video_min_face", "photo_min_face", "max_missed", "iou_threshold", "bar_width", "bar_row"];

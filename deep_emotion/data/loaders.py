@@ -11,7 +11,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from deep_emotion.data.prepared import DataError, check_prepared
-from deep_emotion.emotions import CLASS_NAMES, FaceInput, standardize
+from deep_emotion.emotions import CLASS_NAMES, FaceInput
 from deep_emotion.face_detectors import fit_face, read_face_image
 from deep_emotion.utils import command_hint
 
@@ -63,16 +63,6 @@ def load_split(data_dir, split, require_labels=True, face_input=FaceInput()):
     with ThreadPoolExecutor(os.cpu_count()) as pool:
         list(pool.map(decode, range(len(files)), chunksize=512))
     return torch.from_numpy(images), torch.tensor(labels, dtype=torch.int64), files
-
-
-def channels_first(images):
-    """A uint8 batch of faces, grey (B, H, W) or RGB (B, H, W, 3) -> (B, C, H, W), as the networks read it."""
-    return images.permute(0, 3, 1, 2) if images.ndim == 4 else images.unsqueeze(1)
-
-
-def normalize(images, mean, std):
-    """uint8 faces (B, H, W) or (B, H, W, 3) -> float (B, C, H, W), standardised with the training statistics."""
-    return standardize(channels_first(images).float(), mean, std)
 
 
 # ---------------------------------------------------------------- face images as given (evaluation)

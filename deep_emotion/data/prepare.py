@@ -45,15 +45,12 @@ from deep_emotion.utils import (
     IMAGE_SUFFIXES,
     ArgumentParser,
     OutputError,
-    check_writable_folder,
+    check_creatable_folder,
     command_hint,
     float_in,
     int_at_least,
     write_text_atomic,
 )
-
-# what main() raises for bad input: one line and exit code 2, no traceback
-ERRORS = (DataError,)
 
 SHOW_BAD_ROWS = 5
 
@@ -300,8 +297,8 @@ def prepare(data_dir, val_fraction=0.1, seed=0, force=False, workers=None, out=N
                         "framed from larger images, such as RAF-DB's")
     data_dir = out or data_dir  # where the splits go from here on
     prepared = split_dir(data_dir, "")
-    try:
-        check_writable_folder(prepared, "the prepared splits")
+    try:  # checked, not made: a source that fails to read leaves no empty prepared/ behind
+        check_creatable_folder(prepared, "the prepared splits")
     except OutputError as error:
         raise DataError(str(error)) from None
     _clean_leftovers(prepared)

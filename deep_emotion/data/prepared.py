@@ -15,14 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from deep_emotion.utils import command_hint
+from deep_emotion.utils import UserError, command_hint
 
 SPLITS = ("train", "val", "test", "unlabeled")
 PREPARED_DIRNAME = "prepared"
 UNLABELED = -1
 
 
-class DataError(Exception):
+class DataError(UserError):
     """A problem with the user's data, reported as one line (exit code 2)."""
 
 
