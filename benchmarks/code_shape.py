@@ -5,9 +5,9 @@
 
 Goals: no Python file over 400 lines; no function over 80 lines (argparse builders, get_args_parser,
 aside); no import cycle among the package's modules; no import that points up the package's layers
-(LAYERS: leaves, face detection, data, networks and engines, pipeline, training, commands); every name imported from the package's module that
-defines it (not one that imports it); the package, its timeline and its onnx_classifier import without
-loading torch.
+(LAYERS: leaves, face detection, data, networks and engines, pipeline, training, commands); every name
+imported from the package's module that defines it (not one that imports it); the package, its timeline,
+its onnx_classifier and onnx_export, prepare and analyze import without loading torch.
 """
 import argparse
 import ast

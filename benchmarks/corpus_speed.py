@@ -3,8 +3,8 @@
     python benchmarks/corpus_speed.py                       # the figures of benchmarks/README.md
     python benchmarks/corpus_speed.py --repeats 1 --clips 2 --clip_seconds 10 --long_minutes 0   # a quick look
 
-The corpus: --clips 640x480 25-fps clips of --clip_seconds each, with one to three moving faces (the astronaut
-photo that scikit-image ships, deep_emotion/assets/astronaut.jpg, mirrored and scaled), MPEG-4 Part 2 as cv2 writes it. Each
+The corpus: --clips 640x480 25-fps clips of --clip_seconds each, with one to three moving faces (scikit-image's
+astronaut photo, deep_emotion/assets/astronaut.jpg, mirrored and scaled), MPEG-4 Part 2 as cv2 writes it. Each
 figure is a whole `deep-emotion analyze` process into a fresh folder, model loading and worker start-up
 included: seconds of video per second of wall time, at default settings (every frame) with 1 and 2 workers,
 at --sample_fps 1, and with --ray (a local Ray of --workers CPUs). Peak memory (the largest process's maximum

@@ -39,7 +39,7 @@ from deep_emotion.corpus import (
 )
 from deep_emotion.emotions import TTA_MODES
 from deep_emotion.face_detectors import DEFAULT_DETECTOR, DETECTORS
-from deep_emotion.recognizer import BACKENDS, CLASSIFY_EVERY, DEFAULT_MODEL, DETECT_EVERY, LIGHT_MODEL
+from deep_emotion.recognizer import BACKENDS, CLASSIFY_EVERY, DEFAULT_MODEL, DETECT_EVERY, LIGHT_MODEL, LiveSettings
 from deep_emotion.timeline import plot_shares
 from deep_emotion.utils import (
     ArgumentParser,
@@ -119,13 +119,10 @@ def settings_from_args(args):
     if args.sample_fps and args.every != 1:
         raise CorpusError("give either --sample_fps or --every, not both")
     sampled = args.sample_fps is not None
-    return AnalysisSettings(
-        model=tuple(str(Path(m).resolve()) for m in model), backend=args.backend, head=args.head,
-        detector=args.detector, detector_model=args.detector_model,
-        detect_every=args.detect_every or (1 if sampled else DETECT_EVERY),
-        classify_every=args.classify_every or (1 if sampled else CLASSIFY_EVERY),
-        sample_fps=args.sample_fps, every=args.every, align=args.align, smooth=args.smooth, tta=args.tta,
-        balanced=args.balanced, format=args.format)
+    live = LiveSettings.from_args(args, detect_every=args.detect_every or (1 if sampled else DETECT_EVERY),
+                                  classify_every=args.classify_every or (1 if sampled else CLASSIFY_EVERY))
+    return AnalysisSettings(model=tuple(str(Path(m).resolve()) for m in model), live=live,
+                            sample_fps=args.sample_fps, every=args.every, format=args.format)
 
 
 # ---- one worker: a process of the local pool, a Ray actor, or this process with --workers 1
@@ -136,7 +133,7 @@ class Worker:
     def __init__(self, settings):
         self.settings, self.recognizers = settings, {}
         cv2.setNumThreads(1)  # the detector too: the workers share the cores
-        if settings.backend == "torch":
+        if settings.live.backend == "torch":
             import torch
             torch.set_num_threads(1)
 
@@ -348,11 +345,12 @@ def analyze_corpus(inputs, out, settings=AnalysisSettings(model=(str(DEFAULT_MOD
         stamp, entry = input_stamp(path), entries.get(path)
         if stamp is None:
             rows[path] = failed_row(path, f"{path} cannot be read")
-        elif entry and entry["stamp"] == stamp and entry["row"]["status"] == "ok" and (out / entry["row"]["table"]).exists():
-            rows[path] = entry["row"]
+        elif entry and entry["stamp"] == stamp and entry["row"]["status"] == "ok" and \
+                (out / entry["row"]["table"]).is_file():
+            rows[path] = entry["row"]  # done, with these settings, and its input unchanged
         else:
             jobs.append((path, tables / table_name(path, settings.format)))
-    if jobs and settings.backend == "onnx":
+    if jobs and settings.live.backend == "onnx":
         from deep_emotion.onnx_export import exported
         for model in settings.model:  # once here, so that the workers find the graphs cached and need no PyTorch
             if not model.endswith(".onnx"):
@@ -360,8 +358,8 @@ def analyze_corpus(inputs, out, settings=AnalysisSettings(model=(str(DEFAULT_MOD
     # the longest first, so that no worker is left with a long video while the others idle
     frames = {path: frame_count(path, settings) for path, _ in jobs}
     jobs.sort(key=lambda job: -frames[job[0]])
-    with tqdm(total=sum(frames.values()), unit="frame", desc="analyze", disable=not progress or not jobs, dynamic_ncols=True,
-              smoothing=0.05) as bar:
+    with tqdm(total=sum(frames.values()), unit="frame", desc="analyze", disable=not progress or not jobs,
+              dynamic_ncols=True, smoothing=0.05) as bar:
         if ray is not None:
             finished = run_ray(settings, jobs, bar, workers, ray)
         elif workers > 1 and len(jobs) > 1:

@@ -120,8 +120,8 @@ OPTIONS = (
            argparse=dict(choices=["auto", "bf16", "fp32"])),
     Option("init", "start from these weights with a fresh optimizer and schedule, i.e. fine-tune", "",
            shown="none"),
-    Option("max_steps", "stop each epoch after this many steps, for smoke tests", 0, argparse=dict(type=int_at_least(0)),
-           shown="0 = whole epoch"),
+    Option("max_steps", "stop each epoch after this many steps, for smoke tests", 0,
+           argparse=dict(type=int_at_least(0)), shown="0 = whole epoch"),
 )
 OPTION = {option.name: option for option in OPTIONS}
 # what a run option is when not given (a recipe option is its --arch recipe's), and what runs recorded before an

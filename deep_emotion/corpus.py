@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 
 from deep_emotion.emotions import CLASS_NAMES
-from deep_emotion.recognizer import pick_backend
+from deep_emotion.recognizer import LiveSettings, pick_backend
 from deep_emotion.utils import IMAGE_SUFFIXES, OutputError, UserError, atomic_write
 
 # what a folder is searched for; any other file named as an input is tried as a video
@@ -38,43 +38,32 @@ class CorpusError(UserError):
 
 @dataclasses.dataclass(frozen=True)
 class AnalysisSettings:
-    """What a table depends on besides its input: the model and every setting that changes an answer.
+    """What a table depends on besides its input: the model, the live pipeline's settings (recognizer.LiveSettings:
+    detector, detect_every and classify_every, counted in the frames read, and the rest), and how frames are read.
 
-    sample_fps reads that many frames a second of video (None: every frame); every reads one frame in N.
-    backend "auto" becomes the engine it means on this machine (recognizer.pick_backend).
-    detect_every and classify_every are live's N and M, counted in the frames read.
+    sample_fps reads that many frames a second of video (None: every frame); every reads one frame in N. The
+    engine "auto" becomes the one it means on this machine (recognizer.pick_backend), which the manifest records.
     """
     model: tuple = ()
-    backend: str = "auto"
-    head: str = None
-    detector: str = "yunet"
-    detector_model: str = None
-    detect_every: int = 3
-    classify_every: int = 3
+    live: LiveSettings = LiveSettings()
     sample_fps: float = None
     every: int = 1
-    align: bool = False
-    smooth: float = 0.0
-    tta: str = None
-    balanced: bool = False
     format: str = "csv"
 
-    def __post_init__(self):  # the engine "auto" picks here is the one the manifest records
-        object.__setattr__(self, "backend", pick_backend(self.backend, list(self.model)))
+    def __post_init__(self):
+        object.__setattr__(self, "live", dataclasses.replace(self.live,
+                                                             backend=pick_backend(self.live.backend, list(self.model))))
 
     def recognizer_kwargs(self, stills):
         """EmotionRecognizer's arguments for these settings; stills for photos."""
-        return dict(model_path=list(self.model), smooth=self.smooth, tta=self.tta, detector=self.detector,
-                    detector_model=self.detector_model, align=self.align, balanced=self.balanced, stills=stills,
-                    backend=self.backend, head=self.head, detect_every=self.detect_every,
-                    classify_every=self.classify_every)
+        return dict(model_path=list(self.model), stills=stills, **self.live.recognizer_kwargs())
 
     def identity(self):
-        """The settings as the manifest records them: the model and detector files by their sha256."""
-        identity = dataclasses.asdict(self)
-        identity["model"] = [file_sha256(path) for path in self.model]
-        if self.detector_model:
-            identity["detector_model"] = file_sha256(self.detector_model)
+        """The settings as the manifest records them, flat: the model and detector files by their sha256."""
+        identity = {**dataclasses.asdict(self.live), "sample_fps": self.sample_fps, "every": self.every,
+                    "format": self.format, "model": [file_sha256(path) for path in self.model]}
+        if self.live.detector_model:
+            identity["detector_model"] = file_sha256(self.live.detector_model)
         return identity
 
 

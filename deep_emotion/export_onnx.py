@@ -23,14 +23,7 @@ from deep_emotion.face_detectors import yunet_model_path
 from deep_emotion.inference import load_checkpoint
 from deep_emotion.model import face_input_of
 from deep_emotion.onnx_export import export
-from deep_emotion.recognizer import (
-    CLASSIFY_EVERY,
-    DEFAULT_MODEL,
-    DETECT_EVERY,
-    LIGHT_MODEL,
-    PAPER_MODEL,
-    pipeline_settings,
-)
+from deep_emotion.recognizer import DEFAULT_MODEL, LIGHT_MODEL, PAPER_MODEL, LiveSettings, pipeline_settings
 from deep_emotion.serve import PAGE_FILES
 from deep_emotion.utils import (
     ArgumentParser,
@@ -113,8 +106,9 @@ def export_web(models, detector_model, web_dir):
     open_input_size(detector, web_dir / "yunet.onnx")
     # the page searches and classifies as visualize.py does: one search in DETECT_EVERY frames, each face
     # classified on one of its frames in CLASSIFY_EVERY, with the pipeline's own constants
-    manifest = {"detector": "yunet.onnx", "classifiers": classifiers, "detect_every": DETECT_EVERY,
-                "classify_every": CLASSIFY_EVERY, "pipeline": pipeline_settings()}
+    live = LiveSettings()  # the page reads video as the live pipeline does by default
+    manifest = {"detector": "yunet.onnx", "classifiers": classifiers, "detect_every": live.detect_every,
+                "classify_every": live.classify_every, "pipeline": pipeline_settings()}
     write_text_atomic(web_dir / "models.json", json.dumps(manifest, indent=2))
     return manifest
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import torch
 
-from deep_emotion.recognizer import RECENT_FRAMES, EmotionRecognizer, draw
+from deep_emotion.recognizer import RECENT_FRAMES, EmotionRecognizer, LiveSettings, draw
 from deep_emotion.timeline import LOG_COLUMNS, write_timeline
 from deep_emotion.utils import IMAGE_SUFFIXES, OutputError, UserError, atomic_write
 
@@ -122,11 +122,8 @@ def run_live(args, device):
     torch.set_num_threads(LIVE_TORCH_THREADS)
     # one photo to a file name with an image suffix writes that file; anything else writes into a folder
     one_image_file = stills and Path(source).is_file() and Path(args.output).suffix.lower() in IMAGE_SUFFIXES
-    recognizer = EmotionRecognizer(args.model, device, smooth=args.smooth, tta=args.tta, detector=args.detector,
-                               detector_model=args.detector_model, align=args.align, balanced=args.balanced,
-                               stills=stills, backend=args.backend, head=None if args.head == "auto" else args.head,
-                               detect_every=args.detect_every, classify_every=args.classify_every,
-                               threads=LIVE_TORCH_THREADS)
+    recognizer = EmotionRecognizer(args.model, device, stills=stills, threads=LIVE_TORCH_THREADS,
+                                   **LiveSettings.from_args(args).recognizer_kwargs())
     show = not args.no_display and display_available()
     if not args.no_display and not show:
         print("no display found: running headless (as with --no_display)")

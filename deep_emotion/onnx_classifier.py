@@ -1,4 +1,4 @@
-"""A Deep-Emotion network exported to ONNX (export_onnx.py), run by onnxruntime: no PyTorch needed.
+"""A Deep-Emotion network exported to ONNX (onnx_export.py), run by onnxruntime: no PyTorch needed.
 
     from deep_emotion.onnx_classifier import OnnxClassifier
     classifier = OnnxClassifier("deep_emotion_vgg.onnx")
@@ -54,7 +54,7 @@ class OnnxMember:
     def __init__(self, path, session):
         metadata = session.get_modelmeta().custom_metadata_map
         if "class_names" not in metadata:
-            raise OnnxError(f"{path} was not written by export_onnx.py (no class_names in its metadata)")
+            raise OnnxError(f"{path} was not written by deep-emotion export (no class_names in its metadata)")
         self.path, self.session = path, session
         self.class_names = json.loads(metadata["class_names"])
         self.heads = json.loads(metadata.get("heads", '["default"]'))

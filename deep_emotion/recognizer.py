@@ -5,6 +5,7 @@
     for face in recognizer.detect_emotions(frame):   # frame: BGR uint8 (H, W, 3)
         print(face["box"], face["label"], face["confidence"], face["emotions"])
 """
+import dataclasses
 import importlib.util
 import os
 import time
@@ -26,13 +27,46 @@ BACKENDS = ("auto", "onnx", "torch")
 # classified on one frame in CLASSIFY_EVERY of its frames and keeps its probabilities in between
 DETECT_EVERY = 3
 CLASSIFY_EVERY = 3
-# The default model of the API, visualize.py and export_onnx.py: trained on FER2013 and RAF-DB, within
-# a point of the FER2013-only network on FER2013 and far better on real-world faces (its model card)
+# The default model of the API, the commands (visualize.py, analyze.py) and export_onnx.py: trained on FER+'s
+# votes, FER2013's labels (a head each) and RAF-DB, within a point of the FER2013-only network on FER2013's
+# labels and far better on real-world faces (its model card)
 PACKAGE_WEIGHTS = Path(__file__).resolve().parent / "weights"  # installed with the package
 DEFAULT_MODEL = PACKAGE_WEIGHTS / "deep_emotion_vgg_heads.pt"
 PAPER_MODEL = PACKAGE_WEIGHTS / "deep_emotion.pt"  # the paper's network, trained on FER2013
 # the default's light twin (a fifth of its work per face): the browser page's model and visualize.py --fast
 LIGHT_MODEL = PACKAGE_WEIGHTS / "deep_emotion_light.pt"
+
+
+@dataclasses.dataclass(frozen=True)
+class LiveSettings:
+    """How the pipeline reads a video, as one object: the face detector, the search and classification intervals,
+    alignment, smoothing, test-time augmentation, the decision rule, the engine and the head. visualize.py's live
+    flags and analyze's build it (from_args), EmotionRecognizer takes it (recognizer_kwargs), and export --web
+    writes it into the page's models.json; each field's default is the pipeline's."""
+
+    detector: str = DEFAULT_DETECTOR
+    detector_model: str = None
+    detect_every: int = DETECT_EVERY
+    classify_every: int = CLASSIFY_EVERY
+    align: bool = False
+    smooth: float = 0.0
+    tta: str = None
+    balanced: bool = False
+    backend: str = "auto"
+    head: str = None
+
+    @classmethod
+    def from_args(cls, args, **given):
+        """The settings of a parser's namespace (a field it lacks keeps its default; --head auto is None), with
+        `given` over them."""
+        values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+        if values.get("head") == "auto":
+            values["head"] = None
+        return cls(**{**values, **given})
+
+    def recognizer_kwargs(self):
+        """EmotionRecognizer's keyword arguments for these settings."""
+        return dataclasses.asdict(self)
 
 
 def pick_backend(backend, model_paths, device="cpu"):

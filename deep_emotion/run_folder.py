@@ -65,7 +65,7 @@ def plot_curves(history, path):
 
 
 def restore_training(checkpoint, model, optimizer, scheduler, average=None):
-    """Loads a last.pt into the run's objects; returns (epochs done, best val accuracy, history).
+    """Loads a last.pt into the run's objects; returns (epochs done, best val score (the run's --select rule), history).
 
     With an average (--ema), checkpoint["model"] is the average and "trained_model" the weights that trained.
     """

@@ -16,7 +16,7 @@ import torch
 
 from deep_emotion.data.face_sources import majority_class
 from deep_emotion.data.loaders import load_split
-from deep_emotion.data.prepared import DataError, labels_are_fer2013, load_votes
+from deep_emotion.data.prepared import DataError, labels_are_fer2013, load_votes, stored_face_input
 from deep_emotion.emotions import FER2013_HEAD, SHIFT_PIXELS, TTA_MODES
 from deep_emotion.face_detectors import DEFAULT_DETECTOR, DETECTORS, YUNET_ENV, equalize_contrast
 from deep_emotion.inference import device_arg, pick_device
@@ -55,7 +55,7 @@ def get_args_parser(sections=SECTIONS, command=None):
                             "probabilities are averaged (default: deep_emotion/weights/deep_emotion_vgg_heads.pt)")
     model.add_argument("--balanced", **BOOL_FLAG,
                        help="class-balanced decision: divide out the training set's class prior (post-hoc logit "
-                            "adjustment; inference.balance) (default: off)")
+                            "adjustment; emotions.balance) (default: off)")
     model.add_argument("--fast", action="store_true",
                        help="the default model's light twin, deep_emotion/weights/deep_emotion_light.pt: a fifth of "
                             "its work per face, for slow machines; not with -m (default: off)")
@@ -244,12 +244,31 @@ def scoring_head(args, classifier):
     return FER2013_HEAD if fer2013_split and FER2013_HEAD in classifier.heads else None
 
 
+def face_input_note(data_dir, stored, read):
+    """One line saying how the faces a prepared folder keeps (stored) fall short of what the model reads (read):
+    enlarged (by how much) or without colour; None when they serve it as they are."""
+    if stored is None:
+        return None
+    short = ([f"enlarged {read.size / stored.size:.1f}x from {stored.size}x{stored.size}"] if stored.size < read.size
+             else []) + (["without colour (the model reads colour; they are grey)"] if read.colour and not
+                         stored.colour else [])
+    if not short:
+        return None
+    again = f"--face_size {read.size}" + (" --colour" if read.colour else "")
+    return (f"note: the model reads {read.describe()} faces and {data_dir} keeps {stored.describe()}: they are "
+            f"{' and '.join(short)}, which costs accuracy; prepare the source again with {again} to score it on "
+            "the faces it reads")
+
+
 def test_accuracy(args, classifier, head=None):
     """Scores --split; prints and returns the metrics dict, writes the confusion PNG and --report.
 
     head: the head classifier answers in (None: the default). Where the split has FER+ votes, the
     checkpoints' default head (FER+'s sense) is also scored against FER+'s majority.
     """
+    note = face_input_note(args.data, stored_face_input(args.data), classifier.face_input)
+    if note:
+        print(note)
     images, labels, _ = load_split(args.data, args.split, face_input=classifier.face_input)
     probabilities = classifier.predict(images, args.batch_size)
     metrics = classification_scores(probabilities.argmax(1), labels.numpy())

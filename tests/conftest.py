@@ -1,16 +1,27 @@
+import csv
+import json
 import os
 import sys
 import tempfile
 from pathlib import Path
 
+import cv2
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from deep_emotion import train as train_module  # noqa: E402
 from deep_emotion.data import prepare as generate_data  # noqa: E402
-from deep_emotion.data.synthetic_faces import SYNTHETIC_CSV, write_synthetic_csv  # noqa: E402
+from deep_emotion.data.prepared import split_dir  # noqa: E402
+from deep_emotion.data.synthetic_faces import (  # noqa: E402
+    SYNTHETIC_CSV,
+    synthetic_rows,  # noqa: E402
+    write_synthetic_csv,
+)
 from deep_emotion.emotions import CLASS_NAMES  # noqa: E402
 from deep_emotion.model import DeepEmotion  # noqa: E402
 
@@ -18,10 +29,23 @@ SHARED_FER = ROOT.parent / "shared" / "fer2013" / "fer2013-dev.csv.gz"
 PACKAGE_WEIGHTS, WEIGHTS = ROOT / "deep_emotion" / "weights", ROOT / "weights"
 
 
+SLOW_SECONDS = 1.0  # a test that took this long or more on the last measurement is in the slow tier
+
+
+def pytest_collection_modifyitems(config, items):
+    """The slow tier by measurement (tests/durations.json, written by tests/measure_durations.py): a test that took
+    SLOW_SECONDS or more, or that was never measured, is marked slow; `pytest -m "not slow"` runs the rest."""
+    durations = Path(__file__).resolve().parent / "durations.json"
+    measured = json.loads(durations.read_text()) if durations.is_file() else {}
+    for item in items:
+        if measured.get(item.nodeid, SLOW_SECONDS) >= SLOW_SECONDS:
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_configure(config):
     # the ONNX engine's exported graphs go to a folder of this run, not the user's cache (subprocesses inherit it)
     os.environ["DEEP_EMOTION_CACHE"] = tempfile.mkdtemp(prefix="deep-emotion-test-cache-")
-    config.addinivalue_line("markers", "slow: a training run, a subprocess or a browser: `pytest -m \"not slow\"` "
+    config.addinivalue_line("markers", "slow: set by measurement (tests/durations.json): `pytest -m \"not slow\"` "
                                        "leaves them out (the fast tier); CI runs everything")
 
 
@@ -63,7 +87,7 @@ def assert_one_line_usage_error(module, argv, message, capsys):
     assert stop.value.code == 2 and message in err and len(err.strip().splitlines()) == 1, err
 
 
-ASTRONAUT = ROOT / "deep_emotion" / "assets" / "astronaut.jpg"  # scikit-image's astronaut photo (public domain), one face
+ASTRONAUT = ROOT / "deep_emotion" / "assets" / "astronaut.jpg"  # scikit-image's astronaut (public domain), one face
 
 
 def write_face_clip(path, frames, fps=25, size=(320, 240), fourcc="mp4v", step=2):
@@ -79,3 +103,61 @@ def write_face_clip(path, frames, fps=25, size=(320, 240), fourcc="mp4v", step=2
         writer.write(frame)
     writer.release()
     return Path(path)
+
+
+# ---------------------------------------------------------------- helpers several test modules share
+
+# the flags of a small, quiet training run on one thread
+FAST = ["--batch_size", "16", "--workers", "1", "--quiet"]
+
+
+def train(data, out, *extra):
+    """main.py --train on a prepared folder, small and quiet; returns the run folder."""
+    return train_module.main(run_args(train_module, "--train", "--data", data, "--out", out, *FAST, *extra))
+
+
+def weights_of(run_dir, name="last.pt"):
+    """A run's saved weights (its state_dict)."""
+    return torch.load(run_dir / name, weights_only=True)["model"]
+
+
+def fer_rows(per_class=(6, 2, 2), seed=0):
+    """(label, 'p p p ...', Usage) rows of synthetic faces."""
+    return [(label, " ".join(map(str, face.ravel())), usage) for label, face, usage in synthetic_rows(per_class, seed)]
+
+
+def write_fer_csv(path, rows, columns=("emotion", "pixels", "Usage")):
+    """A FER2013-style CSV (gzipped for a .gz path) of fer_rows, under these column names."""
+    table = pd.DataFrame(rows, columns=["emotion", "pixels", "Usage"])
+    table.columns = list(columns)
+    table.to_csv(path, index=False, compression="gzip" if str(path).endswith(".gz") else None)
+
+
+def add_votes(data_dir, votes_of_label):
+    """Writes a votes column into every split of a prepared folder: votes_of_label(label) -> ten counts."""
+    for split in ("train", "val", "test"):
+        path = split_dir(data_dir, split) / "labels.csv"
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, ["file", "label", "origin", "votes"])
+            writer.writeheader()
+            for row in rows:
+                writer.writerow(dict(row, votes=" ".join(map(str, votes_of_label(int(row["label"]))))))
+
+
+CLASS_FOLDERS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+
+
+def colour_face_folder(root, per_class=6):
+    """Class folders of 100x100 faces whose red channel is bright and blue dark, a pattern per class."""
+    rng = np.random.default_rng(0)
+    for label, name in enumerate(CLASS_FOLDERS):
+        folder = root / name
+        folder.mkdir(parents=True)
+        for i in range(per_class):
+            face = np.zeros((100, 100, 3), np.uint8)
+            face[..., 2] = 180 + rng.integers(0, 40, (100, 100))  # red (BGR file)
+            face[:, label * 14:label * 14 + 14, 1] = 255  # a green stripe at the class's place
+            cv2.imwrite(str(folder / f"{i}.png"), face)
+    return root

@@ -23,7 +23,7 @@ from deep_emotion.corpus import (
     parse_shard,
     take_shard,
 )
-from deep_emotion.recognizer import DEFAULT_MODEL
+from deep_emotion.recognizer import DEFAULT_MODEL, LiveSettings
 from deep_emotion.utils import OutputError
 
 SETTINGS = AnalysisSettings(model=(str(DEFAULT_MODEL),))
@@ -102,7 +102,7 @@ def test_the_same_command_again_skips_what_is_done_and_redoes_what_changed(corpu
 
 def test_other_settings_write_elsewhere_or_are_refused(analysed, corpus):
     out, _ = analysed
-    other = AnalysisSettings(model=(str(DEFAULT_MODEL),), detect_every=1)
+    other = AnalysisSettings(model=(str(DEFAULT_MODEL),), live=LiveSettings(detect_every=1))
     with pytest.raises(CorpusError, match="another detect_every: give another --out"):
         analyze.analyze_corpus([corpus], out, other, progress=False)
 
@@ -130,9 +130,9 @@ def test_shards_hold_each_input_once_and_their_summaries_add_up_to_the_whole(cor
 
 def test_a_list_file_names_inputs_relative_to_itself(corpus, tmp_path):
     listing = tmp_path / "inputs.txt"
-    listing.write_text(f"# two of the clips\n{corpus / 'talk.mp4'}\n{os.path.relpath(corpus / 'nested/debate.avi', tmp_path)}\n")
-    assert find_inputs([listing]) == sorted([str(corpus / "talk.mp4"), str(tmp_path / os.path.relpath(
-        corpus / "nested/debate.avi", tmp_path))])
+    relative = os.path.relpath(corpus / "nested/debate.avi", tmp_path)
+    listing.write_text(f"# two of the clips\n{corpus / 'talk.mp4'}\n{relative}\n")
+    assert find_inputs([listing]) == sorted([str(corpus / "talk.mp4"), str(tmp_path / relative)])
     with pytest.raises(CorpusError, match="does not exist"):
         find_inputs([tmp_path / "missing"])
 
@@ -179,14 +179,16 @@ def test_an_unwritable_out_is_one_line(corpus, tmp_path):
 
 
 def test_sample_fps_reads_that_many_frames_a_second(corpus, tmp_path):
-    settings = AnalysisSettings(model=(str(DEFAULT_MODEL),), sample_fps=5, detect_every=1, classify_every=1)
+    settings = AnalysisSettings(model=(str(DEFAULT_MODEL),), sample_fps=5,
+                                live=LiveSettings(detect_every=1, classify_every=1))
     [row] = analyze.analyze_corpus([corpus / "talk.mp4"], tmp_path, settings, progress=False)
     table = read_csv(tmp_path / row["table"])
     assert sorted({int(r["frame"]) for r in table}) == [1, 6, 11, 16, 21, 26, 31, 36]
     assert sorted({float(r["time_s"]) for r in table}) == pytest.approx([0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.4])
     args = analyze.get_args_parser().parse_args(["x.mp4", "--out", "o", "--sample_fps", "1"])
     settings = analyze.settings_from_args(args)
-    assert (settings.detect_every, settings.classify_every) == (1, 1)  # frames a second apart are not followed
+    # frames a second apart are searched and classified each, not followed
+    assert (settings.live.detect_every, settings.live.classify_every) == (1, 1)
 
 
 def test_parquet_tables_hold_what_csv_tables_hold(corpus, analysed, tmp_path):
@@ -210,7 +212,7 @@ def test_a_missing_ray_is_one_line_naming_the_extra(corpus, tmp_path, monkeypatc
 
 
 def test_memory_stays_flat_in_the_length_of_a_video(tmp_path):
-    settings = AnalysisSettings(model=(str(DEFAULT_MODEL),), detect_every=10, classify_every=10)
+    settings = AnalysisSettings(model=(str(DEFAULT_MODEL),), live=LiveSettings(detect_every=10, classify_every=10))
     peaks = []
     for frames in (50, 500):
         clip = write_face_clip(tmp_path / f"{frames}.mp4", frames, size=(200, 200))
@@ -222,7 +224,6 @@ def test_memory_stays_flat_in_the_length_of_a_video(tmp_path):
     assert peaks[1] - peaks[0] < 200_000, peaks  # ten times the frames; rows are written, not kept
 
 
-@pytest.mark.slow
 def test_a_kill_in_the_middle_then_the_same_command_gives_the_uninterrupted_tables(corpus, analysed, tmp_path):
     out, _ = analysed
     command = [sys.executable, "-m", "deep_emotion", "analyze", str(corpus), "--out", str(tmp_path), "--workers",
@@ -258,7 +259,6 @@ def listening_addresses():
     return found
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="reads the listening sockets from /proc/net")
 def test_a_local_ray_listens_on_127_0_0_1_only_and_writes_the_tables_of_the_local_run(corpus, analysed, tmp_path):
     pytest.importorskip("ray")

@@ -1,4 +1,3 @@
-import pytest
 import torch
 
 from deep_emotion.data.augment import augment_batch
@@ -17,7 +16,6 @@ def high_frequency_energy(x):
     return (x[..., 1:, :] - x[..., :-1, :]).pow(2).mean() + (x[..., :, 1:] - x[..., :, :-1]).pow(2).mean()
 
 
-@pytest.mark.slow
 def test_no_augmentation_leaves_faces_unchanged():
     x = faces()
     torch.testing.assert_close(augment(x), x, atol=1e-5, rtol=0)
@@ -42,7 +40,6 @@ def test_random_erasing_blanks_a_rectangle_in_every_chosen_face():
     assert all((face == 0).any() for face in erased)
 
 
-@pytest.mark.slow
 def test_camera_degradations_stay_in_range_repeat_with_the_seed_and_vanish_at_strength_zero():
     from deep_emotion.data.augment import degrade_batch
     x = faces(64)  # in [0, 1]

@@ -8,7 +8,6 @@ from deep_emotion.inference import Ensemble, load_checkpoint
 from deep_emotion.model import DeepEmotion
 
 
-@pytest.mark.slow
 def test_fit_recovers_the_temperature_that_made_the_labels():
     generator = torch.Generator().manual_seed(0)
     logits = torch.randn(20000, 7, generator=generator) * 3
@@ -24,7 +23,6 @@ def test_expected_calibration_error_by_hand():
     assert ece == pytest.approx(0.4) and [count for _, _, count in table] == [2, 2]
 
 
-@pytest.mark.slow
 def test_write_stores_a_temperature_every_reader_applies_without_moving_the_argmax(prepared, tmp_path):
     path = tmp_path / "model.pt"
     torch.manual_seed(0)
@@ -56,7 +54,6 @@ def test_the_decision_rule_divides_out_as_much_prior_as_the_val_scores_want():
     assert calibrate.fit_prior_exponent([(exact, labels, "accuracy")], prior)[0] == 0.0
 
 
-@pytest.mark.slow
 def test_a_fitted_decision_rule_is_stored_and_applied_by_torch_and_onnx(prepared, tmp_path):
     pytest.importorskip("onnxruntime")
     from deep_emotion.emotions import balance

@@ -1,14 +1,17 @@
 """Documented defaults and invariants that no other test would notice changing, and the renamed public names."""
 import inspect
 
+import pytest
 import torch
 from conftest import run_args, shipped
 
-from deep_emotion import face_detectors, visualize
 from deep_emotion import recognizer as emotion_detector
 from deep_emotion import train as main
-from deep_emotion.config import CONFIG_KEYS, build_config
+from deep_emotion import visualize
+from deep_emotion.config import CONFIG_KEYS, build_config, upgrade
 from deep_emotion.data import prepare as generate_data
+from deep_emotion.inference import load_checkpoint
+from deep_emotion.recipes import RECIPES
 from deep_emotion.tracking import Tracker
 
 
@@ -32,27 +35,22 @@ def test_the_documented_old_api_name_still_works():
     assert emotion_detector.EmotionDetector is emotion_detector.EmotionRecognizer
 
 
-def test_yunet_thresholds_are_opencvs_sample_values():
-    # the browser page (web/) decodes YuNet with the same thresholds; both must move together
-    defaults = inspect.signature(face_detectors.YuNetDetector.__init__).parameters
-    assert defaults["score_threshold"].default == 0.6
-    assert face_detectors.YUNET_NMS_THRESHOLD == 0.3 and face_detectors.YUNET_CROP_SCALE == 1.23
-
-
 def recipe_config(*argv):
     """The RunConfig train.py builds for these flags (no resumed run)."""
     args = run_args(main, "--train", *argv)
     return build_config({key: getattr(args, key) for key in CONFIG_KEYS}, torch.device("cpu"))
 
 
-def test_the_default_recipes_are_the_readmes():
-    config = recipe_config()
-    assert (config.arch, config.epochs, config.batch_size, config.learning_rate, config.optimizer) == \
-        ("deep_emotion", 200, 256, 0.003, "adamw")
-    assert config.teacher == "weights/deep_emotion_vgg.pt"
-    assert (config.targets, config.source_weights) == ("label", None)
-    vgg = recipe_config("--arch", "deep_emotion_vgg")
-    assert (vgg.epochs, vgg.learning_rate, vgg.optimizer, vgg.arch_args) == (60, 0.03, "sgd", {"width": 48})
+@pytest.mark.parametrize("name, arch", [("deep_emotion.pt", "deep_emotion"),
+                                        ("deep_emotion_vgg.pt", "deep_emotion_vgg")])
+def test_a_run_with_no_flags_is_the_recipe_of_the_shipped_checkpoint(name, arch):
+    """Defaults reproduce the README's numbers: the configuration a run with no flags (but --arch) builds is the one
+    recorded in the checkpoint the README's row comes from, key for key."""
+    recorded = upgrade(load_checkpoint(shipped(name))["config"])
+    built = recipe_config("--arch", arch).to_dict()
+    differing = {key: (built[key], recorded[key]) for key in RECIPES[arch] if built[key] != recorded[key]}
+    assert differing == {}
+    assert (built["targets"], built["source_weights"]) == ("label", None)
 
 
 def test_the_default_val_carve_and_model():

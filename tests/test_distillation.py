@@ -3,26 +3,27 @@ import json
 
 import pytest
 import torch
-from test_train import train, weights_of
+import torch.nn.functional as F
+from conftest import train, weights_of
 
-from deep_emotion import distillation, recipes
+from deep_emotion import distillation, engine, recipes
 from deep_emotion import train as main
 from deep_emotion.data.loaders import load_split
 from deep_emotion.inference import load_model, predict
 
 
-@pytest.mark.slow
-def test_distillation_from_a_teacher_changes_the_loss(prepared, tmp_path):
-    teacher = train(prepared, tmp_path / "teacher", "--epochs", "1", "--max_steps", "2") / "best.pt"
-    plain = train(prepared, tmp_path / "plain", "--epochs", "1", "--teacher", "")
-    distilled = train(prepared, tmp_path / "distilled", "--epochs", "1", "--teacher", teacher,
-                      "--distill_weight", "0.7")
-    loss = lambda run: json.loads((run / "log.jsonl").read_text())["train_loss"]  # noqa: E731
-    assert loss(plain) != loss(distilled)
-    assert json.loads((distilled / "config.json").read_text())["teacher"] == str(teacher)
+def test_the_distillation_loss_mixes_the_labels_and_the_teachers_cross_entropies_by_the_weight():
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(5, 7, generator=generator)
+    labels = torch.tensor([0, 3, 6, 2, 3])
+    teacher = torch.randn(8, 7, generator=generator).softmax(1)  # a table over the training faces
+    batch = torch.tensor([4, 0, 7, 2, 5])  # the faces of this batch, by index
+    loss = engine.make_loss(teacher_probabilities=teacher, distill_weight=0.7)
+    by_hand = 0.3 * F.cross_entropy(logits, labels) - 0.7 * (teacher[batch] * logits.log_softmax(1)).sum(1).mean()
+    assert torch.allclose(loss(logits, labels, batch), by_hand, atol=1e-6)
+    assert torch.allclose(engine.make_loss()(logits, labels, batch), F.cross_entropy(logits, labels))
 
 
-@pytest.mark.slow
 def test_distillation_targets_line_up_with_the_images(prepared, tmp_path, monkeypatch):
     # a teacher that gives each face its own true label, at full weight, must train exactly as the labels do
     images, labels, _ = load_split(prepared, "train")
@@ -32,11 +33,11 @@ def test_distillation_targets_line_up_with_the_images(prepared, tmp_path, monkey
     common = ["--epochs", "1", "--max_steps", "3", "--label_smoothing", "0", "--precision", "fp32"]
     taught = train(prepared, tmp_path / "a", *common, "--teacher", checkpoint, "--distill_weight", "1")
     plain = train(prepared, tmp_path / "b", *common, "--teacher", "")
+    assert json.loads((taught / "config.json").read_text())["teacher"] == str(checkpoint)
     for key, value in weights_of(plain).items():
         assert torch.allclose(value, weights_of(taught)[key], atol=1e-6), key
 
 
-@pytest.mark.slow
 def test_teacher_targets_are_cached_per_teacher(prepared, tmp_path, monkeypatch):
     teacher = train(prepared, tmp_path / "t", "--epochs", "1", "--max_steps", "1") / "last.pt"
     loads = []
@@ -50,7 +51,6 @@ def test_teacher_targets_are_cached_per_teacher(prepared, tmp_path, monkeypatch)
         assert torch.equal(value, weights_of(second)[key]), key
 
 
-@pytest.mark.slow
 def test_several_teachers_are_averaged(prepared, tmp_path):
     a = train(prepared, tmp_path / "a", "--epochs", "1", "--max_steps", "1") / "last.pt"
     b = train(prepared, tmp_path / "b", "--epochs", "1", "--max_steps", "1", "--seed", "1", "--clahe") / "last.pt"

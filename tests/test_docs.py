@@ -6,7 +6,6 @@ import shutil
 import subprocess
 import sys
 
-import pytest
 from conftest import ROOT
 
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
@@ -59,7 +58,6 @@ def test_the_readme_has_two_setup_blocks_and_ci_runs_the_test_block_as_written()
         assert block.splitlines()[0].startswith('python -c "import torch" 2>/dev/null || pip install torch')
 
 
-@pytest.mark.slow
 def test_the_try_block_runs_as_written_on_the_shipped_photo(tmp_path):
     commands = [line.split("#")[0].split() for line in readme_blocks()["try"].splitlines()
                 if line.startswith("deep-emotion ")]
@@ -78,7 +76,6 @@ def test_the_try_block_runs_as_written_on_the_shipped_photo(tmp_path):
         assert output.stat().st_size > 10_000 and re.search(r"face 0 Happy \d+%", result.stdout), result.stdout
 
 
-@pytest.mark.slow
 def test_the_readmes_python_api_snippet_runs_from_any_folder(tmp_path):
     """The snippet under "Python API" says it works from any folder: run it from an empty one."""
     readme = (ROOT / "README.md").read_text()
@@ -91,7 +88,6 @@ def test_the_readmes_python_api_snippet_runs_from_any_folder(tmp_path):
     assert len(lines) == 1 and "Happy" in lines[0]  # the astronaut's one face, smiling
 
 
-@pytest.mark.slow
 def test_the_short_synthetic_run_reaches_what_the_readme_says_on_each_split(tmp_path):
     """The README's short run on data/synthetic: about 89% on val (where best.pt is chosen), about 84% on test."""
     readme = (ROOT / "README.md").read_text()

@@ -32,7 +32,6 @@ class PriorOnly(torch.nn.Module):
         return self.bias.expand(len(x), 7)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("tau", [0.0, 1.0])
 def test_logit_adjusted_loss_learns_the_balanced_decision(tau):
     # labels with a skewed prior: plain cross-entropy learns log(prior); tau = 1 learns uniform logits

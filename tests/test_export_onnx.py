@@ -2,7 +2,6 @@
 import json
 import re
 
-import pytest
 from conftest import ROOT, shipped
 
 from deep_emotion import export_onnx
@@ -25,7 +24,6 @@ def test_the_page_reads_every_number_python_gives_it_and_no_other():
     assert all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pipeline_settings().values())
 
 
-@pytest.mark.slow
 def test_export_web_from_another_folder_writes_there_and_says_where(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     written = export_onnx.main(export_onnx.get_args_parser().parse_args(

@@ -65,7 +65,6 @@ def test_yunet_ships_in_the_package_and_is_the_default_detector(monkeypatch):
     assert visualize.get_args_parser().parse_args([]).detector == "yunet"
 
 
-@pytest.mark.slow
 def test_yunet_model_missing_or_wrong_is_a_one_line_error_with_the_download(tmp_path, monkeypatch):
     monkeypatch.delenv("DEEP_EMOTION_YUNET", raising=False)
     monkeypatch.setattr(face_detectors, "PACKAGED_YUNET", tmp_path / "not-installed.onnx")
@@ -87,7 +86,6 @@ def test_yunet_model_missing_or_wrong_is_a_one_line_error_with_the_download(tmp_
     assert len(result.stderr.strip().splitlines()) == 1 and YUNET_URL in result.stderr
 
 
-@pytest.mark.slow
 @needs_yunet
 @pytest.mark.skipif(not SHARED_FER.exists(), reason="../shared/fer2013 is not here")
 def test_yunet_finds_turned_faces_and_alignment_undoes_the_turn():

@@ -3,11 +3,9 @@ follows it: prepared data, training, the teacher's targets, test, the live crop,
 Existing 48x48 grey checkpoints read as before (their tests elsewhere)."""
 import json
 
-import cv2
 import numpy as np
 import pytest
-from conftest import run_args
-from test_train import FAST
+from conftest import FAST, colour_face_folder, run_args
 
 from deep_emotion import distillation, onnx_classifier, onnx_export, visualize
 from deep_emotion import train as main
@@ -21,7 +19,6 @@ from deep_emotion.recognizer import EmotionRecognizer
 
 COLOUR = FaceInput(32, 3)
 COLOUR_VGG = ["--arch", "deep_emotion_vgg", "--arch_args", json.dumps({"width": 4, "image_size": 32, "in_channels": 3})]
-CLASS_FOLDERS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 
 
 def train(data_dirs, out, *extra):
@@ -46,20 +43,6 @@ def test_frames_and_faces_become_what_the_network_reads():
     assert face.shape == (32, 32, 3) and face[5, 5].tolist() == [200, 0, 0]
     assert fit_face(np.full((10, 10), 7, np.uint8), COLOUR).shape == (32, 32, 3)  # grey repeated, enlarged
     assert fit_face(rgb[:48, :48], FaceInput()).shape == (48, 48)
-
-
-def colour_face_folder(root, per_class=6):
-    """Class folders of 100x100 faces whose red channel is bright and blue dark, a pattern per class."""
-    rng = np.random.default_rng(0)
-    for label, name in enumerate(CLASS_FOLDERS):
-        folder = root / name
-        folder.mkdir(parents=True)
-        for i in range(per_class):
-            face = np.zeros((100, 100, 3), np.uint8)
-            face[..., 2] = 180 + rng.integers(0, 40, (100, 100))  # red (BGR file)
-            face[:, label * 14:label * 14 + 14, 1] = 255  # a green stripe at the class's place
-            cv2.imwrite(str(folder / f"{i}.png"), face)
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -94,14 +77,12 @@ def colour_run(colour_data, prepared, tmp_path_factory):
     return train([prepared, colour_data], tmp_path_factory.mktemp("colour_run"), *COLOUR_VGG, "--max_steps", "2")
 
 
-@pytest.mark.slow
 def test_a_colour_network_trains_on_grey_and_colour_folders_and_its_checkpoint_says_so(colour_run):
     model, checkpoint = load_model(colour_run / "best.pt")
     assert model.face_input == COLOUR and checkpoint["arch_args"]["in_channels"] == 3
     assert Ensemble(colour_run / "best.pt").face_input == COLOUR
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["torch", "onnx"])
 def test_test_scores_a_colour_network_on_its_own_crops(colour_run, prepared, tmp_path, monkeypatch, backend):
     seen = []
@@ -114,7 +95,6 @@ def test_test_scores_a_colour_network_on_its_own_crops(colour_run, prepared, tmp
     assert seen[0][1:] == (32, 32, 3) and metrics["total"] == seen[0][0]
 
 
-@pytest.mark.slow
 def test_the_live_crop_follows_the_network(colour_run, monkeypatch):
     recognizer = EmotionRecognizer(colour_run / "best.pt", stills=True)
     frame = np.zeros((200, 200, 3), np.uint8)
@@ -127,7 +107,6 @@ def test_the_live_crop_follows_the_network(colour_run, monkeypatch):
     assert crops[0].shape == (32, 32, 3) and crops[0][0, 0].tolist() == [220, 0, 0]
 
 
-@pytest.mark.slow
 def test_a_colour_network_exports_to_onnx_with_the_same_answers(colour_run, tmp_path):
     faces = np.random.default_rng(0).integers(0, 256, COLOUR.shape(4), dtype=np.uint8)
     path = onnx_export.export(colour_run / "best.pt", tmp_path / "colour.onnx")
@@ -137,7 +116,6 @@ def test_a_colour_network_exports_to_onnx_with_the_same_answers(colour_run, tmp_
     assert np.abs(exported.predict(faces) - expected).max() < 1e-4
 
 
-@pytest.mark.slow
 def test_a_teacher_reads_its_own_crops_and_an_ensemble_the_widest(colour_run, prepared, colour_data, tmp_path,
                                                                     monkeypatch):
     grey_teacher = train([prepared, colour_data], tmp_path / "grey", "--arch", "deep_emotion_vgg", "--arch_args",
@@ -162,3 +140,15 @@ def test_a_teacher_reads_its_own_crops_and_an_ensemble_the_widest(colour_run, pr
     onnx_pair = onnx_classifier.OnnxClassifier(exported)
     assert onnx_pair.face_input == pair.face_input
     assert np.abs(onnx_pair.predict(faces) - np.mean(each, axis=0)).max() < 1e-4
+
+
+def test_test_says_in_one_line_when_a_folders_faces_fall_short_of_what_the_model_reads(colour_run, prepared,
+                                                                                        tmp_path, capsys):
+    note = visualize.face_input_note("data/fer", FaceInput(), FaceInput(150, 3))
+    assert note.startswith("note: the model reads 150x150 RGB faces and data/fer keeps 48x48 grey: they are "
+                           "enlarged 3.1x from 48x48 and without colour") and "--face_size 150 --colour" in note
+    assert visualize.face_input_note("data/raf", FaceInput(150, 3), FaceInput()) is None  # shrunk and greyed: fine
+    visualize.main(run_args(visualize, "--test_cc", "--data", prepared, "-m", colour_run / "best.pt", "--figures",
+                            tmp_path))  # a colour network on the synthetic folder's grey faces
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "without colour" in notes[0] and "enlarged" not in notes[0]

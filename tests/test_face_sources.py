@@ -4,7 +4,7 @@ import csv
 import cv2
 import numpy as np
 import pytest
-from test_prepare import fer_rows, write_fer_csv
+from conftest import fer_rows, write_fer_csv
 
 from deep_emotion import face_detectors
 from deep_emotion.data import face_sources

@@ -61,7 +61,6 @@ def dlib_file(net):
 DESCRIPTOR = face_trunk.DESCRIPTOR_SIZE
 
 
-@pytest.mark.slow
 def test_the_reader_takes_every_layer_from_a_file_in_dlibs_format():
     torch.manual_seed(0)
     net = DlibResNet()
@@ -121,7 +120,6 @@ def face_chip(image_rgb, box, padding=0.25):
     return standardize_rgb(torch.from_numpy(chip).permute(2, 0, 1)[None].float())
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not HAS_DLIB_WEIGHTS, reason='dlib\'s weights come with pip install ".[pretrained]"')
 def test_the_port_reads_dlibs_network_a_face_and_its_mirror_lie_within_0_6():
     skimage_data = pytest.importorskip("skimage.data")
@@ -139,7 +137,6 @@ def test_the_port_reads_dlibs_network_a_face_and_its_mirror_lie_within_0_6():
 
 @pytest.mark.skipif(not HAS_DLIB_WEIGHTS or not SHARED_RAFDB.is_dir(),
                     reason="needs dlib's weights (.[pretrained]) and ../shared/rafdb")
-@pytest.mark.slow
 def test_the_port_tells_different_people_apart():
     import cv2
     net, _ = face_trunk.load_dlib_trunk()
@@ -179,7 +176,6 @@ def face_resnet_checkpoint(tmp_path_factory):
     return path
 
 
-@pytest.mark.slow
 def test_a_face_resnet_checkpoint_loads_and_exports_to_onnx_with_the_same_answers(face_resnet_checkpoint, tmp_path):
     model, checkpoint = load_model(face_resnet_checkpoint)
     assert isinstance(model, FaceResNet) and model.input_size == 112

@@ -95,8 +95,15 @@ def test_each_face_is_classified_once_in_m_frames_and_a_new_face_at_once(checkpo
     assert results[1][0]["emotions"] == results[0][0]["emotions"] == results[2][0]["emotions"]
 
 
-def test_the_default_searches_one_frame_in_several():
-    assert DETECT_EVERY > 1
+def test_the_default_searches_a_steady_face_on_one_frame_in_detect_every(checkpoint):
+    recognizer = EmotionRecognizer(checkpoint)  # the API's and the live loop's defaults
+    faces = ScriptedFaces(moving)
+    recognizer.find_faces = faces
+    for index in range(30):
+        faces.frame = index
+        assert len(recognizer.detect_emotions(FRAME)) == 1
+    # after the first two searches (a velocity needs two), one in DETECT_EVERY frames
+    assert faces.searched == [0, 1, *range(1 + DETECT_EVERY, 30, DETECT_EVERY)] and len(faces.searched) < 30 / 2
 
 
 def test_follow_moves_landmarks_with_the_box():

@@ -5,8 +5,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import run_args, shipped
-from test_multi_source import add_votes
+from conftest import add_votes, run_args, shipped
 
 from deep_emotion import engine, recipes, train, visualize
 from deep_emotion.data import training_data
@@ -61,7 +60,6 @@ def test_with_distill_heads_all_the_second_head_follows_the_teachers_second_head
     assert torch.allclose(loss(logits, labels, torch.arange(3)), expected)
 
 
-@pytest.mark.slow
 def test_distill_heads_all_reads_the_teachers_fer2013_head_and_needs_two_heads(voted_folder, tmp_path,
                                                                                  two_head_checkpoint):
     common = ["--train", "--data", voted_folder, "--arch", "deep_emotion_vgg", "--epochs", "1", "--max_steps", "1",
@@ -94,7 +92,6 @@ def voted_folder(prepared, tmp_path):
     return data
 
 
-@pytest.mark.slow
 def test_a_two_head_run_starts_from_a_one_head_checkpoint_and_logs_each_head(voted_folder, tmp_path):
     first = train.main(run_args(train, "--train", "--data", voted_folder, "--out", tmp_path / "a", "--arch",
                                 "deep_emotion_vgg", "--arch_args", json.dumps({"width": 4}), "--epochs", "1",
@@ -128,7 +125,6 @@ def two_head_checkpoint(tmp_path):
     return path
 
 
-@pytest.mark.slow
 def test_test_cc_scores_fer2013_labels_with_their_head_and_fer_plus_with_the_default(two_head_checkpoint,
                                                                                       voted_folder, tmp_path):
     common = ["-t", "-d", voted_folder, "-m", two_head_checkpoint, "--figures", tmp_path]
@@ -150,7 +146,6 @@ def test_a_face_set_that_is_not_fer2013_is_scored_with_the_default_head(two_head
     assert metrics["head"] == "default"
 
 
-@pytest.mark.slow
 def test_both_engines_answer_in_the_default_head_or_the_one_asked_for(two_head_checkpoint, tmp_path):
     pytest.importorskip("onnxruntime")
     from deep_emotion.onnx_classifier import OnnxError
@@ -161,8 +156,8 @@ def test_both_engines_answer_in_the_default_head_or_the_one_asked_for(two_head_c
         assert classifier.predict(faces.numpy()).argmax(1).tolist() == [6] * 4
         classifier.use_head("fer2013")
         assert classifier.predict(faces).argmax(1).tolist() == [3] * 4
-        assert build_classifier(two_head_checkpoint, backend=backend, head="fer2013").predict(faces).argmax(1).tolist() \
-            == [3] * 4
+        asked = build_classifier(two_head_checkpoint, backend=backend, head="fer2013")
+        assert asked.predict(faces).argmax(1).tolist() == [3] * 4
     with pytest.raises(OnnxError, match="has no head 'fer2013'"):
         build_classifier(shipped("deep_emotion.pt"), backend="onnx", head="fer2013")
     with pytest.raises(CheckpointError, match="has no head 'fer2013'"):

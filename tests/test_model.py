@@ -66,7 +66,6 @@ def test_vgg_depth_adds_one_conv_bn_per_stage_and_keeps_the_shipped_layout():
         build_model("deep_emotion_vgg", depth=0)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("arch", sorted(ARCHS))
 @pytest.mark.parametrize("batch", [1, 64])
 def test_forward_shapes(arch, batch):
@@ -160,7 +159,6 @@ def test_flops_of_the_paper_network_by_hand():
     assert by_hand <= flops <= by_hand + 2 * 48 * 48 * 3 * 2  # + affine_grid's (1, 2304, 3) x (3, 2) product
 
 
-@pytest.mark.slow
 def test_tiny_batch_overfits():
     torch.manual_seed(0)
     model = DeepEmotion(dropout=0.0)

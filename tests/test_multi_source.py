@@ -1,13 +1,11 @@
 """Training on several prepared folders: the union's draws and weights, soft targets, per-source logs, resume."""
-import csv
 import json
 import shutil
 
 import numpy as np
 import pytest
 import torch
-from conftest import run_args
-from test_train import FAST, weights_of
+from conftest import FAST, add_votes, run_args, weights_of
 
 from deep_emotion import engine
 from deep_emotion import train as main
@@ -36,19 +34,6 @@ def test_epoch_draws_honour_the_source_weights():
     assert (skewed < 100).sum() == 90
 
 
-def add_votes(data_dir, votes_of_label):
-    """Writes a votes column into every split of a prepared folder: votes_of_label(label) -> ten counts."""
-    for split in ("train", "val", "test"):
-        path = split_dir(data_dir, split) / "labels.csv"
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-        with open(path, "w", newline="") as f:
-            writer = csv.DictWriter(f, ["file", "label", "origin", "votes"])
-            writer.writeheader()
-            for row in rows:
-                writer.writerow(dict(row, votes=" ".join(map(str, votes_of_label(int(row["label"]))))))
-
-
 FER_PLUS_COLUMN = {6: 0, 3: 1, 5: 2, 4: 3, 0: 4, 1: 5, 2: 6}  # FER2013 class -> FER+ vote column
 
 
@@ -67,7 +52,6 @@ def voted(prepared, tmp_path):
     return data
 
 
-@pytest.mark.slow
 def test_unanimous_votes_train_exactly_as_the_labels(prepared, voted, tmp_path):
     common = ["--epochs", "1", "--max_steps", "3", "--label_smoothing", "0", "--precision", "fp32"]
     by_votes = train([voted], tmp_path / "a", *common, "--targets", "votes")
@@ -98,7 +82,6 @@ def test_not_a_face_votes_leave_the_face_out(prepared, tmp_path):
     assert 0 not in source.train_labels.tolist() and len(source.train_labels) == 112 - 16
 
 
-@pytest.mark.slow
 def test_two_sources_log_each_and_pick_best_on_the_declared_score(prepared, voted, tmp_path, monkeypatch):
     scripted = iter([{"voted": 0.5, "b": 0.2}, {"voted": 0.4, "b": 0.6}, {"voted": 0.6, "b": 0.1}])
     real = engine.evaluate_sources
@@ -126,7 +109,6 @@ def test_two_sources_log_each_and_pick_best_on_the_declared_score(prepared, vote
     assert best["inputs"]["select_rule"] == best["select_rule"] and "select_rule" not in config  # derived, apart
 
 
-@pytest.mark.slow
 def test_a_multi_source_run_resumes_as_it_would_have_run(prepared, voted, tmp_path):
     flags = ["--targets", "votes", "--source_weights", "1", "3", "--max_steps", "2"]
     straight = train([voted, prepared], tmp_path / "a", "--epochs", "2", *flags)
@@ -161,7 +143,6 @@ def test_single_folder_keeps_its_old_data_identity(prepared):
         {"x": {"accuracy": 0.7, "balanced_accuracy": 0.1}}), 0.7)
 
 
-@pytest.mark.slow
 def test_the_loss_follows_the_votes_not_the_majority(prepared, tmp_path):
     data = tmp_path / "split_votes"
     shutil.copytree(prepared, data)
@@ -173,7 +154,6 @@ def test_the_loss_follows_the_votes_not_the_majority(prepared, tmp_path):
                if v.is_floating_point())
 
 
-@pytest.mark.slow
 def test_a_source_with_no_weight_is_never_drawn(prepared, tmp_path):
     start = train([prepared], tmp_path / "init", "--epochs", "1", "--max_steps", "1")
     runs = []
@@ -201,7 +181,6 @@ def test_visualize_scores_fer_plus_majority_where_the_split_has_votes(prepared, 
     assert metrics["ferplus"]["accuracy"] == pytest.approx(predicted_neutral)
 
 
-@pytest.mark.slow
 def test_a_model_trained_on_votes_is_calibrated_against_fer_plus(prepared, tmp_path):
     from deep_emotion import calibrate
     data = tmp_path / "neutral_votes"

@@ -30,7 +30,6 @@ def real_faces(prepared):
     return load_split(prepared, "test")[0].numpy()
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", ["deep_emotion", "deep_emotion_vgg"])
 def test_onnxruntime_matches_pytorch_on_faces(exported, prepared, name):
     faces = real_faces(prepared)
@@ -62,7 +61,6 @@ def test_the_onnx_runtime_needs_no_pytorch(exported, tmp_path):
     assert result.stdout.strip() == "(1, 7) 1.0 Angry"
 
 
-@pytest.mark.slow
 def test_visualize_backend_onnx_scores_as_torch(prepared, exported, tmp_path):
     common = ["-t", "-d", prepared, "--figures", tmp_path]
     torch_run = visualize.main(run_args(visualize, *common, "-m", shipped("deep_emotion.pt")))
@@ -76,7 +74,6 @@ def test_visualize_backend_onnx_scores_as_torch(prepared, exported, tmp_path):
         visualize.main(run_args(visualize, *common, "-m", broken))
 
 
-@pytest.mark.slow
 def test_a_clahe_checkpoint_equalises_before_the_onnx_graph(checkpoint, prepared, tmp_path):
     # ONNX has no CLAHE operator: the runtime equalises the faces itself when the metadata says so
     equalised = tmp_path / "clahe.pt"

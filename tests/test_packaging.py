@@ -51,7 +51,8 @@ def test_every_error_class_of_the_package_is_a_user_error_caught_in_one_place():
 
     import deep_emotion
     from deep_emotion.utils import UserError
-    names = [m.name for m in pkgutil.walk_packages(deep_emotion.__path__, "deep_emotion.") if m.name != "deep_emotion.__main__"]
+    names = [m.name for m in pkgutil.walk_packages(deep_emotion.__path__, "deep_emotion.")
+             if m.name != "deep_emotion.__main__"]
     errors = {(cls.__module__, cls.__name__) for name in names for cls in vars(importlib.import_module(name)).values()
               if isinstance(cls, type) and issubclass(cls, Exception) and cls.__module__.startswith("deep_emotion")}
     assert len(errors) >= 10, errors
@@ -79,7 +80,6 @@ def test_no_command_or_an_unknown_one_is_the_usage_and_exit_2(argv, problem):
     assert "commands:" in result.stderr
 
 
-@pytest.mark.slow
 def test_a_command_takes_its_scripts_flags_and_errors(tmp_path):
     runs = tmp_path / "runs"
     result = deep_emotion_command("train", "--data", tmp_path, "--out", runs)  # = main.py --train --data ...
@@ -90,7 +90,6 @@ def test_a_command_takes_its_scripts_flags_and_errors(tmp_path):
     assert usage.startswith("usage: deep-emotion train") and "--source_weights" in usage
 
 
-@pytest.mark.slow
 def test_the_wheel_installs_and_classifies_a_face_from_another_folder(tmp_path):
     source = tmp_path / "source"  # a copy of what the wheel is built from: the build leaves the checkout alone
     source.mkdir()

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, SHARED_FER, run_args
+from conftest import ROOT, SHARED_FER, fer_rows, run_args, write_fer_csv
 
 from deep_emotion import utils
 from deep_emotion.data import prepare as generate_data
@@ -20,17 +20,6 @@ from deep_emotion.data.loaders import FER2013, load_split
 from deep_emotion.data.prepared import DataError, split_dir
 from deep_emotion.data.synthetic_faces import synthetic_rows
 from deep_emotion.emotions import CLASS_NAMES
-
-
-def fer_rows(per_class=(6, 2, 2), seed=0):
-    """(label, 'p p p ...', Usage) rows of synthetic faces."""
-    return [(label, " ".join(map(str, face.ravel())), usage) for label, face, usage in synthetic_rows(per_class, seed)]
-
-
-def write_fer_csv(path, rows, columns=("emotion", "pixels", "Usage")):
-    table = pd.DataFrame(rows, columns=["emotion", "pixels", "Usage"])
-    table.columns = list(columns)
-    table.to_csv(path, index=False, compression="gzip" if str(path).endswith(".gz") else None)
 
 
 def counts(data, split):
@@ -108,7 +97,6 @@ def test_bad_rows_are_skipped_and_named(tmp_path):
     assert summary["first_bad_rows"][0].startswith(f"fer2013.csv:{len(rows) + 2}: label")
 
 
-@pytest.mark.slow
 def test_nothing_valid_stops_with_one_line_and_writes_nothing(tmp_path):
     write_fer_csv(tmp_path / "fer2013.csv", [(9, "1 2 3", "Training")])
     result = subprocess.run([sys.executable, str(ROOT / "generate_data.py"), "--data", str(tmp_path)],
@@ -168,7 +156,6 @@ def test_interrupted_build_leaves_no_split(tmp_path, monkeypatch):
     assert not list((tmp_path / "prepared").glob(".building-*"))
 
 
-@pytest.mark.slow
 def test_synthetic_flag_and_dataset(tmp_path):
     generate_data.main(run_args(generate_data, "--synthetic", "--data", tmp_path))
     dataset = FER2013(tmp_path, "train", transform=np.asarray, target_transform=lambda y: CLASS_NAMES[y])
@@ -189,7 +176,6 @@ def test_unprepared_folder_names_the_command_the_user_types(tmp_path, monkeypatc
     assert result.returncode == 2 and f"`python generate_data.py --data {tmp_path}`" in result.stderr
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not SHARED_FER.exists(), reason="../shared/fer2013 is not here")
 def test_real_fer2013_dev_split_sizes(tmp_path):
     (tmp_path / "fer2013.csv.gz").symlink_to(SHARED_FER)
@@ -263,7 +249,6 @@ def test_split_folders_are_readable_by_other_users(tmp_path):
     assert stat.S_IMODE(split_dir(tmp_path, "train").stat().st_mode) == 0o755
 
 
-@pytest.mark.slow
 def test_parsing_workers_die_with_a_killed_parent(tmp_path):
     script = tmp_path / "hold.py"
     script.write_text(f"import sys, time\nsys.path.insert(0, {str(ROOT)!r})\nfrom deep_emotion.data import fer_csv\n"
@@ -307,7 +292,6 @@ def test_unwritable_data_folder_is_a_data_error(tmp_path):
         generate_data.prepare(tmp_path)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("argv", [["generate_data.py", "--help"], ["-m", "deep_emotion", "prepare", "--help"]])
 def test_setup_imports_no_pytorch(argv):
     result = subprocess.run([sys.executable, "-X", "importtime", *argv], cwd=ROOT, capture_output=True, text=True,

@@ -82,7 +82,6 @@ def test_headless_fallback_without_a_display(monkeypatch):
     assert live.display_available() is False
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not SHARED_FER.exists(), reason="../shared/fer2013 is not here")
 def test_a_real_face_is_detected_where_it_is_and_cropped_as_fer_frames_it(detector):
     with gzip.open(SHARED_FER, "rt") as f:
@@ -167,7 +166,6 @@ def test_the_api_refuses_other_arrays_in_one_line_naming_shape_and_dtype(detecto
     assert "\n" not in str(refused.value)
 
 
-@pytest.mark.slow
 def test_the_api_reads_a_photo_as_the_command_line_does_with_stills(tmp_path):
     """`live --source photo` and EmotionRecognizer(stills=True) give the same boxes and labels; the default API
     reads a video frame from a 320-pixel copy, which is why its boxes may differ (docs/inference.md)."""

@@ -12,9 +12,7 @@ import urllib.request
 
 import onnxruntime
 import pytest
-from conftest import ROOT, shipped
-from test_face_input import colour_face_folder
-from test_multi_source import add_votes
+from conftest import ROOT, add_votes, colour_face_folder, shipped
 
 from deep_emotion.data.synthetic_faces import SYNTHETIC_CSV
 
@@ -43,7 +41,6 @@ def test_ablation_table_reads_the_committed_logs():
     assert out.count("\n| ") >= 5 and "%" in out
 
 
-@pytest.mark.slow
 def test_backend_speed(checkpoint, prepared, tmp_path):
     run(BENCHMARKS / "backend_speed.py", "--model", checkpoint, "--data", prepared, "--repeats", "1",
         "--json", tmp_path / "r.json")
@@ -55,7 +52,6 @@ def test_backend_speed(checkpoint, prepared, tmp_path):
     assert accuracy["pytorch fp32 folded"] == pytest.approx(accuracy["pytorch fp32"], abs=0.01)  # the same answers
 
 
-@pytest.mark.slow
 def test_code_shape_goals_are_met(tmp_path):
     run(BENCHMARKS / "code_shape.py", "--json", tmp_path / "shape.json")
     shape = json.loads((tmp_path / "shape.json").read_text())
@@ -80,7 +76,6 @@ def test_code_shape_finds_an_import_that_points_up_the_layers():
     assert code_shape.layer_violations({"newcomer": set()}) == ["newcomer is in no layer of LAYERS"]
 
 
-@pytest.mark.slow
 def test_corpus_speed_times_whole_commands(tmp_path):
     run(BENCHMARKS / "corpus_speed.py", "--clips", "2", "--clip_seconds", "1", "--repeats", "1", "--ray", "0",
         "--long_minutes", "0.05", "--json", tmp_path / "c.json", timeout=400)
@@ -90,7 +85,6 @@ def test_corpus_speed_times_whole_commands(tmp_path):
     assert all(factor > 0 for factor in result["factors"].values()) and result["memory_ratio"] > 0
 
 
-@pytest.mark.slow
 def test_face_framing(prepared, tmp_path):
     run(BENCHMARKS / "face_framing.py", "--data", prepared, "--count", "10", "--json", tmp_path / "f.json")
     result = json.loads((tmp_path / "f.json").read_text())
@@ -99,7 +93,6 @@ def test_face_framing(prepared, tmp_path):
         assert result["reported"]["FER side / box width"]["median"] > 0
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("overlap", ["0", "1"])
 def test_live_fps(checkpoint, prepared, overlap):
     out = run(BENCHMARKS / "live_fps.py", "--data", prepared, "--model", checkpoint, "--frames", "3", "--repeats", "1",
@@ -108,7 +101,6 @@ def test_live_fps(checkpoint, prepared, overlap):
     assert [n for n, _ in rates] == ["1", "3"] and all(float(r) > 0 for _, r in rates) and "classify" in out
 
 
-@pytest.mark.slow
 def test_follow_faces_compares_each_interval_with_every_frame_search(checkpoint, prepared, tmp_path):
     run(BENCHMARKS / "follow_faces.py", "--data", prepared, "--model", checkpoint, "--frames", "12", "--repeats", "1",
         "--max_every", "2", "--out", tmp_path / "f.json")
@@ -120,7 +112,6 @@ def test_follow_faces_compares_each_interval_with_every_frame_search(checkpoint,
     assert all(row["frames_per_s"] > 0 for row in table.values())
 
 
-@pytest.mark.slow
 def test_pipeline_accuracy(checkpoint, prepared):
     out = run(BENCHMARKS / "pipeline_accuracy.py", "--data", prepared, "--model", checkpoint, "--count", "5")
     found = int(re.search(r"found (\d+) of 5 faces", out).group(1))
@@ -129,7 +120,6 @@ def test_pipeline_accuracy(checkpoint, prepared):
     assert 0 <= found <= 5 and all(round(v * max(found, 1) / 100, 6) % 1 == 0 for v in (direct, pipeline))
 
 
-@pytest.mark.slow
 def test_setup_speed(tmp_path):
     csv = ROOT / "data" / "synthetic" / (SYNTHETIC_CSV + ".gz")
     run(BENCHMARKS / "setup_speed.py", "--csv", csv, "--repeats", "1", "--tmp", tmp_path, "--json", tmp_path / "s.json")
@@ -139,7 +129,6 @@ def test_setup_speed(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.is_dir()]  # every conversion's folder removed
 
 
-@pytest.mark.slow
 def test_train_throughput(prepared, tmp_path):
     run(BENCHMARKS / "train_throughput.py", "--data", prepared, "--steps", "2", "--repeats", "1", "--batch_size", "16",
         "--json", tmp_path / "t.json")
@@ -157,7 +146,6 @@ def test_gpu_epoch_times_dry_run_on_the_cpu(tmp_path):
     assert text.count("ours (") == 4 and "deep_emotion_vgg" in text  # two networks x two precisions
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("face_recognition_models") is None, reason="needs the [pretrained] extra")
 def test_gpu_face_trunk_dry_run_on_the_cpu(prepared, tmp_path):
     colour_face_folder(tmp_path / "faces", per_class=10)  # one face a class for val
@@ -180,7 +168,6 @@ def test_gpu_face_trunk_dry_run_on_the_cpu(prepared, tmp_path):
     assert json.loads((tmp_path / "out" / "deep_emotion_light_distilled" / "config.json").read_text())["teacher"]
 
 
-@pytest.mark.slow
 def test_web_fps_says_in_one_line_what_it_lacks(tmp_path):
     result = subprocess.run([sys.executable, str(BENCHMARKS / "web_fps.py"), "--models", tmp_path],
                             capture_output=True, text=True, timeout=60)
@@ -203,7 +190,6 @@ def test_web_fps_times_the_page(tmp_path):
     assert rate > 0 and (tmp_path / "page.png").stat().st_size > 10_000
 
 
-@pytest.mark.slow
 def test_export_onnx_script_writes_a_file_onnxruntime_runs(checkpoint, tmp_path):
     out = run("-m", "deep_emotion", "export", "--model", checkpoint, "--out", tmp_path / "m.onnx")
     assert "wrote" in out
@@ -247,7 +233,6 @@ def test_serve_finds_the_page_from_inside_the_checkout_and_says_in_one_line_wher
     assert "the page comes with the repository's web/" in result.stderr
 
 
-@pytest.mark.slow
 def test_timeline_script_from_a_log(tmp_path):
     log = tmp_path / "faces.csv"
     names = ["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"]

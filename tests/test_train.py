@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import torch
-from conftest import ROOT, assert_one_line_usage_error, run_args
+from conftest import FAST, ROOT, assert_one_line_usage_error, run_args, train, weights_of
 
 from deep_emotion import engine
 from deep_emotion import train as main
@@ -18,14 +18,7 @@ from deep_emotion.data.synthetic_faces import SYNTHETIC_CSV, write_synthetic_csv
 from deep_emotion.face_detectors import equalize_contrast
 from deep_emotion.inference import Ensemble, load_model, predict
 
-FAST = ["--batch_size", "16", "--workers", "1", "--quiet"]
 
-
-def train(data, out, *extra):
-    return main.main(run_args(main, "--train", "--data", data, "--out", out, *FAST, *extra))
-
-
-@pytest.mark.slow
 def test_train_smoke_run_leaves_a_complete_run_folder(prepared, tmp_path):
     run_dir = train(prepared, tmp_path, "--epochs", "1")
     assert sorted(p.name for p in run_dir.iterdir()) == ["best.pt", "config.json", "curves.png", "last.pt",
@@ -40,7 +33,6 @@ def test_train_smoke_run_leaves_a_complete_run_folder(prepared, tmp_path):
     assert train(prepared, tmp_path, "--epochs", "1", "--max_steps", "1") != run_dir
 
 
-@pytest.mark.slow
 def test_resume_gives_identical_weights(prepared, tmp_path):
     straight = train(prepared, tmp_path / "a", "--epochs", "2")
     first = train(prepared, tmp_path / "b", "--epochs", "1")
@@ -75,7 +67,6 @@ def test_final_lr_is_the_floor_the_cosine_schedule_ends_at():
     assert LEGACY_CONFIG["final_lr"] == 0.0 and "(default: 0.0)" in OPTION["final_lr"].help_text()
 
 
-@pytest.mark.slow
 def test_precision_flag_sets_the_training_math(prepared, tmp_path):
     runs = {name: train(prepared, tmp_path / name, "--epochs", "1", "--max_steps", "2", "--precision", name)
             for name in ("fp32", "bf16")}
@@ -108,7 +99,6 @@ def run_script(*argv):
                           cwd=ROOT)
 
 
-@pytest.mark.slow
 def test_unprepared_data_is_a_one_line_error(tmp_path):
     result = run_script("--train", "--data", tmp_path, "--out", tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
@@ -155,7 +145,6 @@ def run_parity(script, prepared, out, logs=None):
                           capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
 
 
-@pytest.mark.slow
 def test_torchrun_two_processes_train_as_one_with_the_same_global_batch(prepared, tmp_path):
     script = tmp_path / "parity.py"
     script.write_text(PARITY_SCRIPT.format(root=str(ROOT)))
@@ -203,11 +192,6 @@ def test_empty_split_is_refused(prepared, tmp_path):
         train(data, tmp_path / "runs", "--epochs", "1")
 
 
-def weights_of(run_dir, name="last.pt"):
-    return torch.load(run_dir / name, weights_only=True)["model"]
-
-
-@pytest.mark.slow
 def test_resume_restores_the_seed_and_precision_of_the_run(prepared, tmp_path):
     straight = train(prepared, tmp_path / "a", "--epochs", "2", "--seed", "3", "--precision", "fp32")
     first = train(prepared, tmp_path / "b", "--epochs", "1", "--seed", "3", "--precision", "fp32")
@@ -222,7 +206,6 @@ def test_resume_restores_the_seed_and_precision_of_the_run(prepared, tmp_path):
         train(prepared, tmp_path / "d", "--epochs", "2", "-lr", "0.1", "--resume", first / "last.pt")
 
 
-@pytest.mark.slow
 def test_resume_on_other_data_or_another_teacher_is_refused(prepared, tmp_path):
     teacher = train(prepared, tmp_path / "teacher", "--epochs", "1", "--max_steps", "1") / "best.pt"
     copy = tmp_path / "teacher.pt"
@@ -239,7 +222,6 @@ def test_resume_on_other_data_or_another_teacher_is_refused(prepared, tmp_path):
         train(prepared, tmp_path / "x", "--epochs", "2", "--resume", first / "last.pt")
 
 
-@pytest.mark.slow
 def test_resuming_a_config_from_an_older_main_py(prepared, tmp_path):
     first = train(prepared, tmp_path, "--epochs", "1", "--max_steps", "1", "--precision", "fp32")
     state = torch.load(first / "last.pt", weights_only=True)
@@ -254,7 +236,6 @@ def test_resuming_a_config_from_an_older_main_py(prepared, tmp_path):
             config["logit_adjust"]) == ("fp32", 0.0, 0.0, False, 0.0)
 
 
-@pytest.mark.slow
 def test_best_is_chosen_on_val_and_written_before_last(prepared, tmp_path, monkeypatch):
     accuracies = iter([0.0, 0.5, 0.4])
     real_evaluate = engine.evaluate
@@ -291,7 +272,6 @@ def test_training_never_loads_the_test_split(prepared, tmp_path, monkeypatch):
     assert sorted(loaded) == ["train", "val"]
 
 
-@pytest.mark.slow
 def test_init_starts_from_the_given_weights(prepared, tmp_path, monkeypatch):
     source = train(prepared, tmp_path / "a", "--epochs", "1", "--seed", "5")
     monkeypatch.setattr(main, "train_one_epoch", lambda *a, **k: {"loss": 0.0, "accuracy": 0.0, "images_per_s": 0.0})
@@ -362,7 +342,6 @@ def test_clahe_run_trains_and_predicts_on_equalised_faces(prepared, tmp_path):
     assert not torch.allclose(read, predict(model, val, tuple(checkpoint["normalization"]), "cpu"), atol=1e-4)
 
 
-@pytest.mark.slow
 def test_ema_saves_the_average_and_resumes_exactly(prepared, tmp_path):
     # no warm-up, so the first step's learning rate does not depend on the number of steps per epoch
     common = ["--warmup_epochs", "0", "--precision", "fp32", "--max_steps", "2"]
@@ -389,7 +368,6 @@ def test_mixup_and_cutmix_together_are_refused(prepared, tmp_path):
         train(prepared, tmp_path, "--epochs", "1", "--mixup", "0.2", "--cutmix", "1.0")
 
 
-@pytest.mark.slow
 def test_a_new_run_starts_from_a_saved_config_json(prepared, tmp_path):
     first = train(prepared, tmp_path / "a", "--epochs", "1", "--max_steps", "1", "--seed", "5", "-lr", "0.01")
     second = main.main(run_args(main, "--train", "--config", first / "config.json", "--out", tmp_path / "b", *FAST,

@@ -56,7 +56,6 @@ def test_test_cc_names_the_checkpoint_it_scored(prepared, checkpoint, capsys):
     assert capsys.readouterr().out.startswith(f"{checkpoint.stem} on test: ")  # not its architecture's name
 
 
-@pytest.mark.slow
 def test_original_state_dict_and_rejected_files(prepared, tmp_path):
     bare = tmp_path / "original.pt"
     torch.save(DeepEmotion().state_dict(), bare)
@@ -78,7 +77,6 @@ def write_video(path, frames):
     writer.release()
 
 
-@pytest.mark.slow
 def test_live_loop_headless_with_and_without_faces(checkpoint, tmp_path, monkeypatch):
     video = tmp_path / "clip.mp4"
     write_video(video, [np.full((240, 320, 3), 90 + i, np.uint8) for i in range(6)])
@@ -117,7 +115,6 @@ def test_live_loop_headless_with_and_without_faces(checkpoint, tmp_path, monkeyp
     assert (annotated.get(cv2.CAP_PROP_FRAME_WIDTH), annotated.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (320, 240)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("source", ["missing.mp4", "99"])
 def test_missing_source_is_a_one_line_error(checkpoint, tmp_path, source):
     result = subprocess.run([sys.executable, str(ROOT / "visualize.py"), "--source", source, "--no_display",
@@ -216,7 +213,6 @@ def test_output_that_would_replace_the_source_is_refused(checkpoint, prepared, t
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == originals
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("flag", ["--output", "--log", "--report", "--figures"])
 def test_unwritable_outputs_are_one_line_errors_before_any_work(checkpoint, prepared, tmp_path, flag):
     (tmp_path / "file").write_text("not a folder")
@@ -229,7 +225,6 @@ def test_unwritable_outputs_are_one_line_errors_before_any_work(checkpoint, prep
     assert len(result.stderr.strip().splitlines()) == 1 and "frame(s)" not in result.stdout
 
 
-@pytest.mark.slow
 def test_test_cc_figures_go_beside_the_report_not_into_imgs(checkpoint, prepared, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     readme_figures = sorted((ROOT / "imgs").iterdir())
@@ -323,7 +318,6 @@ def test_an_output_of_the_wrong_kind_is_refused_before_anything_is_made(checkpoi
     assert not (tmp_path / output).exists()
 
 
-@pytest.mark.slow
 def test_the_overlays_frame_rate_is_the_summarys(checkpoint, prepared, tmp_path, monkeypatch, capsys):
     images, _, _ = load_split(prepared, "test")
     clip = tmp_path / "clip.avi"

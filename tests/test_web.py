@@ -15,8 +15,7 @@ from deep_emotion.tracking import iou  # noqa: E402
 
 YUNET = Path(os.environ.get("DEEP_EMOTION_YUNET") or PACKAGED_YUNET)
 MISSING = harness.missing_requirements() or (None if YUNET.is_file() else f"{YUNET} is not here")
-pytestmark = [pytest.mark.skipif(MISSING is not None, reason=f"the browser test cannot run: {MISSING}"),
-              pytest.mark.slow]
+pytestmark = pytest.mark.skipif(MISSING is not None, reason=f"the browser test cannot run: {MISSING}")
 
 
 @pytest.fixture(scope="module")

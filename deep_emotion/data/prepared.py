@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deep_emotion.emotions import FaceInput
 from deep_emotion.utils import UserError, command_hint
 
 SPLITS = ("train", "val", "test", "unlabeled")
@@ -37,6 +38,16 @@ def labels_are_fer2013(data_dir):
     except (OSError, ValueError):
         return False
     return kind in FER2013_LABEL_KINDS
+
+
+def stored_face_input(data_dir):
+    """The FaceInput a prepared folder's faces were kept at, per its manifest (48x48 grey for FER2013 and folders
+    prepared before the manifest said); None when it has no manifest."""
+    try:
+        manifest = json.loads((split_dir(data_dir, "") / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return FaceInput(**manifest["face_input"]) if "face_input" in manifest else FaceInput()
 
 
 def split_dir(data_dir, split):
