@@ -4,7 +4,7 @@
     python benchmarks/corpus_speed.py --repeats 1 --clips 2 --clip_seconds 10 --long_minutes 0   # a quick look
 
 The corpus: --clips 640x480 25-fps clips of --clip_seconds each, with one to three moving faces (scikit-image's
-astronaut photo, deep_emotion/assets/astronaut.jpg, mirrored and scaled), MPEG-4 Part 2 as cv2 writes it. Each
+astronaut photo, imgs/astronaut.jpg, mirrored and scaled), MPEG-4 Part 2 as cv2 writes it. Each
 figure is a whole `deep-emotion analyze` process into a fresh folder, model loading and worker start-up
 included: seconds of video per second of wall time, at default settings (every frame) with 1 and 2 workers,
 at --sample_fps 1, and with --ray (a local Ray of --workers CPUs). Peak memory (the largest process's maximum
@@ -23,14 +23,12 @@ import cv2
 import numpy as np
 from common import ROOT, add_json_flag, median_report, run_benchmark, write_json
 
-from deep_emotion import SAMPLE_PHOTO
-
 FPS, SIZE = 25, (640, 480)
 
 
 def face_images():
     """Three faces: the astronaut's, mirrored, and darker, 150x180 crops around her face."""
-    photo = cv2.imread(str(SAMPLE_PHOTO))
+    photo = cv2.imread(str(ROOT / "imgs" / "astronaut.jpg"))
     face = photo[20:236, 140:320]
     return [face, face[:, ::-1], (face * 0.8).astype(np.uint8)]
 

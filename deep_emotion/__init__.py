@@ -9,16 +9,11 @@ The API imports no training code, and none of PyTorch until a network runs on it
 backend (`EmotionRecognizer(backend="onnx")` on .onnx files) works without PyTorch installed.
 The command line is `deep-emotion` (deep_emotion/cli.py).
 """
-from pathlib import Path
-
 from deep_emotion.recognizer import DEFAULT_MODEL, PAPER_MODEL, EmotionDetector, EmotionRecognizer, draw
-
-# scikit-image's astronaut photo (NASA, public domain), installed with the package: a face to try anything on
-SAMPLE_PHOTO = Path(__file__).resolve().parent / "assets" / "astronaut.jpg"
 
 __version__ = "1.1.0"
 __all__ = ["EmotionRecognizer", "EmotionDetector", "draw", "DEFAULT_MODEL", "PAPER_MODEL", "load_model",
-           "load_checkpoint", "SAMPLE_PHOTO", "__version__"]
+           "load_checkpoint", "__version__"]
 
 
 def load_model(path, device="cpu"):

@@ -15,7 +15,7 @@ import cv2
 
 from deep_emotion.emotions import CLASS_NAMES
 from deep_emotion.recognizer import LiveSettings, pick_backend
-from deep_emotion.utils import IMAGE_SUFFIXES, OutputError, UserError, atomic_write
+from deep_emotion.utils import IMAGE_SUFFIXES, OutputError, UserError, atomic_write, file_sha256
 
 # what a folder is searched for; any other file named as an input is tried as a video
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
@@ -65,15 +65,6 @@ class AnalysisSettings:
         if self.live.detector_model:
             identity["detector_model"] = file_sha256(self.live.detector_model)
         return identity
-
-
-def file_sha256(path, chunk=1 << 20):
-    """The sha256 of a file's bytes, in hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def find_inputs(names):

@@ -10,7 +10,6 @@ onnxruntime alone. The cache lives in $DEEP_EMOTION_CACHE, else $XDG_CACHE_HOME/
 written atomically, so a changed checkpoint or a newer exporter gets a new file and a stale one is never read.
 """
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -19,7 +18,7 @@ import warnings
 from pathlib import Path
 
 from deep_emotion.emotions import ALL_HEADS, CLASS_NAMES, balance, channels_first, standardize
-from deep_emotion.utils import atomic_write
+from deep_emotion.utils import atomic_write, file_sha256
 
 OPSET = 18
 # bump when export() writes a different graph for the same checkpoint: cached files of older versions are then
@@ -38,8 +37,7 @@ def cache_folder():
 def checkpoint_sha256(path):
     """The sha256 of a checkpoint's bytes, in hex; a missing file is a CheckpointError, as loading it would be."""
     try:
-        with open(path, "rb") as f:
-            return hashlib.sha256(f.read()).hexdigest()
+        return file_sha256(path)
     except FileNotFoundError:
         from deep_emotion.inference import CheckpointError
         raise CheckpointError(f"checkpoint {path} does not exist") from None
@@ -133,7 +131,7 @@ def export(checkpoint_path, out_path, int8=False):
                     "clahe": json.dumps(bool(checkpoint.get("clahe", False))),
                     "arch": checkpoint["arch"],
                     "input": f"faces: float32 {model.face_input.shape('batch')} {model.face_input.describe()} 0..255",
-                    "source_sha256": hashlib.sha256(Path(checkpoint_path).read_bytes()).hexdigest()}
+                    "source_sha256": file_sha256(checkpoint_path)}
         for key, value in metadata.items():
             entry = graph.metadata_props.add()
             entry.key, entry.value = key, value

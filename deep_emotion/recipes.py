@@ -6,7 +6,7 @@ value); a resumed run keeps its own, and its inputs (data, teacher) are checked 
 import hashlib
 from pathlib import Path
 
-from deep_emotion.utils import TrainingError
+from deep_emotion.utils import TrainingError, file_sha256
 
 REPO = Path(__file__).resolve().parent.parent  # the checkout, where weights/ and web/ live
 
@@ -31,11 +31,6 @@ RECIPES = {
                         arch_args={"input_size": 150, "frozen_stages": 2, "heads": ["ferplus", "fer2013"]},
                         teacher="", distill_weight=0.5),
 }
-
-
-def file_sha256(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
 
 
 def resolve_teachers(teacher):

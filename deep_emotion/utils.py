@@ -1,6 +1,7 @@
 """Small helpers the scripts share: atomic writes, argparse types, output checks and the command-line wrapper."""
 import argparse
 import contextlib
+import hashlib
 import math
 import os
 import sys
@@ -39,6 +40,15 @@ def atomic_write(path, write):
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def file_sha256(path, chunk=1 << 20):
+    """The sha256 of a file's bytes, in hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_text_atomic(path, text):

