@@ -41,7 +41,7 @@ def timed(function, repeats, calls):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(DEFAULT_MODEL),
-                        help="checkpoint (default: deep_emotion/weights/deep_emotion_vgg_heads.pt)")
+                        help="checkpoint (default: deep_emotion/weights/deep_emotion_pair.pt)")
     parser.add_argument("--data", default="", help="prepared FER2013 folder, for PublicTest accuracy (default: none)")
     parser.add_argument("--threads", type=int, default=1, help="threads of each backend (default: 1, as live)")
     parser.add_argument("--repeats", type=int, default=5, help="measurements of each (default: 5)")

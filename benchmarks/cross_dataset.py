@@ -85,7 +85,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", nargs="+", default=[str(DEFAULT_MODEL)],
                         help="checkpoint(s); several are averaged "
-                             "(default: deep_emotion/weights/deep_emotion_vgg_heads.pt)")
+                             "(default: deep_emotion/weights/deep_emotion_pair.pt)")
     parser.add_argument("--sets", nargs="*", default=[], help="labelled face folders (default: none)")
     parser.add_argument("--val_of", nargs="*", default=[],
                         help="prepared face folders whose carved val part is scored, as <name>_val (default: none)")

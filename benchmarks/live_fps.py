@@ -2,6 +2,7 @@
 
     python benchmarks/live_fps.py --data data --model weights/deep_emotion_vgg.pt --frames 300 --repeats 3
     python benchmarks/live_fps.py --data data/fer --frames 300 --detect_every 1 3   # both, in the same run
+    python benchmarks/live_fps.py --clip --tile 3 --frames 300                       # a group scene: 9 faces
 
 The video is made of FER2013 faces from --data, upscaled and pasted into each frame at moving
 positions (real faces, so the Haar cascade has work to do); each of three faces comes and goes in
@@ -56,13 +57,21 @@ def make_frames(faces, count, speed=1.0):
     return frames, truth
 
 
+def tiled(frame, n):
+    """The frame repeated n x n times, shrunk back to its own size: n * n faces where it had one."""
+    if n == 1:
+        return frame
+    mosaic = np.tile(frame, (n, n, 1))
+    return cv2.resize(mosaic, (frame.shape[1], frame.shape[0]), interpolation=cv2.INTER_AREA)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="data", help="prepared data folder (default: data)")
     parser.add_argument("--split", default="val", help="split the faces come from (default: val)")
     parser.add_argument("--model", nargs="+", default=[str(DEFAULT_MODEL)],
                         help="checkpoint(s); several are an ensemble "
-                             "(default: deep_emotion/weights/deep_emotion_vgg_heads.pt)")
+                             "(default: deep_emotion/weights/deep_emotion_pair.pt)")
     parser.add_argument("--frames", type=int, default=150, help="frames per run (default: 150)")
     parser.add_argument("--repeats", type=int, default=3, help="runs (default: 3)")
     parser.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR,
@@ -85,13 +94,16 @@ def main():
                         help="classify each face on one frame in M (default: the same as each --detect_every)")
     parser.add_argument("--clip", action="store_true",
                         help="time the browser benchmark's astronaut clip instead of FER2013 faces (default: off)")
+    parser.add_argument("--tile", type=int, default=1,
+                        help="with --clip, a group scene: each frame tiled N x N and shrunk back to 640x480, N*N "
+                             "faces a frame (default: 1)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.clip:
         sys.path.insert(0, str(ROOT / "tests"))  # the browser test's driver draws the clip
         from web_harness import face_frame
-        frames = [face_frame(2 * (t % 30)) for t in range(args.frames)]
-        pasted = len(frames)
+        frames = [tiled(face_frame(2 * (t % 30)), args.tile) for t in range(args.frames)]
+        pasted = len(frames) * args.tile ** 2
     else:
         images, _, _ = load_split(args.data, args.split)
         frames, truth = make_frames(images[:40].numpy(), args.frames)

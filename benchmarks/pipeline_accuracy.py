@@ -20,7 +20,7 @@ def main():
     parser.add_argument("--data", default="data", help="prepared data folder (default: data)")
     parser.add_argument("--split", default="val", help="labelled split (default: val)")
     parser.add_argument("--model", default=str(DEFAULT_MODEL),
-                        help="checkpoint (default: deep_emotion/weights/deep_emotion_vgg_heads.pt)")
+                        help="checkpoint (default: deep_emotion/weights/deep_emotion_pair.pt)")
     parser.add_argument("--count", type=int, default=600, help="faces (default: 600)")
     args = parser.parse_args()
     images, labels, _ = load_split(args.data, args.split)

@@ -64,7 +64,7 @@ def get_args_parser():
                         help="output folder: tables/, summary.csv and manifest.json (required)")
     parser.add_argument("-m", "--model", nargs="+", default=[str(DEFAULT_MODEL)],
                         help="checkpoint(s); several are an ensemble (default: the package's default model, "
-                             "deep_emotion/weights/deep_emotion_vgg_heads.pt)")
+                             "deep_emotion/weights/deep_emotion_pair.pt)")
     parser.add_argument("--fast", action="store_true",
                         help=f"the default model's light twin, {LIGHT_MODEL.name}; not with -m (default: off)")
     parser.add_argument("--backend", choices=BACKENDS, default="auto",

@@ -18,7 +18,6 @@ from pathlib import Path
 
 from deep_emotion.data.training_data import SELECT_RULES, TARGETS
 from deep_emotion.engine import pick_precision
-from deep_emotion.model import ARCHS
 from deep_emotion.recipes import RECIPES
 from deep_emotion.utils import TrainingError, float_in, int_at_least, str2bool
 
@@ -63,7 +62,7 @@ OPTIONS = (
     Option("select", "the val score best.pt is chosen on: accuracy (the first folder's), mean (the first folder's "
            "accuracy with the others' balanced accuracies); auto = accuracy for one folder, mean for several", "auto",
            legacy="auto", argparse=dict(choices=SELECT_RULES)),
-    Option("arch", "network", "deep_emotion", argparse=dict(choices=sorted(ARCHS))),
+    Option("arch", "network", "deep_emotion", argparse=dict(choices=sorted(RECIPES))),  # the networks one trains
     Option("arch_args", "JSON keyword arguments of the network, e.g. '{\"width\": 64}'", recipe=True,
            argparse=dict(type=json.loads)),
     Option("epochs", "total epochs, also when resuming", recipe=True, flags=("-e",),

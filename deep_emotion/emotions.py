@@ -38,6 +38,11 @@ class FaceInput:
         return f"{self.size}x{self.size} {'RGB' if self.colour else 'grey'}"
 
 
+# the faces the default model reads (recognizer.DEFAULT_MODEL, the widest of its two networks'; a test holds the two
+# equal): what prepare keeps a face folder's faces at unless told, so that the default reads them as it reads a crop
+DEFAULT_FACE_INPUT = FaceInput(150, 3)
+
+
 def widest_face_input(face_inputs):
     """The faces from which each of face_inputs can be cut without loss: the largest size, in colour if any reads
     colour. An ensemble of networks that read different faces crops these once; each member shrinks them."""

@@ -50,7 +50,7 @@ def get_args_parser():
     parser = ArgumentParser(description="Export a Deep-Emotion checkpoint to ONNX.")
     parser.add_argument("-m", "--model", default=None,
                         help="checkpoint to export; with --web, the page's default classifier (default: "
-                             "deep_emotion/weights/deep_emotion_vgg_heads.pt; with --web, the light twin "
+                             "deep_emotion/weights/deep_emotion_pair.pt; with --web, the light twin "
                              "deep_emotion/weights/deep_emotion_light.pt)")
     parser.add_argument("--out", default="", help="the .onnx file to write (default: the checkpoint's name, .onnx, "
                                                   "in the current folder)")
@@ -62,7 +62,7 @@ def get_args_parser():
                              "else web/models under the current folder)")
     parser.add_argument("--full_model", default=str(DEFAULT_MODEL),
                         help="with --web, the full default model, offered as ?model=full (default: "
-                             "deep_emotion/weights/deep_emotion_vgg_heads.pt; '' = none)")
+                             "deep_emotion/weights/deep_emotion_pair.pt; '' = none)")
     parser.add_argument("--paper_model", default=str(PAPER_MODEL),
                         help="with --web, the paper's network, offered as ?model=paper (default: "
                              "deep_emotion/weights/deep_emotion.pt; '' = none)")

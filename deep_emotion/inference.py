@@ -3,6 +3,7 @@ views, class probabilities (`predict`), the class-balanced decision and ensemble
 """
 import argparse
 import pickle
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,7 +21,7 @@ from deep_emotion.emotions import (
 )
 from deep_emotion.face_detectors import equalize_contrast, fit_faces
 from deep_emotion.model import ARCHS, build_model, fold_for_inference, set_head
-from deep_emotion.utils import UserError, atomic_write
+from deep_emotion.utils import UserError, atomic_write, file_sha256
 
 
 class CheckpointError(UserError):
@@ -95,6 +96,35 @@ def export_weights(checkpoint_path, out_path, half=False):
     if half:
         shipped["model"] = {k: v.half() if v.is_floating_point() else v for k, v in checkpoint["model"].items()}
     return atomic_write(out_path, lambda tmp: torch.save(shipped, tmp))
+
+
+def join_checkpoints(paths, out_path, weights=None):
+    """Writes the networks of several checkpoints as one checkpoint of arch "ensemble" (model.FaceEnsemble):
+    their weights as stored, each member's normalisation and temperature; returns out_path. Its class prior is
+    the members' mean. Calibrate it as a whole afterwards (deep-emotion calibrate --decision fit --write): the
+    members' own decision rules are not used inside it. weights: {head: one weight per member} (default: equal).
+    """
+    checkpoints = [load_checkpoint(path) for path in paths]
+    for path, checkpoint in zip(paths, checkpoints):
+        if checkpoint["arch"] not in ARCHS or checkpoint["arch"] == "ensemble" or checkpoint.get("clahe"):
+            kind = f"{checkpoint['arch']} checkpoint" + (" with CLAHE" if checkpoint.get("clahe") else "")
+            raise CheckpointError(f"{path}: an ensemble member is one network read without CLAHE, not a {kind}")
+    members = [{"arch": c["arch"], "arch_args": c.get("arch_args", {}), "normalization": list(c["normalization"]),
+                "temperature": float(c.get("temperature", 1.0))} for c in checkpoints]
+    # the members' training counts, or where they differ their mean prior as counts per million faces
+    counts = [list(c.get("train_class_counts", FER2013_TRAIN_COUNTS)) for c in checkpoints]
+    if any(c != counts[0] for c in counts):
+        counts[0] = (sum(class_prior(c) for c in checkpoints) / len(checkpoints) * 1e6).round().tolist()
+    joined = {"arch": "ensemble", "arch_args": {"members": members, "weights": weights},
+              "model": {f"members.{i}.{k}": v for i, c in enumerate(checkpoints) for k, v in c["model"].items()},
+              "class_names": list(checkpoints[0].get("class_names", CLASS_NAMES)), "normalization": [0.0, 1.0],
+              # what calibrate.py reads of a training config: the labels the members learnt (FER+'s votes)
+              "config": {"targets": checkpoints[0].get("config", {}).get("targets", "label")},
+              "train_class_counts": counts[0],
+              "members": [{"file": Path(path).name, "sha256": file_sha256(path)} for path in paths]}
+    build_model("ensemble", **joined["arch_args"]).load_state_dict(
+        {k: v.float() if v.is_floating_point() else v for k, v in joined["model"].items()})  # it loads, or raises
+    return atomic_write(out_path, lambda tmp: torch.save(joined, tmp))
 
 
 def pick_device(name="auto"):

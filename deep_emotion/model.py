@@ -5,12 +5,14 @@ Expression Recognition Using Attentional Convolutional Network" (Sensors 2021,
 arXiv:1902.01019), with the parameter names of the popular unofficial
 implementation, so that its `state_dict`s load with `strict=True`.
 """
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from deep_emotion.emotions import ALL_HEADS, CLASS_NAMES, DEFAULT_HEAD, IMAGE_SIZE, FaceInput
+from deep_emotion.emotions import ALL_HEADS, CLASS_NAMES, DEFAULT_HEAD, IMAGE_SIZE, FaceInput, widest_face_input
 from deep_emotion.face_trunk import DLIB_INPUT_SIZE, DLIB_MIN_INPUT_SIZE, DLIB_STAGES, DlibResNet, standardize_rgb
 
 
@@ -213,6 +215,84 @@ class FaceResNet(HeadsMixin, nn.Module):
         return self._answer(self.dropout(x))
 
 
+# OpenCV's RGB -> grey weights (ITU-R BT.601): an ensemble's grey member sees the face fit_face would give it
+GREY_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+def area_resize_matrix(source, target):
+    """The (target, source) matrix M that shrinks a row of `source` pixels to `target` by area averaging, with the
+    weights of OpenCV's INTER_AREA: M @ image @ M.T shrinks a square image, two matrix products in an export."""
+    scale = source / target
+    matrix = torch.zeros(target, source)
+    for j in range(target):
+        start, end = j * scale, (j + 1) * scale
+        for i in range(int(start), min(source, math.ceil(end))):
+            matrix[j, i] = (min(end, i + 1) - max(start, i)) / scale
+    return matrix
+
+
+class FaceEnsemble(nn.Module):
+    """Several trained networks answering as one (arch "ensemble", written by inference.join_checkpoints).
+
+    Why one network rather than a list of checkpoints: the ensemble is then calibrated (its own temperature
+    and decision rule, fitted on validation data as a whole), exported (one ONNX graph, one onnxruntime
+    session) and shipped as one checkpoint, as any network is.
+
+    members: each member's checkpoint as recorded: {"arch", "arch_args", "normalization": (mean, std),
+    "temperature"}. The ensemble reads the widest face any member reads, in 0..1 (its checkpoint's
+    normalisation is (0, 1)); each member gets it greyed (GREY_WEIGHTS) and shrunk by area averaging to its
+    own face input, as fit_face would give it, standardised with its own statistics, and its logits divided
+    by its own temperature. The answer in a head is the log of the members' weighted mean probabilities:
+    logits whose softmax is that mean. weights: {head: one weight per member} (default: equal); a head
+    missing from a member is left out of the ensemble's heads, except the default, which is each member's own.
+    """
+
+    def __init__(self, members, weights=None, num_classes=len(CLASS_NAMES)):
+        super().__init__()
+        self.members = nn.ModuleList(build_model(m["arch"], **m.get("arch_args", {})) for m in members)
+        self.normalizations = [tuple(float(v) for v in m["normalization"]) for m in members]
+        self.temperatures = [float(m.get("temperature", 1.0)) for m in members]
+        self.face_input = widest_face_input(member.face_input for member in self.members)
+        member_heads = [getattr(member, "heads", [DEFAULT_HEAD]) for member in self.members]
+        # each member's own default head answers in the ensemble's default head
+        self.heads = [member_heads[0][0]] + [h for h in member_heads[0][1:] if all(h in hs for hs in member_heads)]
+        self.head = self.heads[0]
+        self.head_index = [[0] + [hs.index(h) for h in self.heads[1:]] for hs in member_heads]  # [member][head]
+        weights = weights or {}
+        self.weights = {h: [float(w) / sum(weights.get(h, [1.0] * len(members)))
+                            for w in weights.get(h, [1.0] * len(members))] for h in self.heads}
+        self.num_classes = num_classes
+        for i, member in enumerate(self.members):
+            set_head(member, ALL_HEADS)
+            size = member.face_input.size
+            resize = area_resize_matrix(self.face_input.size, size) if size != self.face_input.size else None
+            self.register_buffer(f"resize{i}", resize, persistent=False)
+        self.register_buffer("grey", torch.tensor(GREY_WEIGHTS).view(1, 3, 1, 1), persistent=False)
+
+    def member_faces(self, x, i):
+        """The batch x (B, C, S, S) in 0..1 as member i reads it, standardised."""
+        member = self.members[i]
+        if x.shape[1] == 3 and not member.face_input.colour:
+            x = (x * self.grey).sum(1, keepdim=True)
+        resize = getattr(self, f"resize{i}")
+        if resize is not None:
+            x = resize @ x @ resize.T
+        mean, std = self.normalizations[i]
+        return (x - mean) / std
+
+    def forward(self, x):
+        heads = self.heads if self.head == ALL_HEADS else [self.head]
+        logits = [(member(self.member_faces(x, i)).float() / self.temperatures[i]).unflatten(1, (-1, self.num_classes))
+                  for i, member in enumerate(self.members)]
+        answers = []
+        for head in heads:
+            k = self.heads.index(head)
+            mean = sum(w * logits[i][:, self.head_index[i][k]].softmax(1)
+                       for i, w in enumerate(self.weights[head]) if w)
+            answers.append(mean.clamp_min(1e-12).log())
+        return torch.cat(answers, dim=1)
+
+
 def set_head(model, name):
     """Makes model answer in the label set `name` (or ALL_HEADS); returns the head it answered in before."""
     heads = getattr(model, "heads", [DEFAULT_HEAD])
@@ -229,6 +309,7 @@ ARCHS = {
     "deep_emotion": DeepEmotion,
     "deep_emotion_vgg": DeepEmotionVGG,
     "face_resnet": FaceResNet,
+    "ensemble": FaceEnsemble,
 }
 
 
@@ -262,7 +343,10 @@ def count_parameters(model):
 
 
 def face_input_of(arch_args):
-    """The FaceInput a network built with arch_args reads (every architecture: 48x48 grey unless told)."""
+    """The FaceInput a network built with arch_args reads (every architecture: 48x48 grey unless told; an ensemble
+    the widest of its members')."""
+    if "members" in arch_args:
+        return widest_face_input(face_input_of(m.get("arch_args", {})) for m in arch_args["members"])
     return FaceInput(arch_args.get("image_size", IMAGE_SIZE), arch_args.get("in_channels", 1))
 
 

@@ -5,6 +5,7 @@
     for face in recognizer.detect_emotions(frame):   # frame: BGR uint8 (H, W, 3)
         print(face["box"], face["label"], face["confidence"], face["emotions"])
 """
+import collections
 import dataclasses
 import importlib.util
 import os
@@ -27,13 +28,17 @@ BACKENDS = ("auto", "onnx", "torch")
 # classified on one frame in CLASSIFY_EVERY of its frames and keeps its probabilities in between
 DETECT_EVERY = 3
 CLASSIFY_EVERY = 3
-# The default model of the API, the commands (visualize.py, analyze.py) and export_onnx.py: trained on FER+'s
-# votes, FER2013's labels (a head each) and RAF-DB, within a point of the FER2013-only network on FER2013's
-# labels and far better on real-world faces (its model card)
+# frames of a video in flight in EmotionRecognizer.stream at most: a search and the classification of other frames
+# overlap on two cores
+STREAM_AHEAD = 4
+# The default model of the API, the commands (visualize.py, analyze.py) and export_onnx.py: two networks as one
+# checkpoint (model.FaceEnsemble), deep_emotion_vgg_heads and dlib's face trunk fine-tuned (face_resnet), each
+# trained on FER+'s votes, FER2013's labels (a head each) and RAF-DB, calibrated as a whole: better on real faces
+# than either alone and as good as the first on FER2013's labels (its model card)
 PACKAGE_WEIGHTS = Path(__file__).resolve().parent / "weights"  # installed with the package
-DEFAULT_MODEL = PACKAGE_WEIGHTS / "deep_emotion_vgg_heads.pt"
+DEFAULT_MODEL = PACKAGE_WEIGHTS / "deep_emotion_pair.pt"
 PAPER_MODEL = PACKAGE_WEIGHTS / "deep_emotion.pt"  # the paper's network, trained on FER2013
-# the default's light twin (a fifth of its work per face): the browser page's model and visualize.py --fast
+# the light twin (a tenth of the default's work per face): the browser page's model and visualize.py --fast
 LIGHT_MODEL = PACKAGE_WEIGHTS / "deep_emotion_light.pt"
 
 
@@ -195,8 +200,23 @@ class EmotionRecognizer:
             track.landmarks, track.score = face["landmarks"], face.get("score")
         return tracks
 
-    def _classify(self, tracks, crops, how):
-        """The result dicts of detect_emotions for tracks and their crops; how: "search" or "followed"."""
+    def _locate(self, frame):
+        """The first stage of a frame, geometry only: (tracks, their boxes and scores now, crops, how), how
+        "followed" or "search". The boxes are taken now because a track moves on with the next frame's first stage,
+        which may run before this frame's second stage (_classify) in stream()."""
+        frame = as_bgr(frame)
+        followed = self._follow_and_crop(frame)
+        if followed is not None:
+            tracks, crops = followed
+            how = "followed"
+        else:
+            found, crops = self._find_and_crop(frame)
+            tracks, how = self._track_found(found), "search"
+        return tracks, [(shown_box(track.box), track.score) for track in tracks], crops, how
+
+    def _classify(self, tracks, boxes, crops, how):
+        """The second stage: the result dicts of detect_emotions for the tracks of _locate, from their crops. It
+        touches only the tracks' probabilities, so that it may run beside the next frame's _locate."""
         if not tracks:
             return []
         due = [i for i, track in enumerate(tracks)
@@ -205,7 +225,7 @@ class EmotionRecognizer:
         fresh = dict(zip(due, self.classify([crops[i] for i in due]))) if due else {}
         self.timings["classify"] += time.perf_counter() - start
         results = []
-        for i, track in enumerate(tracks):
+        for i, (track, (box, score)) in enumerate(zip(tracks, boxes)):
             if i in fresh:
                 p = fresh[i]
                 if self.smooth > 0 and not self.stills and track.probabilities is not None:
@@ -215,9 +235,9 @@ class EmotionRecognizer:
                 p = track.probabilities
                 track.since_classified += 1
             k = int(p.argmax())
-            results.append({"box": shown_box(track.box), "face": track.id, "label": self.class_names[k],
+            results.append({"box": box, "face": track.id, "label": self.class_names[k],
                             "confidence": float(p[k]), "emotions": dict(zip(self.class_names, map(float, p))),
-                            "found": how, "score": track.score})
+                            "found": how, "score": score})
         return results
 
     def detect_emotions(self, frame):
@@ -230,35 +250,32 @@ class EmotionRecognizer:
         ("followed", see detect_every); "score" is the detector's confidence in the face, from the
         search that last found it (1.0 from the Haar cascade, which gives none).
         """
-        frame = as_bgr(frame)
-        followed = self._follow_and_crop(frame)
-        if followed is not None:
-            return self._classify(*followed, "followed")
-        found, crops = self._find_and_crop(frame)
-        return self._classify(self._track_found(found), crops, "search")
+        return self._classify(*self._locate(frame))
 
     def stream(self, frames):
-        """detect_emotions over an iterable of (name, frame): yields (name, frame, results) in order.
+        """detect_emotions over an iterable of (name, frame): yields (name, frame, results) in order, the same
+        results as detect_emotions frame by frame.
 
-        With detect_every=1, faces of the next frame are found (on a second thread) while those of
-        this one are classified: both release the GIL, so the two stages can overlap. Otherwise a
-        frame's boxes may follow from the one before, so frames go one after the other.
+        Three things overlap on two cores: the next frame's faces are searched for or followed and cropped
+        (_locate, one worker thread), this frame's are classified (_classify, another), and the caller draws or
+        writes the frame before (OpenCV and the engines release the GIL). The two stages share no state: _locate
+        moves the tracks' boxes, _classify their probabilities; each runs its frames in order. A frame is yielded
+        once it is done and the next one has been read.
         """
-        if self.detect_every > 1:
+        pending = collections.deque()  # (name, frame, the future of its results), oldest first
+        with ThreadPoolExecutor(1) as locating, ThreadPoolExecutor(1) as classifying:
             for name, frame in frames:
-                yield name, frame, self.detect_emotions(frame)
-            return
-        frames = iter(frames)
-        with ThreadPoolExecutor(1) as pool:
-            def ahead_of(item):  # (name, frame, the future of its faces), or None past the last frame
-                return None if item is None else (*item, pool.submit(self._find_and_crop, item[1]))
-
-            ahead = ahead_of(next(frames, None))
-            while ahead is not None:
-                name, frame, found = ahead
-                ahead = ahead_of(next(frames, None))
-                faces, crops = found.result()
-                yield name, frame, self._classify(self._track_found(faces), crops, "search")
+                located = locating.submit(self._locate, frame)
+                pending.append((name, frame, classifying.submit(lambda located=located: self._classify(
+                    *located.result()))))
+                # what is done goes out at once (a camera's frame waits for nothing but the next one); a video
+                # read faster than it is classified keeps up to STREAM_AHEAD frames in flight
+                while pending and (pending[0][2].done() or len(pending) > STREAM_AHEAD):
+                    name, frame, results = pending.popleft()
+                    yield name, frame, results.result()
+            while pending:
+                name, frame, results = pending.popleft()
+                yield name, frame, results.result()
 
 
 def as_bgr(frame):

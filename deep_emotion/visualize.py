@@ -52,13 +52,13 @@ def get_args_parser(sections=SECTIONS, command=None):
     model = parser.add_argument_group("model")
     model.add_argument("-m", "--model", nargs="+", default=[str(DEFAULT_MODEL)],
                        help="checkpoint(s): main.py's or an original state_dict; several are an ensemble whose "
-                            "probabilities are averaged (default: deep_emotion/weights/deep_emotion_vgg_heads.pt)")
+                            "probabilities are averaged (default: deep_emotion/weights/deep_emotion_pair.pt)")
     model.add_argument("--balanced", **BOOL_FLAG,
                        help="class-balanced decision: divide out the training set's class prior (post-hoc logit "
                             "adjustment; emotions.balance) (default: off)")
     model.add_argument("--fast", action="store_true",
-                       help="the default model's light twin, deep_emotion/weights/deep_emotion_light.pt: a fifth of "
-                            "its work per face, for slow machines; not with -m (default: off)")
+                       help="the light twin, deep_emotion/weights/deep_emotion_light.pt: a tenth of the "
+                            "default's work per face, for slow machines; not with -m (default: off)")
     model.add_argument("--head", default="auto",
                        help="the label set a multi-head checkpoint answers in: auto = fer2013 where --test_cc scores "
                             "a FER2013 split's own labels, else the checkpoint's default (FER+'s sense); or a head's "

@@ -13,6 +13,7 @@ from deep_emotion.data import prepare as generate_data
 from deep_emotion.inference import load_checkpoint
 from deep_emotion.recipes import RECIPES
 from deep_emotion.tracking import Tracker
+from deep_emotion.utils import file_sha256
 
 
 def test_the_default_tracker_keeps_a_face_through_five_missed_frames():
@@ -56,12 +57,22 @@ def test_a_run_with_no_flags_is_the_recipe_of_the_shipped_checkpoint(name, arch)
 def test_the_default_val_carve_and_model():
     args = run_args(generate_data)
     assert (args.val_fraction, args.seed, args.framing) == (0.1, 0, "auto")
-    # the two-head model (FER+ sense, FER2013 head) is the default of visualize.py, the API and the export
-    default = shipped("deep_emotion_vgg_heads.pt")
+    # the pair (two two-head networks as one) is the default of visualize.py, the API and the export
+    default = shipped("deep_emotion_pair.pt")
     assert visualize.DEFAULT_MODEL == emotion_detector.DEFAULT_MODEL == default
     assert inspect.signature(emotion_detector.EmotionRecognizer).parameters["model_path"].default == default
     assert run_args(visualize).model == [str(default)] and run_args(visualize, "--detect_every", "2").detect_every == 2
     from deep_emotion import export_onnx
     assert run_args(export_onnx).full_model == str(default)  # the page's ?model=full; its default is the light twin
+
+
+def test_the_default_joins_the_shipped_networks_calibrated_as_a_whole():
+    checkpoint = load_checkpoint(shipped("deep_emotion_pair.pt"))
+    members = [shipped("deep_emotion_vgg_heads.pt"), shipped("face_resnet.pt")]
+    assert checkpoint["members"] == [{"file": p.name, "sha256": file_sha256(p)} for p in members]  # the files shipped
+    assert [m["temperature"] for m in checkpoint["arch_args"]["members"]] == [
+        load_checkpoint(p)["temperature"] for p in members]
+    assert checkpoint["calibration"]["fitted_on"] == ["PublicTest", "raf_crop150c_a val"]  # never half B
+    assert 0 < checkpoint["prior_exponent"] <= 1 and checkpoint["temperature"] != 1.0
 
 

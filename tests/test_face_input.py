@@ -12,10 +12,10 @@ from deep_emotion import train as main
 from deep_emotion.data import prepare
 from deep_emotion.data.loaders import load_split
 from deep_emotion.data.prepared import DataError
-from deep_emotion.emotions import FaceInput
+from deep_emotion.emotions import DEFAULT_FACE_INPUT, FaceInput
 from deep_emotion.face_detectors import crop_face, fit_face, fit_faces, frame_pixels
 from deep_emotion.inference import Ensemble, load_model
-from deep_emotion.recognizer import EmotionRecognizer
+from deep_emotion.recognizer import DEFAULT_MODEL, EmotionRecognizer
 
 COLOUR = FaceInput(32, 3)
 COLOUR_VGG = ["--arch", "deep_emotion_vgg", "--arch_args", json.dumps({"width": 4, "image_size": 32, "in_channels": 3})]
@@ -64,6 +64,17 @@ def test_prepare_keeps_a_face_folder_at_the_size_and_in_the_colours_asked(colour
     prepare.prepare(colour_data, framing="as_given", face_input=COLOUR)
     args = run_args(prepare, "--data", colour_data, "--face_size", "32", "--colour", "--framing", "as_given")
     assert (args.face_size, args.colour) == (32, True)
+
+
+def test_a_face_folder_is_kept_as_the_default_model_reads_faces_unless_told(tmp_path):
+    root = colour_face_folder(tmp_path / "faces", per_class=2)
+    assert load_model(DEFAULT_MODEL)[0].face_input == DEFAULT_FACE_INPUT  # 150x150 colour: what it is kept at
+    summary = prepare.main(run_args(prepare, "--data", root, "--framing", "as_given"))
+    assert summary["face_input"] == {"size": DEFAULT_FACE_INPUT.size, "channels": DEFAULT_FACE_INPUT.channels}
+    images, _, _ = load_split(root, "train", face_input=DEFAULT_FACE_INPUT)
+    assert images.shape[1:] == (150, 150, 3) and images[..., 0].float().mean() > 150  # red kept, not greyed
+    summary = prepare.main(run_args(prepare, "--data", root, "--framing", "as_given", "--colour", "false"))
+    assert summary["face_input"] == {"size": 48, "channels": 1}  # one flag given: the other as before, 48 grey
 
 
 def test_fer2013s_grey_48x48_faces_refuse_a_colour_build_in_one_line(prepared):

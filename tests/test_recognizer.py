@@ -125,7 +125,7 @@ def test_a_face_that_leaves_for_long_comes_back_under_a_new_id():
 @pytest.mark.parametrize("detect_every", [1, 3])
 def test_stream_gives_what_detect_emotions_gives_frame_by_frame(checkpoint, monkeypatch, detect_every):
     rng = np.random.default_rng(0)
-    frames = [rng.integers(0, 255, (120, 160, 3), dtype=np.uint8) for _ in range(5)]
+    frames = [rng.integers(0, 255, (120, 160, 3), dtype=np.uint8) for _ in range(12)]  # more than STREAM_AHEAD
     box_of = {frame.tobytes(): (10 + 5 * i, 10, 60, 60) for i, frame in enumerate(frames)}
     monkeypatch.setattr(EmotionDetector, "find_faces",
                         lambda self, frame: [{"box": box_of[frame.tobytes()], "landmarks": None}])
@@ -134,7 +134,7 @@ def test_stream_gives_what_detect_emotions_gives_frame_by_frame(checkpoint, monk
     streamed = list(EmotionDetector(checkpoint, smooth=0.5, detect_every=detect_every,
                                     classify_every=detect_every).stream(
         (f"f{i}", frame) for i, frame in enumerate(frames)))
-    assert [name for name, _, _ in streamed] == [f"f{i}" for i in range(5)]
+    assert [name for name, _, _ in streamed] == [f"f{i}" for i in range(12)]
     assert [results for _, _, results in streamed] == expected
 
 

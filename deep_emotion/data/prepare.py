@@ -17,8 +17,9 @@ Recognised in DIR, in this order (torchvision's FER2013 order):
 Training -> train, PublicTest -> val, PrivateTest -> test. Inputs are never modified. FER+'s
 fer2013new.csv beside a FER2013 CSV is joined to it by row: each face keeps its ten FER+ votes
 (face_sources.py). Face folders are framed as the live pipeline frames faces (--framing), and kept at
---face_size pixels, in colour with --colour (for networks that read larger or colour faces, such as
-face_resnet's); FER2013's sources are 48x48 grey and stay so.
+--face_size pixels, in colour or grey (--colour): by default as the default model reads faces (150x150
+colour), so that `test` gives it what the live pipeline's crop gives it; FER2013's sources are 48x48 grey and
+stay so.
 """
 import csv
 import dataclasses
@@ -38,7 +39,7 @@ from deep_emotion.data import face_sources
 from deep_emotion.data.fer_csv import Faces, read_csv_faces, read_image_folder_faces
 from deep_emotion.data.prepared import SPLITS, UNLABELED, DataError, split_dir
 from deep_emotion.data.synthetic_faces import SYNTHETIC_CSV, write_synthetic_csv
-from deep_emotion.emotions import CLASS_NAMES, IMAGE_SIZE, FaceInput
+from deep_emotion.emotions import CLASS_NAMES, DEFAULT_FACE_INPUT, IMAGE_SIZE, FaceInput
 from deep_emotion.face_detectors import DetectorError, yunet_model_path
 from deep_emotion.utils import (
     BOOL_FLAG,
@@ -67,12 +68,14 @@ def get_args_parser():
                              "when a YuNet file is given, else mapping (default: auto)")
     parser.add_argument("--detector_model", default=None,
                         help="YuNet's .onnx file for --framing detect (default: $DEEP_EMOTION_YUNET)")
-    parser.add_argument("--face_size", type=int_at_least(8), default=IMAGE_SIZE,
+    parser.add_argument("--face_size", type=int_at_least(8), default=None,
                         help="a face folder's faces are kept at this many pixels square; a network reading "
-                             f"another size resizes them as it loads them (default: {IMAGE_SIZE})")
-    parser.add_argument("--colour", **BOOL_FLAG,
-                        help="keep a face folder's faces in colour (RGB), for networks that read colour; grey "
-                             "networks read them grey (default: off)")
+                             "another size resizes them as it loads them (default: the default model's, "
+                             f"{DEFAULT_FACE_INPUT.size}; FER2013's CSVs: {IMAGE_SIZE})")
+    parser.add_argument("--colour", **{**BOOL_FLAG, "default": None},
+                        help="keep a face folder's faces in colour (RGB); grey networks read them grey; "
+                             "--colour false keeps them grey (default: as the default model reads faces, "
+                             f"{'colour' if DEFAULT_FACE_INPUT.colour else 'grey'}; FER2013's CSVs: grey)")
     parser.add_argument("--val_fraction", type=float_in(0, 1, high_open=True), default=0.1,
                         help="share of train carved out as val when the source has no PublicTest (default: 0.1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of that val carve (default: 0)")
@@ -283,15 +286,18 @@ def stale_reason(manifest, built_from, val_fraction, seed, data_dir, framing=Non
 
 
 def prepare(data_dir, val_fraction=0.1, seed=0, force=False, workers=None, out=None, framing="auto",
-            detector_model=None, face_input=FaceInput()):
+            detector_model=None, face_input=None):
     """Converts the faces in data_dir into OUT/prepared/<split>/ (OUT = data_dir by default); returns a summary.
 
-    face_input: the size and colours a face folder's faces are kept in (FER2013's are 48x48 grey).
+    face_input: the size and colours a face folder's faces are kept in (None: DEFAULT_FACE_INPUT, as the default
+    model reads them); FER2013's are 48x48 grey.
 
     A build whose source files, val carve or splits no longer match is rebuilt; splits the
     source does not produce are removed, so no split of an older source is ever scored.
     """
     kind, path = find_source(data_dir)
+    if face_input is None:
+        face_input = DEFAULT_FACE_INPUT if kind in FACE_FOLDERS else FaceInput()
     if kind not in FACE_FOLDERS and face_input != FaceInput():
         raise DataError(f"{path} holds 48x48 grey faces ({kind}); --face_size and --colour are for face folders "
                         "framed from larger images, such as RAF-DB's")
@@ -377,7 +383,10 @@ def main(args):
         Path(args.data).mkdir(parents=True, exist_ok=True)
         path = write_synthetic_csv(Path(args.data) / SYNTHETIC_CSV)
         print(f"wrote synthetic demo faces (not FER2013) to {path}")
+    face_input = None
+    if args.face_size is not None or args.colour is not None:  # one given: the other keeps FER2013's 48x48 grey
+        face_input = FaceInput(args.face_size or IMAGE_SIZE, 3 if args.colour else 1)
     summary = prepare(args.data, args.val_fraction, args.seed, args.force, args.workers, args.out, args.framing,
-                      args.detector_model, FaceInput(args.face_size, 3 if args.colour else 1))
+                      args.detector_model, face_input)
     print_summary(summary)
     return summary
