@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -52,6 +53,11 @@ def exported(checkpoint_path):
     cached = cache_folder() / name
     if cached.is_file():
         return cached
+    from deep_emotion.inference import load_model
+    load_model(checkpoint_path)  # a file that is no usable checkpoint is its one-line error, before the line below
+    # a user waits for this once per checkpoint (the default model: about 15 s on a 2-core CPU): say what it is
+    print(f"preparing {Path(checkpoint_path).name} for onnxruntime, once (cached in {cache_folder()})",
+          file=sys.stderr, flush=True)
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
         return export(checkpoint_path, cached)

@@ -2,6 +2,7 @@
 
 Each asserts on what the script printed or wrote, so a script broken by a change elsewhere fails here.
 """
+import csv
 import importlib.util
 import json
 import re
@@ -12,8 +13,9 @@ import urllib.request
 
 import onnxruntime
 import pytest
-from conftest import ROOT, add_votes, colour_face_folder, shipped
+from conftest import ROOT, add_votes, colour_face_folder, run_args, shipped
 
+from deep_emotion.data.loaders import load_split
 from deep_emotion.data.synthetic_faces import SYNTHETIC_CSV
 
 BENCHMARKS = ROOT / "benchmarks"
@@ -99,6 +101,35 @@ def test_live_fps(checkpoint, prepared, overlap):
               "--overlap", overlap, "--detect_every", "1", "3")
     rates = re.findall(r"detect_every (\d): pipeline: median ([\d.]+) frames/s", out)
     assert [n for n, _ in rates] == ["1", "3"] and all(float(r) > 0 for _, r in rates) and "classify" in out
+
+
+def test_live_pair_runs_the_two_sides_in_turn_and_gives_their_ratio(checkpoint, prepared):
+    out = run(BENCHMARKS / "live_pair.py", "--data", prepared, "--frames", "6", "--rounds", "2",
+              "--a_model", checkpoint, "--b_model", checkpoint, "--b_backend", "torch")
+    a, b = (float(re.search(rf"{side} frames/s: median ([\d.]+)", out).group(1)) for side in "AB")
+    ratio = float(re.search(r"B / A, round by round: median ([\d.]+) x over 2 runs", out).group(1))
+    assert a > 0 and b > 0 and "overlap 0" in out and "overlap 1" in out and 0.2 < ratio < 5
+
+
+def test_val_halves_split_one_carve_alike_in_every_folder(tmp_path):
+    from deep_emotion.data import prepare
+    root = colour_face_folder(tmp_path / "faces", per_class=20)  # 2 val faces a class: 1 in each half
+    grey, colour = tmp_path / "grey", tmp_path / "colour"
+    prepare.main(run_args(prepare, "--data", root, "--out", grey, "--framing", "as_given", "--colour", "false"))
+    prepare.main(run_args(prepare, "--data", root, "--out", colour, "--framing", "as_given"))
+    run(BENCHMARKS / "val_halves.py", grey, colour)
+
+    def origins(folder):
+        with open(folder / "prepared" / "val" / "labels.csv", newline="") as f:
+            return [(row["origin"], row["label"]) for row in csv.DictReader(f)]
+
+    whole = origins(grey)
+    a, b = origins(tmp_path / "grey_a"), origins(tmp_path / "grey_b")
+    assert sorted(a + b) == sorted(whole) and not set(a) & set(b)
+    assert (a, b) == (origins(tmp_path / "colour_a"), origins(tmp_path / "colour_b"))  # the same faces in each
+    for label in {label for _, label in whole}:  # each class cut in two
+        assert abs(sum(lab == label for _, lab in a) - sum(lab == label for _, lab in b)) <= 1
+    assert len(load_split(tmp_path / "colour_a", "val")[1]) == len(a)  # a prepared folder every command reads
 
 
 def test_follow_faces_compares_each_interval_with_every_frame_search(checkpoint, prepared, tmp_path):
