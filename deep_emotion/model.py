@@ -258,9 +258,13 @@ class FaceEnsemble(nn.Module):
         self.heads = [member_heads[0][0]] + [h for h in member_heads[0][1:] if all(h in hs for hs in member_heads)]
         self.head = self.heads[0]
         self.head_index = [[0] + [hs.index(h) for h in self.heads[1:]] for hs in member_heads]  # [member][head]
-        weights = weights or {}
-        self.weights = {h: [float(w) / sum(weights.get(h, [1.0] * len(members)))
-                            for w in weights.get(h, [1.0] * len(members))] for h in self.heads}
+        self.weights = {}  # {head: weights summing to 1}
+        for head in self.heads:
+            values = [float(w) for w in (weights or {}).get(head, [1.0] * len(members))]
+            if len(values) != len(members) or min(values) < 0 or sum(values) <= 0:
+                raise ValueError(f"the {head} head's weights must be {len(members)} numbers of at least 0, "
+                                 f"not all 0: {values}")
+            self.weights[head] = [w / sum(values) for w in values]
         self.num_classes = num_classes
         for i, member in enumerate(self.members):
             set_head(member, ALL_HEADS)

@@ -30,7 +30,6 @@ from deep_emotion.emotions import (
 from deep_emotion.face_detectors import equalize_contrast, fit_faces
 from deep_emotion.utils import UserError
 
-
 # a batch of this many faces or more is classified in two halves at once when the classifier has one thread
 # (OnnxClassifier.predict): the live rate of group scenes of 4 and 9 faces rose by a quarter and a half; with
 # 2-3 faces it did not move (benchmarks/README.md)

@@ -271,11 +271,10 @@ class EmotionRecognizer:
                 # what is done goes out at once (a camera's frame waits for nothing but the next one); a video
                 # read faster than it is classified keeps up to STREAM_AHEAD frames in flight
                 while pending and (pending[0][2].done() or len(pending) > STREAM_AHEAD):
-                    name, frame, results = pending.popleft()
-                    yield name, frame, results.result()
-            while pending:
-                name, frame, results = pending.popleft()
-                yield name, frame, results.result()
+                    oldest_name, oldest_frame, results = pending.popleft()
+                    yield oldest_name, oldest_frame, results.result()
+            for oldest_name, oldest_frame, results in pending:
+                yield oldest_name, oldest_frame, results.result()
 
 
 def as_bgr(frame):

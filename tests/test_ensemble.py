@@ -122,3 +122,10 @@ def test_a_group_of_faces_is_classified_in_two_halves_at_once_with_the_same_answ
     assert sorted(batches) == [PARALLEL_FACES, PARALLEL_FACES + 1, 2 * PARALLEL_FACES + 1]  # halves, then whole
     live.predict(group[:PARALLEL_FACES - 1])
     assert batches[-1] == PARALLEL_FACES - 1  # fewer faces: one batch
+
+
+def test_an_ensembles_weights_are_one_per_member_and_not_all_zero(members, tmp_path):
+    for weights in ({"ferplus": [1]}, {"fer2013": [0, 0]}, {"ferplus": [1, -1]}):
+        with pytest.raises(ValueError, match="weights must be 2 numbers"):
+            join_checkpoints(members, tmp_path / "bad.pt", weights=weights)
+    assert not (tmp_path / "bad.pt").exists()
