@@ -18,8 +18,8 @@ from deep_emotion.data.face_sources import majority_class
 from deep_emotion.data.loaders import load_split
 from deep_emotion.data.prepared import DataError, labels_are_fer2013, load_votes, stored_face_input
 from deep_emotion.emotions import FER2013_HEAD, SHIFT_PIXELS, TTA_MODES
-from deep_emotion.face_detectors import DEFAULT_DETECTOR, DETECTORS, YUNET_ENV, equalize_contrast
-from deep_emotion.inference import device_arg, pick_device
+from deep_emotion.face_detectors import DEFAULT_DETECTOR, DETECTORS, YUNET_ENV, equalize_contrast, fit_faces
+from deep_emotion.inference import CheckpointError, device_arg, pick_device
 from deep_emotion.live import VIDEO_SUFFIXES, SourceError, run_live
 from deep_emotion.metrics import classification_scores
 from deep_emotion.onnx_classifier import OnnxError
@@ -254,10 +254,27 @@ def face_input_note(data_dir, stored, read):
                          stored.colour else [])
     if not short:
         return None
-    again = f"--face_size {read.size}" + (" --colour" if read.colour else "")
+    if labels_are_fer2013(data_dir):  # FER2013's CSVs hold nothing larger to prepare again
+        remedy = "FER2013 holds only 48x48 grey faces"
+    else:
+        remedy = ("prepare the source again with " + f"--face_size {read.size}" + (" --colour" if read.colour else "")
+                  + " to score it on the faces it reads")
     return (f"note: the model reads {read.describe()} faces and {data_dir} keeps {stored.describe()}: they are "
-            f"{' and '.join(short)}, which costs accuracy; prepare the source again with {again} to score it on "
-            "the faces it reads")
+            f"{' and '.join(short)}, which costs accuracy; {remedy}")
+
+
+def attention_network(model, checkpoint, images):
+    """(network, its arch, its normalisation, faces as it reads them) for --attention: the model, or the first
+    network of an ensemble that has an STN; raises CheckpointError for a model without one."""
+    if checkpoint["arch"] == "ensemble":
+        for member, recorded in zip(model.members, checkpoint["arch_args"]["members"]):
+            if hasattr(member, "stn"):
+                faces = torch.from_numpy(fit_faces(images.numpy(), member.face_input))
+                return member, recorded["arch"], recorded["normalization"], faces
+    elif hasattr(model, "stn"):
+        return model, checkpoint["arch"], checkpoint["normalization"], images
+    raise CheckpointError(f"--attention draws a network's spatial transformer, and this {checkpoint['arch']} "
+                          "model has none")
 
 
 def test_accuracy(args, classifier, head=None):
@@ -300,24 +317,25 @@ def test_accuracy(args, classifier, head=None):
 
 # ---------------------------------------------------------------- figures
 
-def plot_attention(model, checkpoint, images, device, path, count=8):
-    """Faces (top row) beside what the STN makes of them (bottom row)."""
+def plot_attention(model, arch, normalization, clahe, images, device, path, count=8):
+    """Grey faces (top row) beside what the STN of model (a network of arch, reading faces standardised with
+    normalization, contrast-equalised first with clahe) makes of them (bottom row)."""
     plt = _pyplot()
-    mean, std = checkpoint["normalization"]
-    images = torch.from_numpy(equalize_contrast(images[:count].numpy())) if checkpoint.get("clahe") else images[:count]
+    mean, std = normalization
+    images = torch.from_numpy(equalize_contrast(images[:count].numpy())) if clahe else images[:count]
     x = ((images.unsqueeze(1).float() / 255 - mean) / std).to(device)
     with torch.no_grad():
         warped, _ = model.stn(x)
     warped = (warped.cpu() * std + mean).clamp(0, 1)
     fig, axes = plt.subplots(2, count, figsize=(1.5 * count, 3.4))
     for i in range(count):
-        axes[0, i].imshow(images[i], cmap="gray", vmin=0, vmax=255)
-        axes[1, i].imshow(warped[i, 0], cmap="gray", vmin=0, vmax=1)
+        axes[0, i].imshow(images[i].numpy(), cmap="gray", vmin=0, vmax=255)
+        axes[1, i].imshow(warped[i, 0].numpy(), cmap="gray", vmin=0, vmax=1)
         for ax in axes[:, i]:
             ax.axis("off")
     axes[0, 0].set_title("input", loc="left", fontsize=9)
     axes[1, 0].set_title("STN output", loc="left", fontsize=9)
-    fig.suptitle(f"{checkpoint['arch']}: spatial-transformer attention")
+    fig.suptitle(f"{arch}: spatial-transformer attention")
     return _save(fig, path)
 
 
@@ -359,7 +377,9 @@ def main(args):
                 if classifier.backend != "torch":
                     raise OnnxError("--attention shows a PyTorch network's STN: use --backend torch and a .pt model")
                 model, checkpoint = classifier.members[0]
-                figure = plot_attention(model, checkpoint, images, device, figures_dir(args) / "attention.png")
+                network, arch, normalization, faces = attention_network(model, checkpoint, images)
+                figure = plot_attention(network, arch, normalization, checkpoint.get("clahe"), faces, device,
+                                        figures_dir(args) / "attention.png")
                 print(f"attention: {figure}")
             if args.samples:
                 chosen = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:32]

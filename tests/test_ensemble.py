@@ -129,3 +129,15 @@ def test_an_ensembles_weights_are_one_per_member_and_not_all_zero(members, tmp_p
         with pytest.raises(ValueError, match="weights must be 2 numbers"):
             join_checkpoints(members, tmp_path / "bad.pt", weights=weights)
     assert not (tmp_path / "bad.pt").exists()
+
+
+def test_attention_draws_the_stn_of_an_ensembles_first_network_that_has_one(members, prepared, tmp_path, capsys):
+    from deep_emotion import visualize
+    from deep_emotion.model import FaceResNet
+    pair = join_checkpoints(members, tmp_path / "pair.pt")
+    visualize.main(run_args(visualize, "--attention", "--data", prepared, "--split", "val", "-m", pair,
+                            "--figures", tmp_path))
+    assert (tmp_path / "attention.png").stat().st_size > 0 and "attention:" in capsys.readouterr().out
+    no_stn = save(tmp_path / "trunk.pt", FaceResNet(), "face_resnet", {}, [0.0, 1.0])
+    with pytest.raises(CheckpointError, match="face_resnet model has none"):
+        visualize.main(run_args(visualize, "--attention", "--data", prepared, "-m", no_stn, "--figures", tmp_path))

@@ -155,11 +155,13 @@ def test_a_teacher_reads_its_own_crops_and_an_ensemble_the_widest(colour_run, pr
 
 def test_test_says_in_one_line_when_a_folders_faces_fall_short_of_what_the_model_reads(colour_run, prepared,
                                                                                         tmp_path, capsys):
-    note = visualize.face_input_note("data/fer", FaceInput(), FaceInput(150, 3))
-    assert note.startswith("note: the model reads 150x150 RGB faces and data/fer keeps 48x48 grey: they are "
+    note = visualize.face_input_note("data/raf", FaceInput(), FaceInput(150, 3))  # a face folder kept small
+    assert note.startswith("note: the model reads 150x150 RGB faces and data/raf keeps 48x48 grey: they are "
                            "enlarged 3.1x from 48x48 and without colour") and "--face_size 150 --colour" in note
     assert visualize.face_input_note("data/raf", FaceInput(150, 3), FaceInput()) is None  # shrunk and greyed: fine
     visualize.main(run_args(visualize, "--test_cc", "--data", prepared, "-m", colour_run / "best.pt", "--figures",
                             tmp_path))  # a colour network on the synthetic folder's grey faces
     notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note:")]
     assert len(notes) == 1 and "without colour" in notes[0] and "enlarged" not in notes[0]
+    # FER2013's sources hold nothing larger: the note does not send the user to prepare them again
+    assert notes[0].endswith("FER2013 holds only 48x48 grey faces") and "--colour" not in notes[0]
