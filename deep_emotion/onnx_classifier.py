@@ -15,7 +15,6 @@ ONNX has no such operator, so OnnxClassifier does it with OpenCV before the grap
 """
 import json
 import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -29,11 +28,6 @@ from deep_emotion.emotions import (
 )
 from deep_emotion.face_detectors import equalize_contrast, fit_faces
 from deep_emotion.utils import UserError
-
-# a batch of this many faces or more is classified in two halves at once when the classifier has one thread
-# (OnnxClassifier.predict): the live rate of group scenes of 4 and 9 faces rose by a quarter and a half; with
-# 2-3 faces it did not move (benchmarks/README.md)
-PARALLEL_FACES = 4
 
 
 class OnnxError(UserError):
@@ -117,8 +111,6 @@ class OnnxClassifier:
         self.heads = [h for h in self.members[0].heads if all(h in m.heads for m in self.members)]
         self.face_input = widest_face_input(m.face_input for m in self.members)  # each member shrinks and greys these
         self.tta, self.balanced, self.head = tta, balanced, None
-        # onnxruntime's sessions may run from several threads at once
-        self.halves = ThreadPoolExecutor(2) if threads == 1 and (os.cpu_count() or 1) > 1 else None
 
     def use_head(self, head):
         """Makes every member answer in head (None: each member's default head); raises OnnxError."""
@@ -133,15 +125,8 @@ class OnnxClassifier:
     def predict(self, images, batch_size=512):
         """Class probabilities (N, 7), a float32 numpy array, of uint8 faces: as self.face_input reads them, or of any
         other size and colour, which each member enlarges or shrinks and greys to its own (face_detectors.fit_faces).
-
-        With one thread (the live loop's) and PARALLEL_FACES faces or more (a group of people), the two halves of the
-        batch run at once on two threads: a core the face search leaves idle between searches classifies too."""
+        Safe to call from several threads at once (onnxruntime's sessions are)."""
         images = np.asarray(images)
-        if self.halves is not None and len(images) >= PARALLEL_FACES:
-            return np.concatenate(list(self.halves.map(self._predict, np.array_split(images, 2))))
-        return self._predict(images, batch_size)
-
-    def _predict(self, images, batch_size=512):
         probabilities = []
         for start in range(0, len(images), batch_size):
             batch = images[start:start + batch_size]

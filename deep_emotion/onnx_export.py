@@ -53,14 +53,11 @@ def exported(checkpoint_path):
     cached = cache_folder() / name
     if cached.is_file():
         return cached
-    from deep_emotion.inference import load_model
-    load_model(checkpoint_path)  # a file that is no usable checkpoint is its one-line error, before the line below
     # a user waits for this once per checkpoint (the default model: about 15 s on a 2-core CPU): say what it is
-    print(f"preparing {Path(checkpoint_path).name} for onnxruntime, once (cached in {cache_folder()})",
-          file=sys.stderr, flush=True)
+    note = f"preparing {Path(checkpoint_path).name} for onnxruntime, once (cached in {cache_folder()})"
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        return export(checkpoint_path, cached)
+        return export(checkpoint_path, cached, note=note)
     except PermissionError:
         folder = Path(tempfile.mkdtemp(prefix="deep-emotion-onnx-"))
         print(f"warning: cannot write the ONNX cache {cache_folder()} (set DEEP_EMOTION_CACHE to a writable "
@@ -83,11 +80,12 @@ def quiet_exporter():
         logger.setLevel(level)
 
 
-def export(checkpoint_path, out_path, int8=False):
+def export(checkpoint_path, out_path, int8=False, note=None):
     """Writes a checkpoint as ONNX (atomically), normalisation inside; returns out_path. Its outputs: `probabilities`
     in the default head, temperature and decision rule inside, and `logits` (N, heads, 7) of every head.
 
-    int8=True quantises the weights to 8 bits (onnxruntime's dynamic quantisation). Needs
+    int8=True quantises the weights to 8 bits (onnxruntime's dynamic quantisation). note: a line printed to
+    stderr once the checkpoint has loaded (a file that is no checkpoint is its one-line error alone). Needs
     PyTorch, onnx and onnxscript, unlike running the file.
     """
     import torch
@@ -114,6 +112,8 @@ def export(checkpoint_path, out_path, int8=False):
             return probabilities, logits
 
     model, checkpoint = load_model(checkpoint_path, "cpu")
+    if note:
+        print(note, file=sys.stderr, flush=True)
     set_head(model, ALL_HEADS)  # every head's logits, concatenated in model.heads' order
     exponent = prior_exponent(checkpoint)
     deployable = Deployable(model, checkpoint["normalization"], checkpoint.get("temperature", 1.0),

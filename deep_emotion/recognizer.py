@@ -31,6 +31,10 @@ CLASSIFY_EVERY = 3
 # frames of a video in flight in EmotionRecognizer.stream at most: a search and the classification of other frames
 # overlap on two cores
 STREAM_AHEAD = 4
+# in stream, a frame's faces are classified in two halves at once from this many on (a group of people): the live
+# rate of group scenes of 4 and 9 faces rose by a quarter and a half; with 2-3 faces it did not move
+# (benchmarks/README.md)
+PARALLEL_FACES = 4
 # The default model of the API, the commands (visualize.py, analyze.py) and export_onnx.py: two networks as one
 # checkpoint (model.FaceEnsemble), deep_emotion_vgg_heads and dlib's face trunk fine-tuned (face_resnet), each
 # trained on FER+'s votes, FER2013's labels (a head each) and RAF-DB, calibrated as a whole: better on real faces
@@ -150,6 +154,7 @@ class EmotionRecognizer:
         self.classify_every = 1 if stills else classify_every
         self.since_search = 0  # frames since the last search
         self.timings = {"detect": 0.0, "crop": 0.0, "classify": 0.0}
+        self.helper = None  # in stream: the thread that classifies the second half of a group's faces
 
     def reset(self):
         """Forgets every face followed so far, as before a new, unrelated video: ids start again from 0."""
@@ -161,8 +166,15 @@ class EmotionRecognizer:
         return self.detector.detect(frame)
 
     def classify(self, faces):
-        """Probabilities (N, 7) for uint8 faces as self.face_input reads them ((N, 48, 48) grey for most)."""
-        return self.classifier.predict(np.stack(faces))
+        """Probabilities (N, 7) for uint8 faces as self.face_input reads them ((N, 48, 48) grey for most). In stream,
+        PARALLEL_FACES faces or more are read in two halves at once: the core that searches for faces between
+        frames is idle most of the time (both engines answer from several threads at once)."""
+        faces = np.stack(faces)
+        if self.helper is None or len(faces) < PARALLEL_FACES:
+            return self.classifier.predict(faces)
+        first, second = np.array_split(faces, 2)
+        later = self.helper.submit(self.classifier.predict, second)
+        return np.concatenate([self.classifier.predict(first), later.result()])
 
     def _find_and_crop(self, frame):
         """(faces, crops) of every face in a BGR frame, searched for; faces are find_faces' dicts."""
@@ -257,24 +269,28 @@ class EmotionRecognizer:
         results as detect_emotions frame by frame.
 
         Three things overlap on two cores: the next frame's faces are searched for or followed and cropped
-        (_locate, one worker thread), this frame's are classified (_classify, another), and the caller draws or
-        writes the frame before (OpenCV and the engines release the GIL). The two stages share no state: _locate
-        moves the tracks' boxes, _classify their probabilities; each runs its frames in order. A frame is yielded
-        once it is done and the next one has been read.
+        (_locate, one worker thread), this frame's are classified (_classify, another; a group's faces in two
+        halves, classify), and the caller draws or writes the frame before (OpenCV and the engines release the
+        GIL). The two stages share no state: _locate moves the tracks' boxes, _classify their probabilities; each
+        runs its frames in order. A frame is yielded once it is done and the next one has been read.
         """
         pending = collections.deque()  # (name, frame, the future of its results), oldest first
-        with ThreadPoolExecutor(1) as locating, ThreadPoolExecutor(1) as classifying:
-            for name, frame in frames:
-                located = locating.submit(self._locate, frame)
-                pending.append((name, frame, classifying.submit(lambda located=located: self._classify(
-                    *located.result()))))
-                # what is done goes out at once (a camera's frame waits for nothing but the next one); a video
-                # read faster than it is classified keeps up to STREAM_AHEAD frames in flight
-                while pending and (pending[0][2].done() or len(pending) > STREAM_AHEAD):
-                    oldest_name, oldest_frame, results = pending.popleft()
+        with ThreadPoolExecutor(1) as locating, ThreadPoolExecutor(1) as classifying, ThreadPoolExecutor(1) as helper:
+            self.helper = helper  # classify() hands it half of a group's faces
+            try:
+                for name, frame in frames:
+                    located = locating.submit(self._locate, frame)
+                    pending.append((name, frame, classifying.submit(lambda located=located: self._classify(
+                        *located.result()))))
+                    # what is done goes out at once (a camera's frame waits for nothing but the next one); a video
+                    # read faster than it is classified keeps up to STREAM_AHEAD frames in flight
+                    while pending and (pending[0][2].done() or len(pending) > STREAM_AHEAD):
+                        oldest_name, oldest_frame, results = pending.popleft()
+                        yield oldest_name, oldest_frame, results.result()
+                for oldest_name, oldest_frame, results in pending:
                     yield oldest_name, oldest_frame, results.result()
-            for oldest_name, oldest_frame, results in pending:
-                yield oldest_name, oldest_frame, results.result()
+            finally:
+                self.helper = None
 
 
 def as_bgr(frame):

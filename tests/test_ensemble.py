@@ -107,23 +107,6 @@ def test_an_ensemble_takes_single_networks_only(members, checkpoint, tmp_path):
     assert isinstance(model.members[0], DeepEmotion)
 
 
-def test_a_group_of_faces_is_classified_in_two_halves_at_once_with_the_same_answers(members, tmp_path, monkeypatch):
-    pytest.importorskip("onnxruntime")
-    from deep_emotion.onnx_classifier import PARALLEL_FACES, OnnxClassifier
-    path = join_checkpoints(members, tmp_path / "pair.pt")
-    whole, live = (build_classifier(path, backend="onnx", threads=threads) for threads in (0, 1))
-    assert whole.halves is None and live.halves is not None  # only a one-thread classifier takes a second core
-    batches = []
-    real = OnnxClassifier._predict
-    monkeypatch.setattr(OnnxClassifier, "_predict", lambda self, images, *rest: batches.append(len(images))
-                        or real(self, images, *rest))
-    group = faces(FaceInput(64, 3), count=2 * PARALLEL_FACES + 1)
-    assert np.abs(live.predict(group) - whole.predict(group)).max() < 1e-6
-    assert sorted(batches) == [PARALLEL_FACES, PARALLEL_FACES + 1, 2 * PARALLEL_FACES + 1]  # halves, then whole
-    live.predict(group[:PARALLEL_FACES - 1])
-    assert batches[-1] == PARALLEL_FACES - 1  # fewer faces: one batch
-
-
 def test_an_ensembles_weights_are_one_per_member_and_not_all_zero(members, tmp_path):
     for weights in ({"ferplus": [1]}, {"fer2013": [0, 0]}, {"ferplus": [1, -1]}):
         with pytest.raises(ValueError, match="weights must be 2 numbers"):

@@ -8,7 +8,7 @@ from conftest import ASTRONAUT, SHARED_FER
 
 from deep_emotion import live
 from deep_emotion.face_detectors import HAAR_CROP_SCALE, crop_box
-from deep_emotion.recognizer import EmotionDetector, EmotionRecognizer, as_bgr
+from deep_emotion.recognizer import PARALLEL_FACES, EmotionDetector, EmotionRecognizer, as_bgr
 from deep_emotion.tracking import Tracker, iou
 
 
@@ -136,6 +136,24 @@ def test_stream_gives_what_detect_emotions_gives_frame_by_frame(checkpoint, monk
         (f"f{i}", frame) for i, frame in enumerate(frames)))
     assert [name for name, _, _ in streamed] == [f"f{i}" for i in range(12)]
     assert [results for _, _, results in streamed] == expected
+
+
+def test_in_stream_a_groups_faces_are_classified_in_two_halves_with_the_same_answers(checkpoint, monkeypatch):
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 255, (240, 320, 3), dtype=np.uint8) for _ in range(3)]
+    group = [{"box": (10 + 60 * (k % 5), 10 + 70 * (k // 5), 50, 50), "landmarks": None} for k in range(9)]
+    monkeypatch.setattr(EmotionDetector, "find_faces", lambda self, frame: group)
+    expected = EmotionDetector(checkpoint, stills=True)
+    streamed = EmotionDetector(checkpoint, stills=True)
+    batches = []
+    real = streamed.classifier.predict
+    monkeypatch.setattr(streamed.classifier, "predict", lambda faces: batches.append(len(faces)) or real(faces))
+    one_by_one = [expected.detect_emotions(frame) for frame in frames]
+    assert [results for _, _, results in streamed.stream((None, frame) for frame in frames)] == one_by_one
+    assert sorted(batches) == [4] * 3 + [5] * 3 and PARALLEL_FACES <= 9  # each frame's nine faces in two halves
+    assert streamed.helper is None  # outside stream (analyze's workers, one core each) one batch
+    streamed.detect_emotions(frames[0])
+    assert batches[-1] == 9
 
 
 @pytest.mark.parametrize("convert", [
